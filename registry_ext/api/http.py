@@ -1,0 +1,104 @@
+"""Response and request utilities shared by the views (no registry semantics)."""
+from __future__ import annotations
+
+from typing import BinaryIO
+from urllib.parse import urlencode
+
+from flask import Response as FlaskResponse, current_app, request
+from werkzeug.wsgi import wrap_file
+
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.services import Registry
+
+
+class Response(FlaskResponse):
+    """Responses without a body carry no Content-Type (Flask's default is text/html)."""
+
+    default_mimetype = None
+
+
+def registry() -> Registry:
+    return current_app.extensions["registry"]
+
+
+def query_int(name: str) -> int | None:
+    """A non-negative integer query parameter (None when absent).
+
+    Raises:
+        RegistryError(UNSUPPORTED, 400): not a non-negative integer.
+    """
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        if raw.isdigit():
+            return 10**18
+        raise RegistryError(ErrorCode.UNSUPPORTED, {name: raw[:50]},
+                            message=f"query parameter {name} must be a non-negative integer")
+    return int(raw)
+
+
+def content_length() -> int | None:
+    return request.content_length
+
+
+def link_next(path: str, **params) -> str:
+    """An RFC 8288 ``Link`` header value pointing at the next page."""
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f'<{path}?{query}>; rel="next"'
+
+
+def read_limited(limit: int) -> bytes:
+    """Read the request body, refusing more than ``limit`` bytes (413).
+
+    Raises:
+        RegistryError(MANIFEST_INVALID, 413)
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(limit)
+    return data
+
+
+def _too_large(limit: int) -> RegistryError:
+    return RegistryError(ErrorCode.MANIFEST_INVALID, {"limit": limit}, status=413,
+                         message=f"manifest exceeds {limit} bytes")
+
+
+class BoundedFile:
+    """A read-only view of ``length`` bytes of an open file from its current offset.
+
+    ``fileno()`` stays available so gunicorn can use sendfile (bounded by
+    Content-Length); other servers read through ``read``.
+    """
+
+    def __init__(self, handle: BinaryIO, length: int):
+        self.handle = handle
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        data = self.handle.read(size)
+        self.remaining -= len(data)
+        return data
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def file_response(handle: BinaryIO, start: int, length: int, status: int, headers: dict) -> Response:
+    """Stream ``length`` bytes of ``handle`` from ``start``."""
+    handle.seek(start)
+    body = wrap_file(request.environ, BoundedFile(handle, length), buffer_size=1 << 20)
+    resp = Response(body, status=status, headers=headers, direct_passthrough=True,
+                    content_type="application/octet-stream")
+    resp.content_length = length
+    return resp

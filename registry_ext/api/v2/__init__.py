@@ -1,0 +1,36 @@
+"""The ``/v2`` API (distribution-spec v1.1.1 end-1 to end-13, plus upload cancel).
+
+Child blueprints hold the routes; this one validates every ``<name>``
+before any view runs and sets the headers every response carries.
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from registry_ext.api.http import Response
+from registry_ext.api.v2 import blobs, listing, manifests, uploads
+from registry_ext.oci.reference import validate_name
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+
+
+@bp.url_value_preprocessor
+def _validate_name(_endpoint, values) -> None:
+    if values and "name" in values:
+        validate_name(values["name"])
+
+
+@bp.after_app_request
+def _api_version(resp: Response) -> Response:
+    resp.headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
+    return resp
+
+
+@bp.get("/")
+def base():
+    """end-1: the registry implements the v2 API."""
+    return Response(b"{}", content_type="application/json")
+
+
+for child in (blobs.bp, uploads.bp, manifests.bp, listing.bp):
+    bp.register_blueprint(child)

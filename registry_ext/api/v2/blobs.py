@@ -1,0 +1,43 @@
+"""end-2 and end-10: blob GET/HEAD (with Range) and DELETE."""
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from registry_ext.api.http import Response, file_response, registry
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.oci.ranges import RangeError, parse_range
+
+bp = Blueprint("blobs", __name__)
+
+
+@bp.route("/<repo:name>/blobs/<segment:digest>", methods=["GET", "HEAD"])
+def get_blob(name: str, digest: str):
+    reg = registry()
+    parsed, size = reg.blobs.locate(name, digest)
+    headers = {"Docker-Content-Digest": str(parsed), "Accept-Ranges": "bytes", "ETag": f'"{parsed}"'}
+    try:
+        wanted = parse_range(request.headers.get("Range"), size)
+    except RangeError as exc:
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"size": size}, status=416, message=str(exc),
+                            headers={"Content-Range": f"bytes */{size}"}) from None
+    start, end, status = 0, size - 1, 200
+    if wanted is not None:
+        (start, end), status = wanted, 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == "HEAD":
+        resp = Response(b"", status=status, headers=headers, content_type="application/octet-stream")
+        resp.content_length = end - start + 1
+        return resp
+    handle = reg.storage.blobs.open(parsed)
+    if handle is None:
+        raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest})
+    return file_response(handle, start, end - start + 1, status, headers)
+
+
+@bp.delete("/<repo:name>/blobs/<segment:digest>")
+def delete_blob(name: str, digest: str):
+    reg = registry()
+    if not reg.manifests.delete_enabled:
+        raise RegistryError(ErrorCode.UNSUPPORTED, status=405, message="deletes are disabled")
+    reg.blobs.delete(name, digest)
+    return Response(status=202, headers={"Docker-Content-Digest": digest})

@@ -1,0 +1,38 @@
+"""end-3, end-7 and end-9: manifests by tag or digest.
+
+Exact bytes and the stored Content-Type are returned; Accept is not used to
+convert anything (the registry never rewrites a manifest).
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+
+from registry_ext.api.http import Response, read_limited, registry
+
+bp = Blueprint("manifests", __name__)
+
+
+@bp.route("/<repo:name>/manifests/<segment:reference>", methods=["GET", "HEAD"])
+def get_manifest(name: str, reference: str):
+    head = request.method == "HEAD"
+    stored = registry().manifests.get(name, reference, with_body=not head)
+    headers = {"Docker-Content-Digest": stored.digest, "ETag": f'"{stored.digest}"'}
+    resp = Response(stored.data or b"", headers=headers, content_type=stored.media_type)
+    resp.content_length = stored.size
+    return resp
+
+
+@bp.put("/<repo:name>/manifests/<segment:reference>")
+def put_manifest(name: str, reference: str):
+    data = read_limited(current_app.config["MANIFEST_MAX_BYTES"])
+    digest, manifest = registry().manifests.put(name, reference, data, request.headers.get("Content-Type"))
+    headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = manifest.subject.digest
+    return Response(status=201, headers=headers)
+
+
+@bp.delete("/<repo:name>/manifests/<segment:reference>")
+def delete_manifest(name: str, reference: str):
+    registry().manifests.delete(name, reference)
+    return Response(status=202)

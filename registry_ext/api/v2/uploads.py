@@ -1,0 +1,84 @@
+"""end-4, end-5, end-6, end-11, end-13 and upload cancel: blob upload sessions."""
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from registry_ext.api.http import Response, content_length, registry
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.oci.ranges import RangeError, parse_content_range
+from registry_ext.services.blobs import upload_headers
+
+bp = Blueprint("uploads", __name__)
+
+
+@bp.post("/<repo:name>/blobs/uploads/", strict_slashes=False)
+def start_upload(name: str):
+    """Open a session; or upload monolithically (?digest=); or mount (?mount=&from=)."""
+    reg = registry()
+    mount = request.args.get("mount")
+    if mount is not None:
+        digest = reg.uploads.mount(name, mount, request.args.get("from"))
+        if digest is not None:
+            return _created(name, str(digest))
+    digest_param = request.args.get("digest")
+    if digest_param is not None:
+        digest = reg.uploads.monolithic(name, digest_param, request.stream, content_length())
+        return _created(name, str(digest))
+    info = reg.uploads.start(name)
+    return Response(status=202, headers=upload_headers(name, info.id, 0))
+
+
+@bp.patch("/<repo:name>/blobs/uploads/<segment:upload_id>")
+def patch_upload(name: str, upload_id: str):
+    """Append a chunk (Content-Range) or a streamed body (no Content-Range)."""
+    start, length = _chunk_range()
+    info = registry().uploads.append(name, upload_id, request.stream, start, length)
+    return Response(status=202, headers=upload_headers(name, upload_id, info.size))
+
+
+@bp.put("/<repo:name>/blobs/uploads/<segment:upload_id>")
+def finish_upload(name: str, upload_id: str):
+    """Close the session with an optional last chunk; the digest is verified."""
+    reg = registry()
+    reg.uploads.status(name, upload_id)
+    start, length = _chunk_range()
+    digest = reg.uploads.finish(name, upload_id, request.args.get("digest"), request.stream, start, length)
+    return _created(name, str(digest))
+
+
+@bp.get("/<repo:name>/blobs/uploads/<segment:upload_id>")
+def get_upload_status(name: str, upload_id: str):
+    info = registry().uploads.status(name, upload_id)
+    return Response(status=204, headers=upload_headers(name, upload_id, info.size))
+
+
+@bp.delete("/<repo:name>/blobs/uploads/<segment:upload_id>")
+def cancel_upload(name: str, upload_id: str):
+    registry().uploads.cancel(name, upload_id)
+    return Response(status=204)
+
+
+def _chunk_range() -> tuple[int | None, int | None]:
+    """(start, length) of the body from Content-Range, else (None, Content-Length).
+
+    Raises:
+        RegistryError(BLOB_UPLOAD_INVALID 416, SIZE_INVALID)
+    """
+    declared = content_length()
+    header = request.headers.get("Content-Range")
+    if not header:
+        return None, declared
+    try:
+        start, length = parse_content_range(header)
+    except RangeError as exc:
+        raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, {"reason": str(exc)}, status=416,
+                            message=str(exc)) from None
+    if declared is not None and declared != length:
+        raise RegistryError(ErrorCode.SIZE_INVALID, {"content_length": declared, "range_length": length},
+                            message="Content-Length does not match Content-Range")
+    return start, length
+
+
+def _created(name: str, digest: str) -> Response:
+    return Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
+                                         "Docker-Content-Digest": digest})

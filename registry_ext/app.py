@@ -1,0 +1,43 @@
+"""The app factory: settings → storage + index + services → Flask app."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask
+
+from registry_ext.api.http import Response
+from registry_ext.api.converters import RepoNameConverter, SegmentConverter
+from registry_ext.config import Settings, load_settings
+from registry_ext.errors import ErrorCode, RegistryError, register_error_handlers, render
+from registry_ext.services import build_registry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the registry app; without ``settings`` they come from the environment."""
+    settings = settings or load_settings()
+    app = Flask("registry_ext", static_folder=None)
+    app.response_class = Response
+    app.config["SETTINGS"] = settings
+    app.config["MANIFEST_MAX_BYTES"] = settings.limits.manifest_max_bytes
+    app.url_map.converters["repo"] = RepoNameConverter
+    app.url_map.converters["segment"] = SegmentConverter
+    app.url_map.strict_slashes = False
+    app.extensions["registry"] = build_registry(settings)
+    register_error_handlers(app)
+    app.register_error_handler(redis.RedisError, _index_unavailable)
+
+    from registry_ext.api.v2 import bp as v2
+
+    app.register_blueprint(v2)
+    return app
+
+
+def _index_unavailable(exc: redis.RedisError):
+    """Redis down or failing: a 503 in the OCI envelope, never a traceback."""
+    log.error("index unavailable: %s", exc)
+    return render(RegistryError(ErrorCode.UNSUPPORTED, status=503,
+                                message="registry index temporarily unavailable",
+                                headers={"Retry-After": "1"}))

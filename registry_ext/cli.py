@@ -1,0 +1,100 @@
+"""The `registry-ext` command: serve, reindex, check-config, purge-uploads."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from registry_ext.config import ConfigError, load_settings
+
+
+def _settings(config: str | None, data_dir: str | None, redis_url: str | None, key_prefix: str | None,
+              **server):
+    data: dict = {}
+    if data_dir:
+        data.setdefault("storage", {})["root"] = data_dir
+    if redis_url:
+        data.setdefault("redis", {})["url"] = redis_url
+    if key_prefix:
+        data.setdefault("redis", {})["key_prefix"] = key_prefix
+    server = {k: v for k, v in server.items() if v is not None}
+    if server:
+        data["server"] = server
+    try:
+        return load_settings(config, data=data)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+_common = [
+    click.option("--config", type=click.Path(dir_okay=False), help="TOML configuration file."),
+    click.option("--data-dir", help="Storage root (storage.root)."),
+    click.option("--redis-url", help="Redis URL (redis.url); empty: serve runs a private redis-server."),
+    click.option("--key-prefix", help="Redis key prefix (redis.key_prefix)."),
+]
+
+
+def common(func):
+    for option in reversed(_common):
+        func = option(func)
+    return func
+
+
+@click.group()
+def main() -> None:
+    """An OCI Distribution v1.1 registry with enriched tag listings."""
+
+
+@main.command()
+@common
+@click.option("--host", help="Listen address (server.host).")
+@click.option("--port", type=int, help="Listen port (server.port).")
+@click.option("--workers", type=int, help="Gunicorn worker processes (server.workers).")
+@click.option("--access-log", help="Access log file ('-' for stderr).")
+def serve(config, data_dir, redis_url, key_prefix, host, port, workers, access_log) -> None:
+    """Run the registry under gunicorn."""
+    from registry_ext.serve import serve as run
+
+    run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers),
+        access_log)
+
+
+@main.command()
+@common
+def reindex(config, data_dir, redis_url, key_prefix) -> None:
+    """Rebuild the Redis index from storage."""
+    from registry_ext.services import build_registry
+    from registry_ext.services.reindex import reindex as run
+
+    settings = _settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise click.UsageError("reindex needs --redis-url (or redis.url); with the embedded Redis use "
+                               "unix://<data-dir>/redis/redis.sock while serve runs")
+    reg = build_registry(settings)
+    click.echo(json.dumps(run(reg.storage, reg.index)))
+
+
+@main.command("check-config")
+@common
+def check_config(config, data_dir, redis_url, key_prefix) -> None:
+    """Validate the configuration and print it."""
+    import dataclasses
+
+    click.echo(json.dumps(dataclasses.asdict(_settings(config, data_dir, redis_url, key_prefix)), indent=2))
+
+
+@main.command("purge-uploads")
+@common
+@click.option("--older-than", type=int, default=86400, show_default=True, help="Seconds.")
+def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
+    """Remove upload sessions started more than --older-than seconds ago."""
+    from registry_ext.storage import open_storage
+
+    settings = _settings(config, data_dir, redis_url, key_prefix)
+    store = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
+    click.echo(f"removed {store.uploads.purge(older_than)} upload sessions")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""The registry's one notion of time: integer milliseconds since the epoch."""
+from __future__ import annotations
+
+import time
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

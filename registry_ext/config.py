@@ -1,0 +1,157 @@
+"""Configuration as validated data.
+
+Sources, later ones winning: built-in defaults, a TOML file, and a few
+explicit environment variables (``REGISTRY_EXT_CONFIG`` names the file,
+``REGISTRY_EXT_DATA_DIR``, ``REGISTRY_EXT_REDIS_URL``,
+``REGISTRY_EXT_KEY_PREFIX``). Unknown keys and bad values raise
+:class:`ConfigError`. Nothing is read at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 4
+    timeout: int = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageSettings:
+    root: str = "./data"
+    delete_enabled: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""  # empty: `registry-ext serve` runs a private redis-server
+    key_prefix: str = "regext"
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitSettings:
+    manifest_max_bytes: int = 4 * 1024 * 1024
+    page_max: int = 10000
+    referrers_page: int = 1000
+    upload_ttl_seconds: int = 7 * 24 * 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    redis: RedisSettings = RedisSettings()
+    limits: LimitSettings = LimitSettings()
+
+
+ENV_KEYS = {
+    "REGISTRY_EXT_DATA_DIR": ("storage", "root"),
+    "REGISTRY_EXT_REDIS_URL": ("redis", "url"),
+    "REGISTRY_EXT_KEY_PREFIX": ("redis", "key_prefix"),
+}
+
+
+def load_settings(path: str | os.PathLike | None = None, *, data: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge defaults, the TOML file at ``path``, ``data`` and ``environ``; validate."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, dict[str, Any]] = {}
+    path = path or environ.get("REGISTRY_EXT_CONFIG")
+    if path:
+        try:
+            _merge(merged, tomllib.loads(Path(path).read_text()), str(path))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if data:
+        _merge(merged, data, "settings")
+    for var, (section, key) in ENV_KEYS.items():
+        if var in environ:
+            merged.setdefault(section, {})[key] = environ[var]
+    return _build(merged)
+
+
+def replace(settings: Settings, section: str, **values: Any) -> Settings:
+    """A copy of ``settings`` with some keys of one section changed (validated)."""
+    data = {name: dataclasses.asdict(getattr(settings, name)) for name in _sections()}
+    data[section].update(values)
+    return _build(data)
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.type if isinstance(f.type, type) else globals()[f.type]
+            for f in dataclasses.fields(Settings)}
+
+
+def _merge(into: dict, source: Mapping[str, Any], origin: str) -> None:
+    sections = _sections()
+    for section, values in source.items():
+        if section not in sections:
+            raise ConfigError(f"{origin}: unknown section [{section}]")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [{section}] must be a table")
+        into.setdefault(section, {}).update(values)
+
+
+def _build(merged: Mapping[str, Mapping[str, Any]]) -> Settings:
+    built = {}
+    for section, cls in _sections().items():
+        values = dict(merged.get(section, {}))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in fields:
+                raise ConfigError(f"unknown key {section}.{key}")
+        kwargs = {key: _coerce(f"{section}.{key}", values[key], fields[key].default)
+                  for key in values}
+        built[section] = cls(**kwargs)
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _coerce(where: str, value: Any, default: Any) -> Any:
+    """Coerce env strings; check the type matches the default's."""
+    kind = type(default)
+    if isinstance(value, str) and kind is int:
+        try:
+            value = int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if isinstance(value, str) and kind is bool:
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        value = value.lower() in ("true", "1", "yes")
+    if type(value) is not kind:
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _validate(settings: Settings) -> None:
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError("server.port: must be 1-65535")
+    for where, value in (("server.workers", settings.server.workers),
+                         ("server.timeout", settings.server.timeout),
+                         ("limits.manifest_max_bytes", settings.limits.manifest_max_bytes),
+                         ("limits.page_max", settings.limits.page_max),
+                         ("limits.referrers_page", settings.limits.referrers_page),
+                         ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds)):
+        if value < 1:
+            raise ConfigError(f"{where}: must be at least 1")
+    prefix = settings.redis.key_prefix
+    if not prefix or any(c in prefix for c in "{}: \t\n*?[]"):
+        raise ConfigError("redis.key_prefix: must be non-empty, without braces, colons, spaces or globs")
+    url = settings.redis.url
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
+    if not settings.storage.root:
+        raise ConfigError("storage.root: must not be empty")

@@ -1,0 +1,58 @@
+"""Every Redis key name, in one place.
+
+``<p>`` is the configurable prefix. ``{<name>}`` is the Redis Cluster hash
+tag: all keys of one repository hash to one slot, so one MULTI/EXEC (or Lua
+script) may touch them all on a single server and on a cluster. Cross-
+repository keys (the catalog) are updated in separate, idempotent steps::
+
+    <p>:repos                                ZSET  score 0, member repository name (catalog, lex order)
+    <p>:repo:{<name>}:tags                   HASH  tag -> digest
+    <p>:repo:{<name>}:tags:lex               ZSET  score 0, member tag (spec byte order; `last` = exclusive lex bound)
+    <p>:repo:{<name>}:tags:created           ZSET  score ms the tag first appeared, member tag
+    <p>:repo:{<name>}:tags:updated           ZSET  score ms the tag last moved, member tag
+    <p>:repo:{<name>}:digest:<dgst>:tags     SET   tags pointing at a manifest (reverse lookup)
+    <p>:repo:{<name>}:manifests              HASH  digest -> JSON {mediaType, size, pushedAt, subject?,
+                                                   artifactType?, annotations?}
+    <p>:repo:{<name>}:manifests:pushed       ZSET  score ms pushed, member digest (tagged or not)
+    <p>:repo:{<name>}:referrers:<dgst>       ZSET  score 0, member digest of a manifest whose subject is <dgst>
+
+Repository names cannot contain braces (spec grammar), and the prefix may
+not either (config validation), so the hash tag is unambiguous.
+"""
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    @property
+    def repos(self) -> str:
+        return f"{self.prefix}:repos"
+
+    def repo(self, name: str) -> "RepoKeys":
+        return RepoKeys(f"{self.prefix}:repo:{{{name}}}")
+
+
+class RepoKeys:
+    """Keys of one repository; all share the ``{<name>}`` hash tag."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.tags = f"{base}:tags"
+        self.tags_lex = f"{base}:tags:lex"
+        self.tags_created = f"{base}:tags:created"
+        self.tags_updated = f"{base}:tags:updated"
+        self.manifests = f"{base}:manifests"
+        self.manifests_pushed = f"{base}:manifests:pushed"
+
+    def digest_tags(self, digest: str) -> str:
+        return f"{self.base}:digest:{digest}:tags"
+
+    def referrers(self, digest: str) -> str:
+        return f"{self.base}:referrers:{digest}"
+
+    @property
+    def pattern(self) -> str:
+        """SCAN pattern matching every key of the repository."""
+        return f"{self.base}:*"

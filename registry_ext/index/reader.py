@@ -1,0 +1,51 @@
+"""Index queries: pages come from sorted sets at O(log N + page) cost."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis
+
+from registry_ext.index.keys import Keys
+
+
+class IndexReader:
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self.client = client
+        self.keys = keys
+
+    def repo_exists(self, name: str) -> bool:
+        return self.client.zscore(self.keys.repos, name) is not None
+
+    def repos_page(self, last: str | None, limit: int | None) -> list[str]:
+        """Repository names after ``last`` in byte order; ``limit`` None means all."""
+        return self._lex_page(self.keys.repos, last, limit)
+
+    def tags_page(self, name: str, last: str | None, limit: int | None) -> list[str]:
+        """Tags after ``last`` (exclusive, need not exist) in byte order."""
+        return self._lex_page(self.keys.repo(name).tags_lex, last, limit)
+
+    def tag_digest(self, name: str, tag: str) -> str | None:
+        return self.client.hget(self.keys.repo(name).tags, tag)
+
+    def digest_tags(self, name: str, digest: str) -> list[str]:
+        return sorted(self.client.smembers(self.keys.repo(name).digest_tags(digest)))
+
+    def manifest(self, name: str, digest: str) -> dict[str, Any] | None:
+        raw = self.client.hget(self.keys.repo(name).manifests, digest)
+        return orjson.loads(raw) if raw else None
+
+    def referrers(self, name: str, subject: str, last: str | None, limit: int) -> list[dict[str, Any]]:
+        """Entries of manifests whose subject is ``subject``, by digest, after ``last``."""
+        rk = self.keys.repo(name)
+        digests = self._lex_page(rk.referrers(subject), last, limit)
+        if not digests:
+            return []
+        entries = self.client.hmget(rk.manifests, digests)
+        return [dict(orjson.loads(raw), digest=d) for d, raw in zip(digests, entries) if raw]
+
+    def _lex_page(self, key: str, last: str | None, limit: int | None) -> list[str]:
+        start = f"({last}" if last else "-"
+        if limit is None:
+            return self.client.zrangebylex(key, start, "+")
+        return self.client.zrangebylex(key, start, "+", start=0, num=limit)

@@ -1,0 +1,124 @@
+"""Atomic index updates, one MULTI/EXEC per change, after the storage write.
+
+Each change touches only the keys of one repository (one Cluster slot).
+Reads needed to choose the keys (the tag's previous digest) happen under
+WATCH, so a concurrent change makes the transaction retry instead of
+leaving the reverse sets inconsistent. The catalog key is updated in a
+separate, idempotent command.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import orjson
+import redis
+
+from registry_ext.index.keys import Keys, RepoKeys
+
+
+class IndexWriter:
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self.client = client
+        self.keys = keys
+
+    def add_repo(self, name: str) -> None:
+        self.client.zadd(self.keys.repos, {name: 0}, nx=True)
+
+    def put_manifest(self, name: str, digest: str, entry: dict[str, Any]) -> None:
+        """Record a manifest (and its referrer edge when it has a subject)."""
+        rk = self.keys.repo(name)
+        with self.client.pipeline(transaction=True) as pipe:
+            _stage_manifest(pipe, rk, digest, entry)
+            pipe.execute()
+        self.add_repo(name)
+
+    def set_tag(self, name: str, tag: str, digest: str, created_at: int, updated_at: int) -> None:
+        """Point ``tag`` at ``digest``, keeping the reverse sets right."""
+        rk = self.keys.repo(name)
+
+        def move(pipe: redis.client.Pipeline) -> None:
+            old = pipe.hget(rk.tags, tag)
+            pipe.multi()
+            if old is not None and old != digest:
+                pipe.srem(rk.digest_tags(old), tag)
+            _stage_tag(pipe, rk, tag, digest, created_at, updated_at)
+
+        self.client.transaction(move, rk.tags)
+        self.add_repo(name)
+
+    def delete_tag(self, name: str, tag: str) -> None:
+        rk = self.keys.repo(name)
+
+        def drop(pipe: redis.client.Pipeline) -> None:
+            old = pipe.hget(rk.tags, tag)
+            pipe.multi()
+            if old is not None:
+                pipe.srem(rk.digest_tags(old), tag)
+            _stage_untag(pipe, rk, [tag])
+
+        self.client.transaction(drop, rk.tags)
+
+    def delete_manifest(self, name: str, digest: str) -> None:
+        """Forget a manifest, its referrer edge and every tag pointing at it."""
+        rk = self.keys.repo(name)
+
+        def drop(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.hget(rk.manifests, digest)
+            tags = list(pipe.smembers(rk.digest_tags(digest)))
+            pipe.multi()
+            subject = orjson.loads(raw).get("subject") if raw else None
+            if subject:
+                pipe.zrem(rk.referrers(subject), digest)
+            pipe.hdel(rk.manifests, digest)
+            pipe.zrem(rk.manifests_pushed, digest)
+            if tags:
+                _stage_untag(pipe, rk, tags)
+            pipe.delete(rk.digest_tags(digest))
+
+        self.client.transaction(drop, rk.manifests, rk.tags, rk.digest_tags(digest))
+
+    def replace_repo(self, name: str, manifests: Iterable[tuple[str, dict[str, Any]]],
+                     tags: Iterable[tuple[str, str, int, int]]) -> None:
+        """Replace everything indexed for one repository in one transaction (reindex)."""
+        rk = self.keys.repo(name)
+        stale = list(self.client.scan_iter(match=rk.pattern, count=1000))
+        with self.client.pipeline(transaction=True) as pipe:
+            if stale:
+                pipe.delete(*stale)
+            for digest, entry in manifests:
+                _stage_manifest(pipe, rk, digest, entry)
+            for tag, digest, created_at, updated_at in tags:
+                _stage_tag(pipe, rk, tag, digest, created_at, updated_at)
+            pipe.execute()
+        self.add_repo(name)
+
+    def drop_repos_except(self, names: set[str]) -> None:
+        """Remove catalog entries and keys of repositories no longer on storage."""
+        for name in self.client.zrange(self.keys.repos, 0, -1):
+            if name not in names:
+                stale = list(self.client.scan_iter(match=self.keys.repo(name).pattern, count=1000))
+                if stale:
+                    self.client.delete(*stale)
+                self.client.zrem(self.keys.repos, name)
+
+
+def _stage_manifest(pipe, rk: RepoKeys, digest: str, entry: dict[str, Any]) -> None:
+    pipe.hset(rk.manifests, digest, orjson.dumps(entry))
+    pipe.zadd(rk.manifests_pushed, {digest: entry["pushedAt"]})
+    if entry.get("subject"):
+        pipe.zadd(rk.referrers(entry["subject"]), {digest: 0})
+
+
+def _stage_tag(pipe, rk: RepoKeys, tag: str, digest: str, created_at: int, updated_at: int) -> None:
+    pipe.hset(rk.tags, tag, digest)
+    pipe.zadd(rk.tags_lex, {tag: 0})
+    pipe.zadd(rk.tags_created, {tag: created_at})
+    pipe.zadd(rk.tags_updated, {tag: updated_at})
+    pipe.sadd(rk.digest_tags(digest), tag)
+
+
+def _stage_untag(pipe, rk: RepoKeys, tags: list[str]) -> None:
+    pipe.hdel(rk.tags, *tags)
+    pipe.zrem(rk.tags_lex, *tags)
+    pipe.zrem(rk.tags_created, *tags)
+    pipe.zrem(rk.tags_updated, *tags)

@@ -1,0 +1,162 @@
+"""Manifest parsing and validation (pure: bytes in, facts out).
+
+Understands OCI image manifests and indexes (image-spec v1.1, with
+``artifactType`` and ``subject``) and Docker schema 2 manifests and manifest
+lists. The digest is always computed by the caller over the raw bytes; this
+module never re-serialises.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.oci import mediatypes as mt
+from registry_ext.oci.digest import parse_digest
+
+
+@dataclasses.dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    artifact_type: str | None = None
+    annotations: dict[str, str] | None = None
+    platform: dict[str, Any] | None = None
+    urls: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as OCI JSON (optional fields only when set)."""
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        if self.annotations:
+            out["annotations"] = self.annotations
+        if self.platform:
+            out["platform"] = self.platform
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """What the registry needs to know of a parsed manifest."""
+
+    media_type: str
+    config: Descriptor | None
+    layers: tuple[Descriptor, ...]
+    children: tuple[Descriptor, ...]
+    subject: Descriptor | None
+    artifact_type: str | None
+    annotations: dict[str, str] | None
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in mt.INDEXES
+
+    def required_blobs(self) -> list[Descriptor]:
+        """Config and layers that must be in the repository (non-distributable ones excepted)."""
+        blobs = [self.config] if self.config else []
+        blobs += [layer for layer in self.layers if not _non_distributable(layer)]
+        return blobs
+
+    def referrer_descriptor(self, digest: str, size: int) -> dict[str, Any]:
+        """This manifest as a descriptor in a referrers response (end-12)."""
+        return Descriptor(self.media_type, digest, size, self.artifact_type, self.annotations).to_json()
+
+
+def parse_manifest(data: bytes, content_type: str | None) -> Manifest:
+    """Parse and validate manifest bytes sent with ``content_type``.
+
+    Raises:
+        RegistryError(MANIFEST_INVALID): not JSON, wrong shape, or a mediaType
+            that contradicts the Content-Type.
+    """
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise _invalid("manifest is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise _invalid("manifest must be a JSON object")
+    if doc.get("schemaVersion") != 2 or isinstance(doc.get("schemaVersion"), bool):
+        raise _invalid("unsupported schemaVersion (only 2)")
+    media_type = _media_type(doc, mt.base_type(content_type))
+    subject = _descriptor(doc["subject"], "subject") if doc.get("subject") is not None else None
+    annotations = _annotations(doc.get("annotations"), "annotations")
+    artifact_type = _optional_str(doc, "artifactType")
+    if media_type in mt.INDEXES:
+        children = tuple(_descriptor(d, f"manifests[{i}]") for i, d in enumerate(_list(doc, "manifests")))
+        return Manifest(media_type, None, (), children, subject, artifact_type, annotations)
+    if "config" not in doc:
+        raise _invalid("image manifest has no config")
+    config = _descriptor(doc["config"], "config")
+    layers = tuple(_descriptor(d, f"layers[{i}]") for i, d in enumerate(_list(doc, "layers")))
+    return Manifest(media_type, config, layers, (), subject, artifact_type or config.media_type, annotations)
+
+
+def _media_type(doc: dict, content_type: str) -> str:
+    body_type = _optional_str(doc, "mediaType")
+    if body_type and content_type in mt.MANIFESTS and body_type != content_type:
+        raise _invalid(f"mediaType {body_type!r} contradicts Content-Type {content_type!r}")
+    chosen = body_type or (content_type if content_type in mt.MANIFESTS else "")
+    if not chosen:
+        chosen = mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
+    if chosen not in mt.MANIFESTS:
+        raise _invalid(f"unsupported manifest media type {chosen!r}")
+    if chosen in mt.INDEXES and "config" in doc or chosen in mt.IMAGE_MANIFESTS and "manifests" in doc:
+        raise _invalid(f"manifest body does not match media type {chosen!r}")
+    return chosen
+
+
+def _descriptor(raw: Any, where: str) -> Descriptor:
+    if not isinstance(raw, dict):
+        raise _invalid(f"{where} must be a descriptor object")
+    media_type = raw.get("mediaType")
+    size = raw.get("size")
+    if not isinstance(media_type, str) or not media_type:
+        raise _invalid(f"{where}.mediaType missing")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _invalid(f"{where}.size must be a non-negative integer")
+    try:
+        digest = str(parse_digest(raw.get("digest") if isinstance(raw.get("digest"), str) else None))
+    except RegistryError:
+        raise _invalid(f"{where}.digest is invalid") from None
+    urls = raw.get("urls") or ()
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) for u in urls):
+        raise _invalid(f"{where}.urls must be a list of strings")
+    platform = raw.get("platform")
+    if platform is not None and not isinstance(platform, dict):
+        raise _invalid(f"{where}.platform must be an object")
+    return Descriptor(media_type, digest, size, _optional_str(raw, "artifactType"),
+                      _annotations(raw.get("annotations"), f"{where}.annotations"), platform, tuple(urls))
+
+
+def _list(doc: dict, key: str) -> list:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        raise _invalid(f"{key} must be a list")
+    return value
+
+
+def _optional_str(doc: dict, key: str) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(f"{key} must be a string")
+    return value
+
+
+def _annotations(value: Any, where: str) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _invalid(f"{where} must map strings to strings")
+    return value
+
+
+def _non_distributable(layer: Descriptor) -> bool:
+    return any(marker in layer.media_type for marker in mt.NON_DISTRIBUTABLE_MARKERS)
+
+
+def _invalid(message: str) -> RegistryError:
+    return RegistryError(ErrorCode.MANIFEST_INVALID, {"reason": message}, message=message)

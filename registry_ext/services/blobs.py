@@ -1,0 +1,129 @@
+"""Blob semantics: per-repository visibility, uploads, mounts, deletes.
+
+A blob is visible in a repository when its bytes are in the global store
+*and* the repository holds a link to it. Uploads become blobs only after
+their digest was verified; a failed finish removes the session, so nothing
+partial is ever visible.
+"""
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.index import Index
+from registry_ext.oci.digest import Digest, digest_file, parse_digest
+from registry_ext.storage import LengthMismatch, OffsetMismatch, Storage, UploadInfo
+
+
+class BlobService:
+    def __init__(self, storage: Storage, index: Index):
+        self.storage = storage
+        self.index = index
+
+    def locate(self, name: str, digest_str: str) -> tuple[Digest, int]:
+        """The digest and size of a blob visible in ``name``.
+
+        Raises:
+            RegistryError(DIGEST_INVALID, BLOB_UNKNOWN)
+        """
+        digest = parse_digest(digest_str)
+        size = self.storage.blobs.size(digest)
+        if size is None or not self.storage.repos.has_blob(name, digest):
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest_str})
+        return digest, size
+
+    def delete(self, name: str, digest_str: str) -> None:
+        """Unlink a blob from a repository (bytes stay until garbage collection)."""
+        digest, _size = self.locate(name, digest_str)
+        self.storage.repos.unlink_blob(name, digest)
+
+    def link(self, name: str, digest: Digest) -> None:
+        self.storage.repos.link_blob(name, digest)
+        self.index.write.add_repo(name)
+
+
+class UploadService:
+    def __init__(self, storage: Storage, blobs: BlobService):
+        self.storage = storage
+        self.blobs = blobs
+
+    def start(self, name: str) -> UploadInfo:
+        return self.storage.uploads.create(name)
+
+    def mount(self, name: str, digest_str: str, source: str | None) -> Digest | None:
+        """Link a blob from ``source`` into ``name``; None when it cannot be mounted."""
+        digest = parse_digest(digest_str)
+        if not source or not self.storage.repos.has_blob(source, digest):
+            return None
+        if self.storage.blobs.size(digest) is None:
+            return None
+        self.blobs.link(name, digest)
+        return digest
+
+    def status(self, name: str, upload_id: str) -> UploadInfo:
+        """Raises: RegistryError(BLOB_UPLOAD_UNKNOWN)."""
+        info = self.storage.uploads.get(upload_id)
+        if info is None or info.repo != name:
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:64]})
+        return info
+
+    def append(self, name: str, upload_id: str, body: BinaryIO, start: int | None,
+               length: int | None) -> UploadInfo:
+        """Append a chunk; a chunk not starting at the current offset is a 416.
+
+        Raises:
+            RegistryError(BLOB_UPLOAD_UNKNOWN, BLOB_UPLOAD_INVALID (416), SIZE_INVALID)
+        """
+        info = self.status(name, upload_id)
+        try:
+            size = self.storage.uploads.append(upload_id, body, start, length)
+        except OffsetMismatch as exc:
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_INVALID, {"expected_start": exc.size, "start": start},
+                status=416, message="chunk does not start at the current upload offset",
+                headers=upload_headers(name, upload_id, exc.size)) from None
+        except LengthMismatch as exc:
+            raise RegistryError(ErrorCode.SIZE_INVALID, {"reason": str(exc)}) from None
+        return UploadInfo(upload_id, name, info.started_at, size)
+
+    def finish(self, name: str, upload_id: str, digest_str: str | None, body: BinaryIO,
+               start: int | None, length: int | None) -> Digest:
+        """Append an optional last chunk, verify the digest, make the blob visible.
+
+        Raises:
+            RegistryError(DIGEST_INVALID, BLOB_UPLOAD_UNKNOWN, BLOB_UPLOAD_INVALID, SIZE_INVALID)
+        """
+        digest = parse_digest(digest_str)
+        self.append(name, upload_id, body, start, length)
+        path = self.storage.uploads.data_path(upload_id)
+        with open(path, "rb") as handle:
+            actual, _size = digest_file(handle, digest.algorithm)
+        if actual != digest:
+            self.storage.uploads.delete(upload_id)
+            raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": str(digest), "actual": str(actual)})
+        self.storage.blobs.adopt(digest, path)
+        self.blobs.link(name, digest)
+        self.storage.uploads.delete(upload_id)
+        return digest
+
+    def monolithic(self, name: str, digest_str: str, body: BinaryIO, length: int | None) -> Digest:
+        """POST ?digest= with the whole blob: a session opened and finished at once."""
+        parse_digest(digest_str)
+        info = self.start(name)
+        try:
+            return self.finish(name, info.id, digest_str, body, None, length)
+        finally:
+            self.storage.uploads.delete(info.id)
+
+    def cancel(self, name: str, upload_id: str) -> None:
+        self.status(name, upload_id)
+        self.storage.uploads.delete(upload_id)
+
+
+def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    """Location, Range and upload id headers of an upload session response."""
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }

@@ -1,0 +1,166 @@
+"""Manifest and tag semantics: validate, store bytes, then index.
+
+Write order (ROADMAP principles): bytes first (content-addressed blob),
+then the repository's manifest link and tag pointer, then one atomic index
+update. Tag moves hold the repository lock from the storage write to the
+index update, so concurrent pushes of one tag leave storage and index
+agreeing on the last writer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from registry_ext.clock import now_ms
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.index import Index
+from registry_ext.oci import mediatypes as mt
+from registry_ext.oci.digest import Digest, digest_bytes, is_digest, parse_digest
+from registry_ext.oci.manifest import Manifest, parse_manifest
+from registry_ext.oci.reference import is_valid_tag, validate_tag
+from registry_ext.storage import ManifestRecord, Storage, TagRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    size: int
+    data: bytes | None = None
+
+
+class ManifestService:
+    def __init__(self, storage: Storage, index: Index, delete_enabled: bool):
+        self.storage = storage
+        self.index = index
+        self.delete_enabled = delete_enabled
+
+    # -- reads --------------------------------------------------------------
+    def get(self, name: str, reference: str, with_body: bool = True) -> StoredManifest:
+        """The manifest a tag or digest names in ``name``.
+
+        Raises:
+            RegistryError(NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID)
+        """
+        digest = self._resolve(name, reference)
+        record = self.storage.repos.manifest(name, digest)
+        data = self.storage.blobs.read(digest) if record and with_body else None
+        if record is None or (with_body and data is None):
+            raise self._unknown(name, reference)
+        return StoredManifest(str(digest), record.media_type, record.size, data)
+
+    def _resolve(self, name: str, reference: str) -> Digest:
+        if is_digest(reference):
+            return parse_digest(reference)
+        tag = self.storage.repos.tag(name, reference) if is_valid_tag(reference) else None
+        if tag is None:
+            raise self._unknown(name, reference)
+        return parse_digest(tag.digest)
+
+    def _unknown(self, name: str, reference: str) -> RegistryError:
+        if not self.storage.repos.exists(name):
+            return RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
+        return RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference[:200]})
+
+    # -- writes -------------------------------------------------------------
+    def put(self, name: str, reference: str, data: bytes, content_type: str | None) -> tuple[str, Manifest]:
+        """Validate and store a manifest, tagging it when ``reference`` is a tag.
+
+        Raises:
+            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, MANIFEST_UNKNOWN)
+        """
+        by_digest = is_digest(reference)
+        wanted = parse_digest(reference) if by_digest else None
+        tag = None if by_digest else validate_tag(reference)
+        digest = digest_bytes(data, wanted.algorithm if wanted else "sha256")
+        if wanted is not None and wanted != digest:
+            raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": reference, "actual": str(digest)})
+        manifest = parse_manifest(data, content_type)
+        self._check_references(name, manifest)
+        self.storage.blobs.put_bytes(digest, data)
+        with self.storage.repos.lock(name):
+            record = self._link(name, digest, manifest, len(data))
+            if tag is not None:
+                self._move_tag(name, tag, str(digest))
+        return str(digest), manifest
+
+    def _check_references(self, name: str, manifest: Manifest) -> None:
+        repos = self.storage.repos
+        for blob in manifest.required_blobs():
+            digest = parse_digest(blob.digest)
+            if blob.digest == mt.EMPTY_DIGEST and not repos.has_blob(name, digest):
+                self.storage.blobs.put_bytes(digest, mt.EMPTY_BLOB)
+                repos.link_blob(name, digest)
+            elif not repos.has_blob(name, digest) or self.storage.blobs.size(digest) is None:
+                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": blob.digest})
+        for child in manifest.children:
+            if repos.manifest(name, parse_digest(child.digest)) is None:
+                raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"digest": child.digest}, status=400,
+                                    message="index references a manifest unknown to this repository")
+
+    def _link(self, name: str, digest: Digest, manifest: Manifest, size: int) -> ManifestRecord:
+        existing = self.storage.repos.manifest(name, digest)
+        record = existing or ManifestRecord(str(digest), manifest.media_type, size, now_ms())
+        if existing is None:
+            self.storage.repos.put_manifest(name, record, digest)
+        self.index.write.put_manifest(name, str(digest), index_entry(record, manifest))
+        return record
+
+    def _move_tag(self, name: str, tag: str, digest: str) -> None:
+        repos = self.storage.repos
+        old = repos.tag(name, tag)
+        if old is not None and old.digest == digest:
+            record = old
+        else:
+            at = now_ms()
+            record = TagRecord(tag, digest, old.created_at if old else at, at)
+            repos.put_tag(name, record)
+            repos.record_history(name, tag, digest, at, "moved" if old else "created")
+        self.index.write.set_tag(name, tag, digest, record.created_at, record.updated_at)
+
+    def delete(self, name: str, reference: str) -> None:
+        """Delete a tag, or a manifest with every tag pointing at it.
+
+        Raises:
+            RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID)
+        """
+        if not self.delete_enabled:
+            raise RegistryError(ErrorCode.UNSUPPORTED, status=405, message="deletes are disabled")
+        if not is_digest(reference):
+            return self._delete_tag(name, reference)
+        digest = parse_digest(reference)
+        repos = self.storage.repos
+        with repos.lock(name):
+            if repos.manifest(name, digest) is None:
+                raise self._unknown(name, reference)
+            for tag in self.index.read.digest_tags(name, str(digest)):
+                record = repos.tag(name, tag)
+                if record is not None and record.digest == str(digest):
+                    self._untag(name, tag, record.digest)
+            repos.delete_manifest(name, digest)
+            self.index.write.delete_manifest(name, str(digest))
+
+    def _delete_tag(self, name: str, tag: str) -> None:
+        repos = self.storage.repos
+        with repos.lock(name):
+            record = repos.tag(name, tag) if is_valid_tag(tag) else None
+            if record is None:
+                raise self._unknown(name, tag)
+            self._untag(name, tag, record.digest)
+            self.index.write.delete_tag(name, tag)
+
+    def _untag(self, name: str, tag: str, digest: str) -> None:
+        self.storage.repos.delete_tag(name, tag)
+        self.storage.repos.record_history(name, tag, digest, now_ms(), "deleted")
+
+
+def index_entry(record: ManifestRecord, manifest: Manifest) -> dict[str, Any]:
+    """The index's JSON entry for a manifest (also what referrers descriptors come from)."""
+    entry: dict[str, Any] = {"mediaType": record.media_type, "size": record.size, "pushedAt": record.pushed_at}
+    if manifest.artifact_type:
+        entry["artifactType"] = manifest.artifact_type
+    if manifest.subject is not None:
+        entry["subject"] = manifest.subject.digest
+        if manifest.annotations:
+            entry["annotations"] = manifest.annotations
+    return entry

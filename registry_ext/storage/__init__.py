@@ -1,0 +1,32 @@
+"""Filesystem storage: blobs, upload sessions and per-repository records.
+
+Knows nothing of Flask or Redis. The layout is documented in layout.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from registry_ext.storage.blobs import BlobStore
+from registry_ext.storage.layout import Layout
+from registry_ext.storage.repos import ManifestRecord, RepoStore, TagRecord
+from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadInfo, UploadStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Storage:
+    layout: Layout
+    blobs: BlobStore
+    uploads: UploadStore
+    repos: RepoStore
+
+
+def open_storage(root: str, upload_ttl_seconds: int) -> Storage:
+    """The filesystem store rooted at ``root`` (created if needed)."""
+    layout = Layout(root)
+    for folder in (layout.root, layout.tmp, layout.uploads, layout.repos):
+        folder.mkdir(parents=True, exist_ok=True)
+    return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds), RepoStore(layout))
+
+
+__all__ = ["Storage", "open_storage", "ManifestRecord", "TagRecord", "UploadInfo",
+           "OffsetMismatch", "LengthMismatch"]

@@ -1,0 +1,137 @@
+"""Upload sessions on the filesystem, shared by every worker and process.
+
+No upload state lives in process memory: the session is a folder holding
+the bytes received so far and a small info file. The current offset *is*
+the data file's size. Appends take an exclusive ``flock`` on the data file
+so two workers never interleave chunks of one upload; a failed append is
+truncated back, so the offset only moves by whole accepted chunks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from registry_ext.clock import now_ms
+from registry_ext.oci.reference import is_valid_upload_id
+from registry_ext.storage.atomic import write_atomic
+from registry_ext.storage.layout import Layout
+
+CHUNK = 1 << 20
+
+
+class OffsetMismatch(Exception):
+    """A chunk did not start at the current offset."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+
+class LengthMismatch(Exception):
+    """The body was shorter or longer than announced."""
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadInfo:
+    id: str
+    repo: str
+    started_at: int
+    size: int
+
+
+class UploadStore:
+    def __init__(self, layout: Layout, ttl_seconds: int):
+        self.layout = layout
+        self.ttl_ms = ttl_seconds * 1000
+
+    def create(self, repo: str) -> UploadInfo:
+        """Open a new, empty session for ``repo``."""
+        upload_id = uuid.uuid4().hex
+        folder = self.layout.upload_dir(upload_id)
+        folder.mkdir(parents=True)
+        (folder / "data").touch()
+        now = now_ms()
+        write_atomic(folder / "info.json", orjson.dumps({"repo": repo, "started_at": now}), self.layout.tmp)
+        return UploadInfo(upload_id, repo, now, 0)
+
+    def get(self, upload_id: str) -> UploadInfo | None:
+        """The session, or None when unknown, malformed or expired."""
+        if not is_valid_upload_id(upload_id):
+            return None
+        folder = self.layout.upload_dir(upload_id)
+        try:
+            info = orjson.loads((folder / "info.json").read_bytes())
+            size = os.stat(folder / "data").st_size
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return None
+        if now_ms() - info["started_at"] > self.ttl_ms:
+            self.delete(upload_id)
+            return None
+        return UploadInfo(upload_id, info["repo"], info["started_at"], size)
+
+    def append(self, upload_id: str, stream: BinaryIO, start: int | None, length: int | None) -> int:
+        """Append a body to the session and return the new size.
+
+        ``start`` (from Content-Range) must equal the current size; ``length``
+        (from Content-Range or Content-Length), when given, must equal the
+        bytes read. Raises OffsetMismatch or LengthMismatch, leaving the
+        session as it was.
+        """
+        path = self.layout.upload_dir(upload_id) / "data"
+        with open(path, "r+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            size = handle.seek(0, os.SEEK_END)
+            if start is not None and start != size:
+                raise OffsetMismatch(size)
+            try:
+                written = _copy(stream, handle, length)
+                if length is not None and written != length:
+                    raise LengthMismatch(f"expected {length} bytes, got {written}")
+                handle.flush()
+            except BaseException:
+                handle.truncate(size)
+                raise
+            return size + written
+
+    def data_path(self, upload_id: str) -> Path:
+        return self.layout.upload_dir(upload_id) / "data"
+
+    def delete(self, upload_id: str) -> None:
+        shutil.rmtree(self.layout.upload_dir(upload_id), ignore_errors=True)
+
+    def purge(self, older_than_seconds: int) -> int:
+        """Remove sessions started more than ``older_than_seconds`` ago; return the count."""
+        cutoff = now_ms() - older_than_seconds * 1000
+        removed = 0
+        for folder in self.layout.uploads.glob("*"):
+            try:
+                started = orjson.loads((folder / "info.json").read_bytes())["started_at"]
+            except (OSError, ValueError, KeyError):
+                started = int(folder.stat().st_mtime * 1000)
+            if started < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+def _copy(stream: BinaryIO, handle: BinaryIO, length: int | None) -> int:
+    """Copy the stream to the file in bounded chunks; never more than length+1 bytes."""
+    written = 0
+    while True:
+        want = CHUNK if length is None else min(CHUNK, length - written + 1)
+        if want <= 0:
+            break
+        chunk = stream.read(want)
+        if not chunk:
+            break
+        handle.write(chunk)
+        written += len(chunk)
+    return written
+

@@ -1,0 +1,3 @@
+from registry_ext import create_app
+
+app = create_app()
