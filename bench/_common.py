@@ -85,6 +85,7 @@ class FastClient:
         self.port = parsed.port or 80
         self.timeout = timeout
         self.conn = None
+        self.last_status = None
 
     def request(self, method: str, path: str, headers: dict | None = None):
         """Return (status, body bytes, headers message). Retries once on a dropped keep-alive connection."""
@@ -95,6 +96,7 @@ class FastClient:
                 self.conn.request(method, path, headers=headers or {})
                 resp = self.conn.getresponse()
                 body = resp.read()
+                self.last_status = resp.status
                 if resp.will_close:
                     self.close()
                 return resp.status, body, resp.headers
@@ -128,9 +130,14 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
-def next_link(resp: requests.Response, base_url: str) -> str | None:
-    """The absolute URL of an RFC 5988 ``Link: <...>; rel="next"`` header, if any."""
-    header = resp.headers.get("Link")
+def next_link(resp_or_header, base_url: str) -> str | None:
+    """The absolute URL of an RFC 5988 ``Link: <...>; rel="next"`` header, if any.
+
+    Accepts a ``requests.Response`` or the header value itself (or None).
+    """
+    header = resp_or_header
+    if header is not None and not isinstance(header, str):
+        header = header.headers.get("Link")
     if not header:
         return None
     for part in header.split(","):
@@ -174,6 +181,42 @@ def proc_tree_cpu_seconds(pgid: int | None) -> float | None:
         except (IndexError, ValueError):
             continue
     return total / ticks
+
+
+def proc_tree_rss_mb(pgid: int | None) -> float | None:
+    """Resident memory (MiB) summed over the live processes of process group ``pgid``."""
+    if pgid is None:
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                data = fh.read().decode("ascii", "replace")
+            if int(data[data.rfind(")") + 2:].split()[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / (1024 * 1024)
+
+
+def dir_size_mb(path: str, max_files: int = 1_000_000) -> float:
+    total = 0
+    count = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            count += 1
+            if count > max_files:
+                return total / (1024 * 1024)
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total / (1024 * 1024)
 
 
 def fmt_num(value, digits: int = 1) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import platform
@@ -39,12 +40,11 @@ import statistics
 import sys
 import threading
 import time
-
-import requests
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (MANIFEST_ACCEPT, RESULTS_DIR, SessionPool, check_loopback, fmt_num,  # noqa: E402
-                     next_link, percentile, proc_tree_cpu_seconds)
+from _common import (MANIFEST_ACCEPT, RESULTS_DIR, FastClient, SessionPool, check_loopback,  # noqa: E402
+                     fmt_num, next_link, percentile, proc_tree_cpu_seconds)
 
 OPERATIONS = ["ping", "tags_full", "tags_n100", "manifest_get", "manifest_head"]
 MAX_PAGES = 10_000            # bound on Link-following per listing
@@ -59,7 +59,7 @@ class Side:
 
 
 # --------------------------------------------------------------------------------------------------
-# one operation = one callable(session, rng) -> (ok, body_bytes, extra dict)
+# listing helper for the (untimed) checks, and the timed operations
 
 def list_all(sess, base: str, repo: str, n: int | None = None, timeout: float = 120.0):
     """Walk tags/list (optionally with n) following Link rel=next. Returns (tags, pages, bytes, statuses)."""
@@ -85,44 +85,60 @@ def list_all(sess, base: str, repo: str, n: int | None = None, timeout: float = 
 
 
 def make_op(op: str, base: str, repo: str, tags: list[str], timeout: float):
+    """Return fn(client: FastClient, rng) -> (ok, body_bytes, extra-or-None) for one operation."""
     accept = {"Accept": MANIFEST_ACCEPT}
+    tags_path = f"/v2/{repo}/tags/list"
 
     if op == "ping":
-        def run(sess, rng):
-            r = sess.get(f"{base}/v2/", timeout=timeout)
-            return r.status_code == 200, len(r.content), None
+        def run(cl, rng):
+            status, body, _ = cl.request("GET", "/v2/")
+            return status == 200, len(body), None
     elif op == "tags_full":
-        def run(sess, rng):
-            got, pages, nbytes, statuses = list_all(sess, base, repo, timeout=timeout)
-            return all(s == 200 for s in statuses), nbytes, {"tags": len(got), "pages": pages}
+        def run(cl, rng):
+            path, pages, nbytes, ntags = tags_path, 0, 0, 0
+            for _ in range(MAX_PAGES):
+                status, body, headers = cl.request("GET", path)
+                pages += 1
+                nbytes += len(body)
+                if status != 200:
+                    return False, nbytes, None
+                ntags += len(json.loads(body).get("tags") or [])
+                link = next_link(headers.get("Link"), base)
+                if not link:
+                    break
+                parts = urllib.parse.urlsplit(link)
+                check_loopback(f"{parts.scheme}://{parts.netloc}")
+                path = parts.path + ("?" + parts.query if parts.query else "")
+            return True, nbytes, {"tags": ntags, "pages": pages}
     elif op == "tags_n100":
-        def run(sess, rng):
-            r = sess.get(f"{base}/v2/{repo}/tags/list?n=100", timeout=timeout)
-            ok = r.status_code == 200
-            return ok, len(r.content), {"tags": len(r.json().get("tags") or []) if ok else 0, "pages": 1}
+        def run(cl, rng):
+            status, body, _ = cl.request("GET", tags_path + "?n=100")
+            ok = status == 200
+            return ok, len(body), {"tags": len(json.loads(body).get("tags") or []) if ok else 0, "pages": 1}
     elif op == "manifest_get":
-        def run(sess, rng):
-            r = sess.get(f"{base}/v2/{repo}/manifests/{rng.choice(tags)}", headers=accept, timeout=timeout)
-            return r.status_code == 200, len(r.content), None
+        def run(cl, rng):
+            status, body, _ = cl.request("GET", f"/v2/{repo}/manifests/{rng.choice(tags)}", accept)
+            return status == 200, len(body), None
     elif op == "manifest_head":
-        def run(sess, rng):
-            r = sess.head(f"{base}/v2/{repo}/manifests/{rng.choice(tags)}", headers=accept, timeout=timeout)
-            return r.status_code == 200, len(r.content), None
+        def run(cl, rng):
+            status, body, _ = cl.request("HEAD", f"/v2/{repo}/manifests/{rng.choice(tags)}", accept)
+            return status == 200, len(body), None
     else:
         raise ValueError(op)
     return run
 
 
-def timed_run(fn, concurrency: int, duration: float, seed: int, warmup: int, timeout: float) -> dict:
-    """Run ``fn`` from ``concurrency`` threads for ``duration`` seconds; return raw measurements."""
-    pool = SessionPool(pool_size=2)
-    # warm-up (not measured): opens connections, fills caches
-    wsess = pool.get()
+def timed_run(fn, base: str, concurrency: int, duration: float, seed: int, warmup: int,
+              timeout: float) -> dict:
+    """Run ``fn`` from ``concurrency`` threads (one keep-alive connection each) for ``duration``
+    seconds; return raw measurements."""
+    clients = [FastClient(base, timeout) for _ in range(concurrency)]
+    # warm-up (not measured): opens every connection, fills caches
     wrng = random.Random(seed ^ 0x5EED)
-    for _ in range(warmup):
+    for i in range(max(warmup, concurrency)):
         try:
-            fn(wsess, wrng)
-        except requests.RequestException:
+            fn(clients[i % concurrency], wrng)
+        except (OSError, http.client.HTTPException, ValueError):
             pass
     lock = threading.Lock()
     lat: list[float] = []
@@ -134,8 +150,9 @@ def timed_run(fn, concurrency: int, duration: float, seed: int, warmup: int, tim
 
     def worker(idx: int):
         rng = random.Random(seed * 1000 + idx)     # same sequence of tags on both sides
-        sess = pool.get()
+        cl = clients[idx]
         my_lat, my_bytes, my_extra, my_err = [], [], [], []
+        consecutive = 0
         start_evt.wait(30)
         deadline = t_start[0] + duration
         for _ in range(per_thread_cap):
@@ -143,18 +160,24 @@ def timed_run(fn, concurrency: int, duration: float, seed: int, warmup: int, tim
             if t0 >= deadline:
                 break
             try:
-                ok, size, extra = fn(sess, rng)
-            except (requests.RequestException, ValueError) as exc:
+                ok, size, extra = fn(cl, rng)
+                failure = None if ok else f"HTTP {cl.last_status}"
+            except (OSError, http.client.HTTPException, ValueError) as exc:
                 ok, size, extra = False, 0, None
-                my_err.append(f"{type(exc).__name__}: {exc}"[:200])
+                failure = f"{type(exc).__name__}: {exc}"[:200]
             t1 = time.perf_counter()
             if ok:
+                consecutive = 0
                 my_lat.append(t1 - t0)
                 my_bytes.append(size)
                 if extra:
                     my_extra.append(extra)
-            elif len(my_err) < 1000:
-                my_err.append("non-2xx")
+            else:
+                my_err.append(failure)
+                consecutive += 1
+                if consecutive >= 200:          # the server is gone or broken: stop hammering it
+                    break
+                time.sleep(0.005)
         with lock:
             lat.extend(my_lat)
             nbytes.extend(my_bytes)
@@ -171,7 +194,8 @@ def timed_run(fn, concurrency: int, duration: float, seed: int, warmup: int, tim
         t.join(duration + timeout + 30)
     wall = time.perf_counter() - t_start[0]
     cpu_client = time.process_time() - cpu_client0
-    pool.close()
+    for cl in clients:
+        cl.close()
     return {"lat": lat, "bytes": nbytes, "extras": extras, "errors": errors, "wall": wall,
             "client_cpu": cpu_client}
 
@@ -376,7 +400,7 @@ def run(ours: Side, peer: Side, repo: str, duration: float, concurrency: int, ro
             for side in order:
                 fn = make_op(op, side.url, repo, common, timeout)
                 c0 = proc_tree_cpu_seconds(side.pgid)
-                r = timed_run(fn, concurrency, per_round, seed + rnd, warmup if op != "tags_full" else 3, timeout)
+                r = timed_run(fn, side.url, concurrency, per_round, seed + rnd, warmup if op != "tags_full" else 3, timeout)
                 c1 = proc_tree_cpu_seconds(side.pgid)
                 if c0 is None or c1 is None:
                     cpu[side.name] = None

@@ -70,7 +70,7 @@ class AccessEntry:
     line: str
 
 
-_PID = re.compile(r"\bpid=(\d+)\b")
+_PID = re.compile(r"\bpid=<?(\d+)>?")
 _METHOD = re.compile(r"\b(" + "|".join(METHODS) + r")\b")
 _PATH = re.compile(r"(/v2/[^\s\"]*)")
 

@@ -1,0 +1,17 @@
+"""Every key of one repository hashes to one Redis Cluster slot."""
+from redis.crc import key_slot
+
+from registry_ext.index.keys import Keys
+
+
+def test_repository_keys_share_one_slot():
+    rk = Keys("regext").repo("library/nginx")
+    keys = [rk.tags, rk.tags_lex, rk.tags_created, rk.tags_updated, rk.manifests, rk.manifests_pushed,
+            rk.digest_tags("sha256:" + "a" * 64), rk.referrers("sha256:" + "b" * 64)]
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_different_repositories_spread_over_slots():
+    keys = Keys("p")
+    slots = {key_slot(keys.repo(f"repo{i}").tags.encode()) for i in range(50)}
+    assert len(slots) > 1
