@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["repo"] = RepoNameConverter
     app.url_map.converters["segment"] = SegmentConverter
     app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
     app.extensions["registry"] = build_registry(settings)
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 
 from registry_ext import create_app
 from registry_ext.config import load_settings
@@ -80,8 +81,17 @@ def app(settings):
     return create_app(settings)
 
 
+class BufferedClient(FlaskClient):
+    """Reads each body fully and closes it, as a WSGI server does (streamed blobs are open files)."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = BufferedClient
     return app.test_client()
 
 

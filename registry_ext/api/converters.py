@@ -2,7 +2,8 @@
 
 The name converter matches any slash-separated path lazily, so the fixed
 suffix of each route (``/blobs/uploads/``, ``/manifests/``, ``/tags/list``)
-decides; the view then validates the name against the spec grammar so an
+decides; empty components are matched too (the map does not merge
+slashes) so that the view validates the name against the spec grammar so an
 invalid name gets NAME_INVALID instead of a bare 404.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from werkzeug.routing import BaseConverter
 
 
 class RepoNameConverter(BaseConverter):
-    regex = r"[^/]+(?:/[^/]+)*?"
+    regex = r"[^/]*(?:/[^/]*)*?"
     part_isolating = False
     weight = 200
 

@@ -1,6 +1,7 @@
 """Response and request utilities shared by the views (no registry semantics)."""
 from __future__ import annotations
 
+import re
 from typing import BinaryIO
 from urllib.parse import urlencode
 
@@ -9,6 +10,8 @@ from werkzeug.wsgi import wrap_file
 
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.services import Registry
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 class Response(FlaskResponse):
@@ -30,12 +33,10 @@ def query_int(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
-        if raw.isdigit():
-            return 10**18
+    if not _ASCII_DIGITS.fullmatch(raw):
         raise RegistryError(ErrorCode.UNSUPPORTED, {name: raw[:50]},
                             message=f"query parameter {name} must be a non-negative integer")
-    return int(raw)
+    return int(raw) if len(raw) <= 18 else 10**18  # huge values are clamped by the caller
 
 
 def content_length() -> int | None:

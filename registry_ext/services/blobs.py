@@ -12,6 +12,7 @@ from typing import BinaryIO
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import Digest, digest_file, parse_digest
+from registry_ext.oci.reference import validate_name
 from registry_ext.storage import LengthMismatch, OffsetMismatch, Storage, UploadInfo
 
 
@@ -51,8 +52,14 @@ class UploadService:
         return self.storage.uploads.create(name)
 
     def mount(self, name: str, digest_str: str, source: str | None) -> Digest | None:
-        """Link a blob from ``source`` into ``name``; None when it cannot be mounted."""
+        """Link a blob from ``source`` into ``name``; None when it cannot be mounted.
+
+        Raises:
+            RegistryError(DIGEST_INVALID, NAME_INVALID): a bad digest or ``from`` name.
+        """
         digest = parse_digest(digest_str)
+        if source is not None:
+            validate_name(source)
         if not source or not self.storage.repos.has_blob(source, digest):
             return None
         if self.storage.blobs.size(digest) is None:

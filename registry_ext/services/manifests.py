@@ -67,7 +67,7 @@ class ManifestService:
         """Validate and store a manifest, tagging it when ``reference`` is a tag.
 
         Raises:
-            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, MANIFEST_UNKNOWN)
+            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN)
         """
         by_digest = is_digest(reference)
         wanted = parse_digest(reference) if by_digest else None
@@ -95,7 +95,9 @@ class ManifestService:
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": blob.digest})
         for child in manifest.children:
             if repos.manifest(name, parse_digest(child.digest)) is None:
-                raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"digest": child.digest}, status=400,
+                # spec v1.1.1 "Pushing Manifests": a reference to a manifest or blob that
+                # does not exist MUST give MANIFEST_BLOB_UNKNOWN.
+                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": child.digest},
                                     message="index references a manifest unknown to this repository")
 
     def _link(self, name: str, digest: Digest, manifest: Manifest, size: int) -> ManifestRecord:
