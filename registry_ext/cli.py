@@ -51,12 +51,14 @@ def main() -> None:
 @click.option("--host", help="Listen address (server.host).")
 @click.option("--port", type=int, help="Listen port (server.port).")
 @click.option("--workers", type=int, help="Gunicorn worker processes (server.workers).")
+@click.option("--threads", type=int, help="Threads per worker (server.threads).")
 @click.option("--access-log", help="Access log file ('-' for stderr).")
-def serve(config, data_dir, redis_url, key_prefix, host, port, workers, access_log) -> None:
+def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads, access_log) -> None:
     """Run the registry under gunicorn."""
     from registry_ext.serve import serve as run
 
-    run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers),
+    run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
+                   threads=threads),
         access_log)
 
 

@@ -1,9 +1,10 @@
 """Configuration as validated data.
 
-Sources, later ones winning: built-in defaults, a TOML file, and a few
+Sources, later ones winning: built-in defaults, a TOML file, a few
 explicit environment variables (``REGISTRY_EXT_CONFIG`` names the file,
 ``REGISTRY_EXT_DATA_DIR``, ``REGISTRY_EXT_REDIS_URL``,
-``REGISTRY_EXT_KEY_PREFIX``). Unknown keys and bad values raise
+``REGISTRY_EXT_KEY_PREFIX``), then values given in code (the command-line
+options). Unknown keys and bad values raise
 :class:`ConfigError`. Nothing is read at import time.
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 4
-    timeout: int = 300
+    threads: int = 4
+    timeout: int = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +66,7 @@ ENV_KEYS = {
 
 def load_settings(path: str | os.PathLike | None = None, *, data: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
-    """Merge defaults, the TOML file at ``path``, ``data`` and ``environ``; validate."""
+    """Merge defaults, the TOML file at ``path``, ``environ`` and ``data``; validate."""
     environ = os.environ if environ is None else environ
     merged: dict[str, dict[str, Any]] = {}
     path = path or environ.get("REGISTRY_EXT_CONFIG")
@@ -73,11 +75,11 @@ def load_settings(path: str | os.PathLike | None = None, *, data: Mapping[str, A
             _merge(merged, tomllib.loads(Path(path).read_text()), str(path))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    if data:
-        _merge(merged, data, "settings")
     for var, (section, key) in ENV_KEYS.items():
         if var in environ:
             merged.setdefault(section, {})[key] = environ[var]
+    if data:
+        _merge(merged, data, "settings")
     return _build(merged)
 
 
@@ -140,6 +142,7 @@ def _validate(settings: Settings) -> None:
     if not 0 < settings.server.port < 65536:
         raise ConfigError("server.port: must be 1-65535")
     for where, value in (("server.workers", settings.server.workers),
+                         ("server.threads", settings.server.threads),
                          ("server.timeout", settings.server.timeout),
                          ("limits.manifest_max_bytes", settings.limits.manifest_max_bytes),
                          ("limits.page_max", settings.limits.page_max),

@@ -20,7 +20,8 @@ class RegistryApplication(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
 
     def load(self):
         from registry_ext.app import create_app
@@ -42,8 +43,13 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
     options = {
         "bind": f"{settings.server.host}:{settings.server.port}",
         "workers": settings.server.workers,
-        "worker_class": "sync",
+        # gthread: the worker's main thread keeps beating the arbiter's heartbeat while
+        # threads serve long uploads and downloads, so `timeout` does not cut them off
+        # (a sync worker is silent for a whole request and gets killed).
+        "worker_class": "gthread",
+        "threads": settings.server.threads,
         "timeout": settings.server.timeout,
+        "control_socket_disable": True,  # gunicorn >= 27: one shared ~/.gunicorn socket otherwise
         "graceful_timeout": 30,
         "keepalive": 5,
         "accesslog": access_log,

@@ -85,20 +85,34 @@ class ManifestService:
         return str(digest), manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
+        """Every referenced blob and child manifest must be in the repository, with its size.
+
+        The empty descriptor's two-byte blob is linked on demand, only once
+        everything else was found, so a refused manifest changes nothing.
+        """
         repos = self.storage.repos
+        wants_empty = False
         for blob in manifest.required_blobs():
             digest = parse_digest(blob.digest)
-            if blob.digest == mt.EMPTY_DIGEST and not repos.has_blob(name, digest):
-                self.storage.blobs.put_bytes(digest, mt.EMPTY_BLOB)
-                repos.link_blob(name, digest)
-            elif not repos.has_blob(name, digest) or self.storage.blobs.size(digest) is None:
+            size = self.storage.blobs.size(digest) if repos.has_blob(name, digest) else None
+            if blob.digest == mt.EMPTY_DIGEST and size is None:
+                size, wants_empty = len(mt.EMPTY_BLOB), True
+            if size is None:
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": blob.digest})
+            if size != blob.size:
+                raise RegistryError(ErrorCode.MANIFEST_INVALID, {"digest": blob.digest, "size": blob.size,
+                                                                 "actual_size": size},
+                                    message="descriptor size does not match the blob")
         for child in manifest.children:
             if repos.manifest(name, parse_digest(child.digest)) is None:
                 # spec v1.1.1 "Pushing Manifests": a reference to a manifest or blob that
                 # does not exist MUST give MANIFEST_BLOB_UNKNOWN.
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": child.digest},
                                     message="index references a manifest unknown to this repository")
+        if wants_empty:
+            empty = parse_digest(mt.EMPTY_DIGEST)
+            self.storage.blobs.put_bytes(empty, mt.EMPTY_BLOB)
+            repos.link_blob(name, empty)
 
     def _link(self, name: str, digest: Digest, manifest: Manifest, size: int) -> ManifestRecord:
         existing = self.storage.repos.manifest(name, digest)
@@ -127,7 +141,9 @@ class ManifestService:
             RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID)
         """
         if not self.delete_enabled:
-            raise RegistryError(ErrorCode.UNSUPPORTED, status=405, message="deletes are disabled")
+            raise deletes_disabled("GET, HEAD, PUT")
+        if not self.storage.repos.exists(name):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
         if not is_digest(reference):
             return self._delete_tag(name, reference)
         digest = parse_digest(reference)
@@ -147,6 +163,8 @@ class ManifestService:
         with repos.lock(name):
             record = repos.tag(name, tag) if is_valid_tag(tag) else None
             if record is None:
+                if is_valid_tag(tag):
+                    self.index.write.delete_tag(name, tag)  # finish a delete whose index step failed
                 raise self._unknown(name, tag)
             self._untag(name, tag, record.digest)
             self.index.write.delete_tag(name, tag)
@@ -154,6 +172,12 @@ class ManifestService:
     def _untag(self, name: str, tag: str, digest: str) -> None:
         self.storage.repos.delete_tag(name, tag)
         self.storage.repos.record_history(name, tag, digest, now_ms(), "deleted")
+
+
+def deletes_disabled(allow: str) -> RegistryError:
+    """405 for a DELETE when `storage.delete_enabled` is false (with the RFC 9110 Allow header)."""
+    return RegistryError(ErrorCode.UNSUPPORTED, status=405, message="deletes are disabled",
+                         headers={"Allow": allow})
 
 
 def index_entry(record: ManifestRecord, manifest: Manifest) -> dict[str, Any]:

@@ -20,6 +20,11 @@ def test_toml_file_then_env_override(tmp_path):
     assert settings.server.workers == 3
 
 
+def test_command_line_values_beat_environment():
+    settings = load_settings(data={"storage": {"root": "/cli"}}, environ={"REGISTRY_EXT_DATA_DIR": "/env"})
+    assert settings.storage.root == "/cli"
+
+
 def test_config_file_named_by_environment(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[redis]\nkey_prefix = "prod"\n')

@@ -6,6 +6,7 @@ from flask import Blueprint, request
 from registry_ext.api.http import Response, file_response, registry
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci.ranges import RangeError, parse_range
+from registry_ext.services.manifests import deletes_disabled
 
 bp = Blueprint("blobs", __name__)
 
@@ -38,6 +39,6 @@ def get_blob(name: str, digest: str):
 def delete_blob(name: str, digest: str):
     reg = registry()
     if not reg.manifests.delete_enabled:
-        raise RegistryError(ErrorCode.UNSUPPORTED, status=405, message="deletes are disabled")
+        raise deletes_disabled("GET, HEAD")
     reg.blobs.delete(name, digest)
     return Response(status=202, headers={"Docker-Content-Digest": digest})

@@ -62,7 +62,7 @@ def _chunk_range() -> tuple[int | None, int | None]:
     """(start, length) of the body from Content-Range, else (None, Content-Length).
 
     Raises:
-        RegistryError(BLOB_UPLOAD_INVALID 416, SIZE_INVALID)
+        RegistryError(BLOB_UPLOAD_INVALID, SIZE_INVALID)
     """
     declared = content_length()
     header = request.headers.get("Content-Range")
@@ -71,8 +71,7 @@ def _chunk_range() -> tuple[int | None, int | None]:
     try:
         start, length = parse_content_range(header)
     except RangeError as exc:
-        raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, {"reason": str(exc)}, status=416,
-                            message=str(exc)) from None
+        raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, {"reason": str(exc)}, message=str(exc)) from None
     if declared is not None and declared != length:
         raise RegistryError(ErrorCode.SIZE_INVALID, {"content_length": declared, "range_length": length},
                             message="Content-Length does not match Content-Range")
