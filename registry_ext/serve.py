@@ -49,7 +49,7 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
         "worker_class": "gthread",
         "threads": settings.server.threads,
         "timeout": settings.server.timeout,
-        "control_socket_disable": True,  # gunicorn >= 27: one shared ~/.gunicorn socket otherwise
+        "control_socket_disable": True,  # gunicorn >= 25.1: else one shared ~/.gunicorn socket
         "graceful_timeout": 30,
         "keepalive": 5,
         "accesslog": access_log,

@@ -2,9 +2,9 @@
 
 The name converter matches any slash-separated path lazily, so the fixed
 suffix of each route (``/blobs/uploads/``, ``/manifests/``, ``/tags/list``)
-decides; empty components are matched too (the map does not merge
-slashes) so that the view validates the name against the spec grammar so an
-invalid name gets NAME_INVALID instead of a bare 404.
+decides. It accepts empty components too (the URL map does not merge
+slashes): the view validates every name against the spec grammar, so an
+invalid name gets NAME_INVALID instead of a bare 404 or a redirect.
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class UploadService:
             RegistryError(DIGEST_INVALID, NAME_INVALID): a bad digest or ``from`` name.
         """
         digest = parse_digest(digest_str)
-        if source is not None:
+        if source:
             validate_name(source)
         if not source or not self.storage.repos.has_blob(source, digest):
             return None

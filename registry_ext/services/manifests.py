@@ -104,11 +104,16 @@ class ManifestService:
                                                                  "actual_size": size},
                                     message="descriptor size does not match the blob")
         for child in manifest.children:
-            if repos.manifest(name, parse_digest(child.digest)) is None:
+            record = repos.manifest(name, parse_digest(child.digest))
+            if record is None:
                 # spec v1.1.1 "Pushing Manifests": a reference to a manifest or blob that
                 # does not exist MUST give MANIFEST_BLOB_UNKNOWN.
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": child.digest},
                                     message="index references a manifest unknown to this repository")
+            if record.size != child.size:
+                raise RegistryError(ErrorCode.MANIFEST_INVALID, {"digest": child.digest, "size": child.size,
+                                                                 "actual_size": record.size},
+                                    message="descriptor size does not match the manifest")
         if wants_empty:
             empty = parse_digest(mt.EMPTY_DIGEST)
             self.storage.blobs.put_bytes(empty, mt.EMPTY_BLOB)

@@ -41,7 +41,9 @@ class RepoStore:
 
     # -- repositories -------------------------------------------------------
     def exists(self, name: str) -> bool:
-        return self.layout.repo(name).is_dir()
+        """True once anything was pushed: a parent folder of another repository does not count."""
+        folder = self.layout.repo(name)
+        return any((folder / sub).is_dir() for sub in ("_blobs", "_manifests", "_tags"))
 
     def names(self) -> Iterator[str]:
         """Every repository: a folder holding ``_blobs``, ``_manifests`` or ``_tags``."""

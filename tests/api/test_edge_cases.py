@@ -93,3 +93,28 @@ def test_monolithic_body_digest_is_per_algorithm(client):
     resp = client.post("/v2/alg/blobs/uploads/?digest=sha512:" + "0" * 128, data=data)
     assert_error(resp, 400, "DIGEST_INVALID")
     assert client.head("/v2/alg/blobs/" + sha256_digest(data)).status_code == 404
+
+
+def test_parent_of_a_repository_is_not_a_repository(client, app):
+    make_image(client, "org/app", tag="v1")
+    assert_error(client.get("/v2/org/manifests/v1"), 404, "NAME_UNKNOWN")
+    assert_error(client.delete("/v2/org/manifests/v1"), 404, "NAME_UNKNOWN")
+    assert not app.extensions["registry"].storage.repos.exists("org")
+    assert client.get("/v2/_catalog").json == {"repositories": ["org/app"]}
+
+
+def test_index_child_size_must_match(client):
+    make_image(client, "idx", tag="v1")
+    child = client.get("/v2/idx/manifests/v1")
+    entry = {"mediaType": OCI_MANIFEST, "digest": child.headers["Docker-Content-Digest"], "size": len(child.data) + 1}
+    body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": [entry]}).encode()
+    resp = client.put("/v2/idx/manifests/multi", data=body,
+                      headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    assert_error(resp, 400, "MANIFEST_INVALID")
+
+
+def test_empty_mount_source_falls_back_to_a_session(client):
+    digest = push_blob(client, "src", b"shared")
+    resp = client.post(f"/v2/dst/blobs/uploads/?mount={digest}&from=")
+    assert resp.status_code == 202 and "/blobs/uploads/" in resp.headers["Location"]
