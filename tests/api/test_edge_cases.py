@@ -118,3 +118,14 @@ def test_empty_mount_source_falls_back_to_a_session(client):
     digest = push_blob(client, "src", b"shared")
     resp = client.post(f"/v2/dst/blobs/uploads/?mount={digest}&from=")
     assert resp.status_code == 202 and "/blobs/uploads/" in resp.headers["Location"]
+
+
+def test_expired_upload_is_unknown_and_removed(client, app, settings):
+    session = open_session(client, "exp")
+    upload_id = session.rsplit("/", 1)[1].split("?")[0]
+    folder = app.extensions["registry"].storage.layout.upload_dir(upload_id)
+    info = json.loads((folder / "info.json").read_bytes())
+    info["started_at"] -= (settings.limits.upload_ttl_seconds + 1) * 1000
+    (folder / "info.json").write_text(json.dumps(info))
+    assert_error(client.patch(session, data=b"abc"), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert not folder.exists()
