@@ -76,7 +76,7 @@ def test_concurrent_pushes_of_one_tag_leave_storage_and_index_agreeing(app):
     owners = [d for d in map(digest, bodies) if "hot" in reg.index.read.digest_tags("race", d)]
     assert owners == [served.headers["Docker-Content-Digest"]]
     history = reg.storage.repos.history("race", "hot")
-    assert len(history) == 16 and history[-1]["digest"] == owners[0]
+    assert len(history) == 16 and history[-1].digest == owners[0]
 
 
 class Exploding(io.RawIOBase):

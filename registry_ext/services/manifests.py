@@ -18,7 +18,7 @@ from registry_ext.oci import mediatypes as mt
 from registry_ext.oci.digest import Digest, digest_bytes, is_digest, parse_digest
 from registry_ext.oci.manifest import Manifest, parse_manifest
 from registry_ext.oci.reference import is_valid_tag, validate_tag
-from registry_ext.storage import ManifestRecord, Storage, TagRecord
+from registry_ext.storage import HistoryEvent, ManifestRecord, Storage, TagRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +81,7 @@ class ManifestService:
         with self.storage.repos.lock(name):
             record = self._link(name, digest, manifest, len(data))
             if tag is not None:
-                self._move_tag(name, tag, str(digest))
+                self._move_tag(name, tag, record)
         return str(digest), manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -127,17 +127,18 @@ class ManifestService:
         self.index.write.put_manifest(name, str(digest), index_entry(record, manifest))
         return record
 
-    def _move_tag(self, name: str, tag: str, digest: str) -> None:
+    def _move_tag(self, name: str, tag: str, manifest: ManifestRecord) -> None:
         repos = self.storage.repos
         old = repos.tag(name, tag)
-        if old is not None and old.digest == digest:
+        if old is not None and old.digest == manifest.digest:
             record = old
         else:
             at = now_ms()
-            record = TagRecord(tag, digest, old.created_at if old else at, at)
+            record = TagRecord(tag, manifest.digest, old.created_at if old else at, at)
             repos.put_tag(name, record)
-            repos.record_history(name, tag, digest, at, "moved" if old else "created")
-        self.index.write.set_tag(name, tag, digest, record.created_at, record.updated_at)
+            repos.record_history(name, HistoryEvent(tag, manifest.digest, at, "moved" if old else "created",
+                                                    manifest.media_type, manifest.size))
+        self.index.write.set_tag(name, tag, manifest.digest, record.created_at, record.updated_at)
 
     def delete(self, name: str, reference: str) -> None:
         """Delete a tag, or a manifest with every tag pointing at it.
@@ -175,8 +176,12 @@ class ManifestService:
             self.index.write.delete_tag(name, tag)
 
     def _untag(self, name: str, tag: str, digest: str) -> None:
-        self.storage.repos.delete_tag(name, tag)
-        self.storage.repos.record_history(name, tag, digest, now_ms(), "deleted")
+        repos = self.storage.repos
+        manifest = repos.manifest(name, parse_digest(digest))
+        repos.delete_tag(name, tag)
+        repos.record_history(name, HistoryEvent(tag, digest, now_ms(), "deleted",
+                                                manifest.media_type if manifest else "",
+                                                manifest.size if manifest else 0))
 
 
 def deletes_disabled(allow: str) -> RegistryError:

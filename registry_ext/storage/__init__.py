@@ -8,7 +8,7 @@ import dataclasses
 
 from registry_ext.storage.blobs import BlobStore
 from registry_ext.storage.layout import Layout
-from registry_ext.storage.repos import ManifestRecord, RepoStore, TagRecord
+from registry_ext.storage.repos import HistoryEvent, ManifestRecord, RepoStore, TagRecord
 from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadInfo, UploadStore
 
 
@@ -28,5 +28,5 @@ def open_storage(root: str, upload_ttl_seconds: int) -> Storage:
     return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds), RepoStore(layout))
 
 
-__all__ = ["Storage", "open_storage", "ManifestRecord", "TagRecord", "UploadInfo",
+__all__ = ["Storage", "open_storage", "HistoryEvent", "ManifestRecord", "TagRecord", "UploadInfo",
            "OffsetMismatch", "LengthMismatch"]

@@ -28,6 +28,22 @@ class ManifestRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class HistoryEvent:
+    """One change of a tag: ``created`` (first push), ``moved`` or ``deleted``.
+
+    ``digest``, ``media_type`` and ``size`` describe the manifest the tag
+    pointed at after the change (before it, for ``deleted``).
+    """
+
+    tag: str
+    digest: str
+    at: int
+    event: str
+    media_type: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
 class TagRecord:
     tag: str
     digest: str
@@ -124,11 +140,12 @@ class RepoStore:
                     yield record
 
     # -- tag history --------------------------------------------------------
-    def record_history(self, name: str, tag: str, digest: str, at: int, event: str) -> None:
-        line = orjson.dumps({"digest": digest, "at": at, "event": event}) + b"\n"
-        append_durably(self.layout.history(name, tag), line)
+    def record_history(self, name: str, event: HistoryEvent) -> None:
+        line = orjson.dumps({"digest": event.digest, "at": event.at, "event": event.event,
+                             "media_type": event.media_type, "size": event.size}) + b"\n"
+        append_durably(self.layout.history(name, event.tag), line)
 
-    def history(self, name: str, tag: str) -> list[dict]:
+    def history(self, name: str, tag: str) -> list[HistoryEvent]:
         """Events of one tag, oldest first (a torn last line from a crash is skipped)."""
         try:
             lines = self.layout.history(name, tag).read_bytes().splitlines()
@@ -137,7 +154,9 @@ class RepoStore:
         events = []
         for line in lines:
             try:
-                events.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
+                raw = orjson.loads(line)
+                events.append(HistoryEvent(tag, raw["digest"], raw["at"], raw["event"], raw["media_type"],
+                                           raw["size"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
         return events
