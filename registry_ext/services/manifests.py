@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import orjson
+
 from registry_ext.clock import now_ms
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci import mediatypes as mt
 from registry_ext.oci.digest import Digest, digest_bytes, is_digest, parse_digest
 from registry_ext.oci.manifest import Manifest, parse_manifest
+from registry_ext.oci.metadata import describe, wants_config
 from registry_ext.oci.reference import is_valid_tag, validate_tag
 from registry_ext.storage import HistoryEvent, ManifestRecord, Storage, TagRecord
 
@@ -124,7 +127,8 @@ class ManifestService:
         record = existing or ManifestRecord(str(digest), manifest.media_type, size, now_ms())
         if existing is None:
             self.storage.repos.put_manifest(name, record, digest)
-        self.index.write.put_manifest(name, str(digest), index_entry(record, manifest))
+        entry = index_entry(record, manifest, load_config(self.storage, manifest))
+        self.index.write.put_manifest(name, str(digest), entry)
         return record
 
     def _move_tag(self, name: str, tag: str, manifest: ManifestRecord) -> None:
@@ -190,9 +194,22 @@ def deletes_disabled(allow: str) -> RegistryError:
                          headers={"Allow": allow})
 
 
-def index_entry(record: ManifestRecord, manifest: Manifest) -> dict[str, Any]:
-    """The index's JSON entry for a manifest (also what referrers descriptors come from)."""
+def load_config(storage: Storage, manifest: Manifest) -> dict[str, Any] | None:
+    """The parsed image config of a manifest, when it has one that is readable JSON."""
+    if not wants_config(manifest):
+        return None
+    data = storage.blobs.read(parse_digest(manifest.config.digest))
+    try:
+        doc = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def index_entry(record: ManifestRecord, manifest: Manifest, config: dict[str, Any] | None) -> dict[str, Any]:
+    """The index's JSON entry for a manifest: referrer descriptor fields plus listing metadata."""
     entry: dict[str, Any] = {"mediaType": record.media_type, "size": record.size, "pushedAt": record.pushed_at}
+    entry.update(describe(manifest, config))
     if manifest.artifact_type:
         entry["artifactType"] = manifest.artifact_type
     if manifest.subject is not None:

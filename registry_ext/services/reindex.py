@@ -13,7 +13,7 @@ from registry_ext.errors import RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
 from registry_ext.oci.manifest import parse_manifest
-from registry_ext.services.manifests import index_entry
+from registry_ext.services.manifests import index_entry, load_config
 from registry_ext.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def reindex(storage: Storage, index: Index) -> dict[str, int]:
                 log.warning("skipping unreadable manifest %s in %s", record.digest, name)
                 counts["skipped"] += 1
                 continue
-            manifests.append((record.digest, index_entry(record, manifest)))
+            manifests.append((record.digest, index_entry(record, manifest, load_config(storage, manifest))))
         known = {digest for digest, _ in manifests}
         tags = [(t.tag, t.digest, t.created_at, t.updated_at)
                 for t in storage.repos.tags(name) if t.digest in known]
