@@ -46,6 +46,7 @@ class LimitSettings:
     manifest_max_bytes: int = 4 * 1024 * 1024
     page_max: int = 10000
     referrers_page: int = 1000
+    scan_max: int = 50000  # tags a filtered extension listing may examine per request
     upload_ttl_seconds: int = 7 * 24 * 3600
 
 
@@ -147,6 +148,7 @@ def _validate(settings: Settings) -> None:
                          ("limits.manifest_max_bytes", settings.limits.manifest_max_bytes),
                          ("limits.page_max", settings.limits.page_max),
                          ("limits.referrers_page", settings.limits.referrers_page),
+                         ("limits.scan_max", settings.limits.scan_max),
                          ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds)):
         if value < 1:
             raise ConfigError(f"{where}: must be at least 1")

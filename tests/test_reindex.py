@@ -61,11 +61,19 @@ def snapshot(client, made):
             paths += [f"/v2/{name}/manifests/{image['digest']}", f"/v2/{name}/referrers/{image['digest']}",
                       f"/v2/{name}/referrers/{image['digest']}?artifactType=application/x.sig"]
         paths += [f"/v2/{name}/manifests/{tag}" for tag in ("1.0.0", "1.3.0", "latest", "multi")]
+        paths += [f"/v2/{name}/_regext/tags?sort={sort}&order={order}&n=2"
+                  for sort in ("name", "semver", "created", "updated") for order in ("asc", "desc")]
+        paths += [f"/v2/{name}/_regext/tags?kind=release", f"/v2/{name}/_regext/tags/1.0.0/newer",
+                  f"/v2/{name}/_regext/manifests", f"/v2/{name}/_regext/manifests?n=2",
+                  f"/v2/{name}/_regext/orphans", f"/v2/{name}/_oci/tag-history/latest",
+                  f"/v2/{name}/_oci/tag-history/1.3.0", f"/v2/{name}/_regext/digests/{images[1]['digest']}/tags",
+                  (f"/v2/{name}/tags/list?sort_by=created_at&n=3", {"Accept": OCI_INDEX})]
     out = {}
     for path in paths:
-        resp = client.get(path)
-        out[path] = (resp.status_code, resp.headers.get("Link"), resp.headers.get("Content-Type"),
-                     resp.headers.get("Docker-Content-Digest"), resp.data)
+        path, headers = path if isinstance(path, tuple) else (path, {})
+        resp = client.get(path, headers=headers)
+        out[path, tuple(headers)] = (resp.status_code, resp.headers.get("Link"), resp.headers.get("Content-Type"),
+                                     resp.headers.get("Docker-Content-Digest"), resp.headers.get("ETag"), resp.data)
     return out
 
 
@@ -87,6 +95,7 @@ def redis_dump(redis_client, prefix):
 def test_flush_and_reindex_gives_identical_answers(client, settings, redis_client):
     made = populate(client)
     before = snapshot(client, made)
+    assert all(answer[0] == 200 for (path, _h), answer in before.items() if "/_" in path.replace("/v2/_catalog", ""))
     keys_before = redis_dump(redis_client, settings.redis.key_prefix)
     assert len(keys_before) > 10
     for key in keys_before:

@@ -1,6 +1,7 @@
 """Response and request utilities shared by the views (no registry semantics)."""
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import BinaryIO
 from urllib.parse import urlencode
@@ -18,6 +19,17 @@ class Response(FlaskResponse):
     """Responses without a body carry no Content-Type (Flask's default is text/html)."""
 
     default_mimetype = None
+
+
+def conditional(resp: Response) -> Response:
+    """Add an ETag and answer ``If-None-Match`` with 304.
+
+    The ETag hashes the body and the Link header: a page whose body is
+    unchanged may still gain or lose its next page.
+    """
+    link = resp.headers.get("Link", "")
+    resp.set_etag(hashlib.sha256(resp.get_data() + link.encode()).hexdigest()[:32])
+    return resp.make_conditional(request)
 
 
 def registry() -> Registry:

@@ -10,6 +10,7 @@ import redis
 
 from registry_ext.index.keys import Keys
 from registry_ext.index.reader import IndexReader
+from registry_ext.index.scan import TagScanner
 from registry_ext.index.writer import IndexWriter
 
 
@@ -19,6 +20,7 @@ class Index:
     keys: Keys
     read: IndexReader
     write: IndexWriter
+    scan: TagScanner
 
 
 def open_index(url: str, prefix: str) -> Index:
@@ -26,7 +28,7 @@ def open_index(url: str, prefix: str) -> Index:
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
                                   socket_connect_timeout=5, health_check_interval=30)
     keys = Keys(prefix)
-    return Index(client, keys, IndexReader(client, keys), IndexWriter(client, keys))
+    return Index(client, keys, IndexReader(client, keys), IndexWriter(client, keys), TagScanner(client, keys))
 
 
 __all__ = ["Index", "open_index"]

@@ -10,6 +10,10 @@ repository keys (the catalog) are updated in separate, idempotent steps::
     <p>:repo:{<name>}:tags:lex               ZSET  score 0, member tag (spec byte order; `last` = exclusive lex bound)
     <p>:repo:{<name>}:tags:created           ZSET  score ms the tag first appeared, member tag
     <p>:repo:{<name>}:tags:updated           ZSET  score ms the tag last moved, member tag
+    <p>:repo:{<name>}:tags:semver            ZSET  score 0, member <order key>\0<tag> (version order, see
+                                                   oci/versions.py; `last` = a version's lex bound)
+    <p>:repo:{<name>}:tags:sig               ZSET  score 0, member tag: cosign-style signature/attestation/
+                                                   SBOM tags (`sha256-<hex>.sig` ...), for orphan checks
     <p>:repo:{<name>}:digest:<dgst>:tags     SET   tags pointing at a manifest (reverse lookup)
     <p>:repo:{<name>}:manifests              HASH  digest -> JSON {mediaType, size, pushedAt, subject?,
                                                    artifactType?, annotations?}
@@ -43,6 +47,8 @@ class RepoKeys:
         self.tags_lex = f"{base}:tags:lex"
         self.tags_created = f"{base}:tags:created"
         self.tags_updated = f"{base}:tags:updated"
+        self.tags_semver = f"{base}:tags:semver"
+        self.tags_sig = f"{base}:tags:sig"
         self.manifests = f"{base}:manifests"
         self.manifests_pushed = f"{base}:manifests:pushed"
 

@@ -35,6 +35,14 @@ class IndexReader:
         raw = self.client.hget(self.keys.repo(name).manifests, digest)
         return orjson.loads(raw) if raw else None
 
+    def manifest_entries(self, name: str, digests: list[str]) -> dict[str, dict[str, Any]]:
+        """Index entries of several manifests (missing ones left out), one round trip."""
+        unique = list(dict.fromkeys(digests))
+        if not unique:
+            return {}
+        raws = self.client.hmget(self.keys.repo(name).manifests, unique)
+        return {d: orjson.loads(raw) for d, raw in zip(unique, raws) if raw}
+
     def referrers(self, name: str, subject: str, last: str | None, limit: int) -> list[dict[str, Any]]:
         """Entries of manifests whose subject is ``subject``, by digest, after ``last``."""
         rk = self.keys.repo(name)

@@ -14,6 +14,7 @@ import orjson
 import redis
 
 from registry_ext.index.keys import Keys, RepoKeys
+from registry_ext.oci.versions import member, parse_tag
 
 
 class IndexWriter:
@@ -112,6 +113,9 @@ def _stage_manifest(pipe, rk: RepoKeys, digest: str, entry: dict[str, Any]) -> N
 def _stage_tag(pipe, rk: RepoKeys, tag: str, digest: str, created_at: int, updated_at: int) -> None:
     pipe.hset(rk.tags, tag, digest)
     pipe.zadd(rk.tags_lex, {tag: 0})
+    pipe.zadd(rk.tags_semver, {member(tag): 0})
+    if parse_tag(tag).kind == "signature":
+        pipe.zadd(rk.tags_sig, {tag: 0})
     pipe.zadd(rk.tags_created, {tag: created_at})
     pipe.zadd(rk.tags_updated, {tag: updated_at})
     pipe.sadd(rk.digest_tags(digest), tag)
@@ -122,3 +126,5 @@ def _stage_untag(pipe, rk: RepoKeys, tags: list[str]) -> None:
     pipe.zrem(rk.tags_lex, *tags)
     pipe.zrem(rk.tags_created, *tags)
     pipe.zrem(rk.tags_updated, *tags)
+    pipe.zrem(rk.tags_semver, *[member(tag) for tag in tags])
+    pipe.zrem(rk.tags_sig, *tags)

@@ -7,7 +7,9 @@ from registry_ext.config import Settings
 from registry_ext.index import Index, open_index
 from registry_ext.services.blobs import BlobService, UploadService
 from registry_ext.services.listing import ListingService
+from registry_ext.services.manifest_listing import ManifestListing
 from registry_ext.services.manifests import ManifestService
+from registry_ext.services.tag_listing import TagListing
 from registry_ext.storage import Storage, open_storage
 
 
@@ -19,6 +21,8 @@ class Registry:
     uploads: UploadService
     manifests: ManifestService
     listing: ListingService
+    tag_listing: TagListing
+    manifest_listing: ManifestListing
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -33,4 +37,5 @@ def build_registry(settings: Settings) -> Registry:
     blobs = BlobService(storage, index)
     return Registry(storage, index, blobs, UploadService(storage, blobs),
                     ManifestService(storage, index, settings.storage.delete_enabled),
-                    ListingService(index, settings.limits))
+                    ListingService(index, settings.limits), TagListing(index, settings.limits),
+                    ManifestListing(index, settings.limits))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, request
 
-from registry_ext.api.http import Response, link_next, query_int, registry
+from registry_ext.api.ext import list_tags_index
+from registry_ext.api.http import Response, conditional, link_next, query_int, registry
 from registry_ext.oci.mediatypes import OCI_INDEX
 
 bp = Blueprint("listing", __name__)
@@ -12,12 +13,14 @@ bp = Blueprint("listing", __name__)
 
 @bp.get("/<repo:name>/tags/list")
 def list_tags(name: str):
+    if wants_index():
+        return list_tags_index(name)
     last = request.args.get("last") or None
     page = registry().listing.tags(name, query_int("n"), last)
     resp = _json({"name": name, "tags": page.items})
     if page.next_last is not None:
         resp.headers["Link"] = link_next(f"/v2/{name}/tags/list", n=page.limit, last=page.next_last)
-    return resp
+    return conditional(resp)
 
 
 @bp.get("/_catalog")
@@ -27,7 +30,7 @@ def catalog():
     resp = _json({"repositories": page.items})
     if page.next_last is not None:
         resp.headers["Link"] = link_next("/v2/_catalog", n=page.limit, last=page.next_last)
-    return resp
+    return conditional(resp)
 
 
 @bp.get("/<repo:name>/referrers/<segment:digest>")
@@ -42,7 +45,12 @@ def list_referrers(name: str, digest: str):
     if next_last is not None:
         resp.headers["Link"] = link_next(f"/v2/{name}/referrers/{digest}", artifactType=artifact_type,
                                          last=next_last)
-    return resp
+    return conditional(resp)
+
+
+def wants_index() -> bool:
+    """True when the client names the OCI index media type in Accept (a wildcard does not count)."""
+    return any(value == OCI_INDEX and quality > 0 for value, quality in request.accept_mimetypes)
 
 
 def _json(body: dict) -> Response:

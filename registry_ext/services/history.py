@@ -1,0 +1,177 @@
+"""Tag history (distribution-spec PR #606, ``extensions/_oci.md`` component ``tag-history``): pure semantics.
+
+The history of a tag is the append-only log ``RepoStore.history`` keeps on
+storage (it outlives the tag and needs no index). This module turns it into
+the descriptors of an OCI image index, newest first, each annotated with
+``org.opencontainers.distribution.tag.timestamp`` (RFC 3339, UTC, ms) and
+``org.opencontainers.distribution.tag.event`` (``created`` | ``deleted``; our
+``moved`` is reported as ``created``: the tag now points at that manifest).
+
+Every request reads and parses the tag's whole history file: these files
+hold one short line per push or delete of one tag, so they stay small, and
+no index or second copy has to be kept consistent with them.
+
+Order and paging: events sort by ``(at, seq)`` descending, ``seq`` being the
+event's position in the log (appends never move earlier lines, so positions
+are stable). The continuation ``cursor=<at>.<seq>`` names the last entry of a
+page; the next page holds the entries strictly after it in that order, so
+events sharing one millisecond are neither lost nor repeated across pages.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Any
+
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.oci.digest import parse_digest
+from registry_ext.oci.reference import is_valid_tag
+from registry_ext.storage import HistoryEvent, Storage
+
+TIMESTAMP_ANNOTATION = "org.opencontainers.distribution.tag.timestamp"
+EVENT_ANNOTATION = "org.opencontainers.distribution.tag.event"
+DEFAULT_PAGE = 100  # entries per page without `n` (bounded by limits.page_max)
+_PUBLIC_EVENT = {"created": "created", "moved": "created", "deleted": "deleted"}
+
+_RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                      r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+_CURSOR = re.compile(r"(-?[0-9]{1,18})\.([0-9]{1,18})")
+_TIMESTAMP_MAX = 64
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryQuery:
+    """The request's parameters, as received (``None`` or ``""`` = absent)."""
+
+    n: int | None = None
+    before: str | None = None
+    since: str | None = None
+    digest: str | None = None
+    cursor: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryPage:
+    descriptors: list[dict[str, Any]]
+    limit: int
+    next_cursor: str | None  # set while entries remain: the `cursor` of the next page
+
+
+def tag_history(storage: Storage, name: str, tag: str, query: HistoryQuery, page_max: int) -> HistoryPage:
+    """One page of a tag's history, newest first. An unknown repository or tag is an empty page.
+
+    ``name`` must already be valid. ``before``/``since`` are strict bounds;
+    ``digest`` keeps only events of that manifest; ``cursor`` resumes after
+    the entry it names. All filters combine.
+
+    Raises:
+        RegistryError(UNSUPPORTED, 400): invalid tag, ``before``, ``since`` or ``cursor``.
+        RegistryError(DIGEST_INVALID, 400): malformed ``digest``.
+    """
+    if not is_valid_tag(tag):
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"tag": tag[:200]},
+                            message="invalid tag: must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+    before = parse_timestamp("before", query.before)
+    since = parse_timestamp("since", query.since)
+    digest = _parse_digest(query.digest) if query.digest else None
+    cursor = _parse_cursor(query.cursor)
+    limit = min(DEFAULT_PAGE if query.n is None else query.n, page_max)
+    if limit == 0:
+        return HistoryPage([], 0, None)
+    events = storage.repos.history(name, tag)
+    keyed = [((e.at, seq), e) for seq, e in enumerate(events)
+             if (digest is None or e.digest == digest)
+             and (before is None or e.at < before[1])
+             and (since is None or e.at > since[0])
+             and (cursor is None or (e.at, seq) < cursor)]
+    keyed.sort(key=lambda item: item[0], reverse=True)
+    page = keyed[:limit]
+    next_cursor = f"{page[-1][0][0]}.{page[-1][0][1]}" if len(keyed) > limit else None
+    known = {e.digest: (e.media_type, e.size) for e in events if e.media_type}
+    return HistoryPage([_descriptor(e, known) for _, e in page], limit, next_cursor)
+
+
+def _descriptor(event: HistoryEvent, known: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    # A `deleted` line written when the manifest link was already gone has no media type:
+    # take it from another event of the same digest (the tag was created on it earlier).
+    media_type, size = (event.media_type, event.size) if event.media_type else \
+        known.get(event.digest, ("", event.size))
+    return {"mediaType": media_type, "digest": event.digest, "size": size,
+            "annotations": {TIMESTAMP_ANNOTATION: format_timestamp(event.at),
+                            EVENT_ANNOTATION: _PUBLIC_EVENT.get(event.event, event.event)}}
+
+
+def format_timestamp(ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. ``2026-07-23T12:34:56.789Z``."""
+    t = _EPOCH + dt.timedelta(milliseconds=ms)
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+            f".{t.microsecond // 1000:03d}Z")
+
+
+def parse_timestamp(param: str, value: str | None) -> tuple[int, int] | None:
+    """An RFC 3339 date-time as ``(floor, ceil)`` milliseconds since the epoch (``None`` when absent).
+
+    Any offset and any number of fraction digits are accepted, and compared
+    exactly: an event at ``at`` ms is strictly before the instant when
+    ``at < ceil``, strictly after it when ``at > floor``. ``t``/``z`` may be
+    lower case (RFC 3339 §5.6); a leap second ``:60`` counts as the next second.
+
+    Raises:
+        RegistryError(UNSUPPORTED, 400)
+    """
+    if not value:
+        return None
+    match = _RFC3339.fullmatch(value) if len(value) <= _TIMESTAMP_MAX else None
+    try:
+        if match is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        if second > 60:
+            raise ValueError(value)
+        offset = match.group(8)
+        off_minutes = 0
+        if offset not in ("Z", "z"):
+            off_h, off_m = int(offset[1:3]), int(offset[4:6])
+            if off_h > 23 or off_m > 59:
+                raise ValueError(value)
+            off_minutes = (off_h * 60 + off_m) * (-1 if offset[0] == "-" else 1)
+        local = dt.datetime(year, month, day, hour, minute, min(second, 59), tzinfo=dt.timezone.utc)
+    except ValueError:
+        hint = " (percent-encode '+' as %2B)" if " " in value else ""
+        raise RegistryError(ErrorCode.UNSUPPORTED, {param: value[:100]},
+                            message=f"query parameter {param} must be an RFC 3339 timestamp such as "
+                                    f"2026-07-23T12:34:56.789Z{hint}") from None
+    seconds = (local - _EPOCH) // dt.timedelta(seconds=1) + (second == 60) - off_minutes * 60
+    fraction = match.group(7) or ""
+    floor = seconds * 1000 + int((fraction + "000")[:3])
+    return floor, floor + (1 if fraction[3:].strip("0") else 0)
+
+
+def _parse_digest(value: str) -> str:
+    """The ``digest`` parameter, normalised.
+
+    Raises:
+        RegistryError(DIGEST_INVALID, 400)
+    """
+    try:
+        return str(parse_digest(value))
+    except RegistryError as err:
+        raise RegistryError(ErrorCode.DIGEST_INVALID, err.detail,
+                            message=f"query parameter digest: {err.message}") from None
+
+
+def _parse_cursor(value: str | None) -> tuple[int, int] | None:
+    """The ``(at, seq)`` a ``cursor`` from a ``Link`` header names (``None`` when absent).
+
+    Raises:
+        RegistryError(UNSUPPORTED, 400)
+    """
+    if not value:
+        return None
+    match = _CURSOR.fullmatch(value)
+    if match is None:
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"cursor": value[:100]},
+                            message="query parameter cursor is invalid: use the Link header's URL as given")
+    return int(match.group(1)), int(match.group(2))

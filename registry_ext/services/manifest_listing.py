@@ -1,0 +1,101 @@
+"""Manifest listing: every manifest of a repository, tagged or not, newest push first.
+
+Each entry carries its tags, size, media type, push time and number of
+referrers (GCR's ``manifest`` map in tags/list is the closest known shape;
+docs/extensions.md compares them). Pages come from the ``manifests:pushed``
+sorted set, resumable from an opaque (push time, digest) position.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from registry_ext.config import LimitSettings
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.index import Index
+from registry_ext.oci import pagination
+from registry_ext.services.tag_listing import rfc3339
+
+
+class ManifestListing:
+    def __init__(self, index: Index, limits: LimitSettings):
+        self.index = index
+        self.limits = limits
+
+    def page(self, name: str, n: int, cursor: str | None, order: str,
+             tagged: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of manifests and the next page's cursor (None at the end).
+
+        Raises:
+            RegistryError(NAME_UNKNOWN, UNSUPPORTED)
+        """
+        if not self.index.read.repo_exists(name):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
+        if order not in ("asc", "desc") or tagged not in (None, "true", "false"):
+            raise RegistryError(ErrorCode.UNSUPPORTED, {"order": order, "tagged": tagged},
+                                message="order must be asc or desc; tagged must be true or false")
+        descending = order == "desc"
+        position = _decode(cursor, descending)
+        found, resume = self._scan(name, n, descending, position, tagged) if n else ([], None)
+        token = pagination.encode({"m": list(resume), "d": descending}) if resume else None
+        return found, token
+
+    def _scan(self, name, n, descending, position, tagged):
+        """Matching manifests of one page, and the position to resume from (None at the end)."""
+        key = self.index.keys.repo(name).manifests_pushed
+        found: list[tuple[Any, dict[str, Any]]] = []
+        batch, scanned = max(n + 1, 64), 0
+        while True:
+            items = self.index.scan.scored(key, descending, position, batch)
+            for item, info in zip(items, self.details(name, [i.tag for i in items])):
+                if _wanted(info, tagged):
+                    found.append((item, info))
+                    if len(found) > n:
+                        return [d for _i, d in found[:n]], found[n - 1][0].position
+            if len(items) < batch:
+                return [d for _i, d in found], None
+            position = items[-1].position
+            scanned += len(items)
+            if scanned >= self.limits.scan_max:
+                return [d for _i, d in found], position
+
+    def details(self, name: str, digests: list[str]) -> list[dict[str, Any]]:
+        """Manifest entries with their tags and referrer counts (two round trips)."""
+        rk = self.index.keys.repo(name)
+        entries = self.index.read.manifest_entries(name, digests)
+        pipe = self.index.client.pipeline(transaction=False)
+        for digest in digests:
+            pipe.smembers(rk.digest_tags(digest))
+            pipe.zcard(rk.referrers(digest))
+        replies = pipe.execute()
+        out = []
+        for i, digest in enumerate(digests):
+            entry = entries.get(digest, {})
+            info: dict[str, Any] = {"digest": digest, "mediaType": entry.get("mediaType"),
+                                    "size": entry.get("size"), "pushed": rfc3339(entry.get("pushedAt")),
+                                    "tags": sorted(replies[2 * i]), "referrers": replies[2 * i + 1]}
+            for field in ("artifactType", "subject", "platforms", "labels"):
+                if entry.get(field):
+                    info[field] = entry[field]
+            if entry.get("created"):
+                info["imageCreated"] = entry["created"]
+            out.append(info)
+        return out
+
+
+def _wanted(info: dict[str, Any], tagged: str | None) -> bool:
+    return tagged is None or bool(info["tags"]) == (tagged == "true")
+
+
+def _decode(cursor: str | None, descending: bool):
+    if cursor is None:
+        return None
+    try:
+        payload = pagination.decode(cursor)
+    except pagination.TokenError as exc:
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "cursor"}, message=str(exc)) from None
+    position = payload.get("m")
+    if (payload.get("d") != descending or not isinstance(position, list) or len(position) != 2
+            or not isinstance(position[0], int) or not isinstance(position[1], str)):
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "cursor"},
+                            message="cursor is malformed or belongs to another order")
+    return position[0], position[1]

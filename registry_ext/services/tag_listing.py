@@ -1,0 +1,236 @@
+"""Enriched tag listings: sorted, filtered, semver-aware pages with metadata.
+
+A page is one ordered scan of a sorted set (index/scan.py) from a position,
+filtered as it goes, then enriched in two pipelined round trips (tag ->
+digest and timestamps; digest -> manifest entry). Without filters a page
+costs O(log N + n). With filters the scan reads batches until the page is
+full or ``limits.scan_max`` tags were examined; it then returns what it has
+with a continuation, so no request is unbounded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any
+
+from registry_ext.config import LimitSettings
+from registry_ext.errors import ErrorCode, RegistryError
+from registry_ext.index import Index
+from registry_ext.index.scan import Position, ScanItem
+from registry_ext.oci.digest import parse_digest
+from registry_ext.oci.tag_filter import TagFilter
+from registry_ext.oci.versions import after_bound, before_bound, family_bounds, member, parse_tag
+
+SORTS = ("semver", "created", "updated", "name")
+
+
+@dataclasses.dataclass(frozen=True)
+class TagQuery:
+    sort: str = "name"
+    descending: bool = False
+    n: int = 100
+    last: str | None = None
+    position: Position | None = None
+    digest: str | None = None
+    filter: TagFilter = TagFilter()
+
+
+@dataclasses.dataclass(frozen=True)
+class TagPage:
+    tags: list[dict[str, Any]]
+    next: Position | None
+
+
+class TagListing:
+    def __init__(self, index: Index, limits: LimitSettings):
+        self.index = index
+        self.limits = limits
+
+    def page(self, name: str, query: TagQuery) -> TagPage:
+        """One page of enriched tags. Raises: RegistryError(NAME_UNKNOWN, UNSUPPORTED, DIGEST_INVALID)."""
+        if not self.index.read.repo_exists(name):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
+        if query.n == 0:
+            return TagPage([], None)
+        if query.digest is not None:
+            items, resume = self._by_digest(name, query)
+        else:
+            items, resume = self._scan(name, query)
+        return TagPage(self.details(name, [i.tag for i in items]), resume)
+
+    def _scan(self, name: str, query: TagQuery) -> tuple[list[ScanItem], Position | None]:
+        """Matching tags of one page, and where the next page resumes (None: nothing left)."""
+        start, stop, position = self._bounds(name, query)
+        found: list[ScanItem] = []
+        batch = max(query.n + 1, 64) if query.filter.active else query.n + 1
+        scanned = 0
+        while True:
+            items = self.index.scan.scan(name, query.sort, query.descending, start, position, batch, stop)
+            for item in items:
+                if query.filter.matches(item.tag):
+                    found.append(item)
+                    if len(found) > query.n:
+                        return found[:query.n], found[query.n - 1].position
+            if len(items) < batch:
+                return found, None
+            position = items[-1].position
+            scanned += len(items)
+            if scanned >= self.limits.scan_max:
+                return found, position  # a partial page; the continuation resumes the scan
+
+    def _bounds(self, name: str, query: TagQuery) -> tuple[str | None, str | None, Position | None]:
+        """Raw lex bounds and the start position from `last`, a prefix or a version range."""
+        if query.position is not None:
+            return None, None, query.position
+        flt, desc = query.filter, query.descending
+        start = stop = None
+        if query.sort == "name" and flt.prefix:
+            low, high = f"[{flt.prefix}", f"({flt.prefix}\xff"
+            start, stop = (high, low) if desc else (low, high)
+        if query.sort == "semver" and flt.version_range is not None:
+            low, high = flt.version_range.bounds()
+            start, stop = (high, low) if desc else (low, high)
+        if query.last is None:
+            return start, stop, None
+        if query.sort == "name":
+            return start, stop, query.last
+        if query.sort == "semver":
+            return (before_bound(query.last) if desc else after_bound(query.last)), stop, None
+        return start, stop, self._time_position(name, query)
+
+    def _time_position(self, name: str, query: TagQuery) -> Position:
+        key = self.index.keys.repo(name)
+        score = self.index.client.zscore(key.tags_created if query.sort == "created" else key.tags_updated,
+                                         query.last)
+        if score is None:
+            raise RegistryError(ErrorCode.UNSUPPORTED, {"last": query.last[:200]},
+                                message="with a time sort, last must name an existing tag (or use the Link)")
+        return int(score), query.last
+
+    def _by_digest(self, name: str, query: TagQuery) -> tuple[list[ScanItem], Position | None]:
+        digest = str(parse_digest(query.digest))
+        tags = [t for t in self.index.read.digest_tags(name, digest) if query.filter.matches(t)]
+        keyed = sorted((self._sort_value(name, query.sort, t), t) for t in tags)
+        if query.descending:
+            keyed.reverse()
+        items = [ScanItem(t, value) for value, t in keyed]
+        if query.position is not None or query.last is not None:
+            cut = query.position if query.position is not None else self._sort_value(name, query.sort, query.last)
+            items = [i for i in items if (i.position < cut if query.descending else i.position > cut)]
+        if len(items) > query.n:
+            return items[:query.n], items[query.n - 1].position
+        return items, None
+
+    def _sort_value(self, name: str, sort: str, tag: str):
+        if sort == "name":
+            return tag
+        if sort == "semver":
+            return member(tag)
+        key = self.index.keys.repo(name)
+        score = self.index.client.zscore(key.tags_created if sort == "created" else key.tags_updated, tag)
+        return (int(score or 0), tag)
+
+    def newer(self, name: str, tag: str, client_digest: str | None, n: int) -> dict[str, Any]:
+        """Tags of ``tag``'s family newer than it, newest first, and whether ``tag`` itself moved.
+
+        One descending scan of ``tags:semver`` from the newest version down to
+        ``tag``'s place (``tag`` need not exist), keeping its family's tags
+        (oci/versions.py ``family_bounds``); bounded by ``limits.scan_max``.
+        """
+        if not self.index.read.repo_exists(name):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
+        if client_digest is not None:
+            client_digest = str(parse_digest(client_digest))
+        current = self.index.read.tag_digest(name, tag)
+        found, complete = self._newer_scan(name, tag, n)
+        digests = self.index.client.hmget(self.index.keys.repo(name).tags, found) if found else []
+        updated = self.index.client.zmscore(self.index.keys.repo(name).tags_updated, found) if found else []
+        answer: dict[str, Any] = {"name": name, "tag": tag, "digest": current,
+                                  "newer": [{"name": t, "digest": d, "updated": rfc3339(u)}
+                                            for t, d, u in zip(found, digests, updated) if d],
+                                  "complete": complete}
+        if client_digest is not None:
+            answer["moved"] = current is not None and current != client_digest
+        return answer
+
+    def _newer_scan(self, name: str, tag: str, n: int) -> tuple[list[str], bool]:
+        bounds = family_bounds(tag)
+        if bounds is None:
+            return [], True  # not a version: nothing is "newer"
+        found: list[str] = []
+        position, scanned, batch = None, 0, max(n + 1, 256)
+        while len(found) < n:
+            items = self.index.scan.scan(name, "semver", True, bounds.max, position, batch, bounds.min)
+            found += [i.tag for i in items if bounds.accepts(i.tag)][:n - len(found)]
+            scanned += len(items)
+            if len(items) < batch:
+                return found, True
+            position = items[-1].position
+            if scanned >= self.limits.scan_max:
+                return found, False
+        return found, True
+
+    def tags_of(self, name: str, digest: str) -> list[str]:
+        """Tags pointing at a manifest, in version order. Raises: RegistryError(DIGEST_INVALID, NAME_UNKNOWN)."""
+        digest = str(parse_digest(digest))
+        if not self.index.read.repo_exists(name):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
+        return sorted(self.index.read.digest_tags(name, digest), key=member)
+
+    def orphans(self, name: str) -> list[dict[str, Any]]:
+        """Signature, attestation and SBOM tags whose subject manifest is not in the repository."""
+        if not self.index.read.repo_exists(name):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
+        rk = self.index.keys.repo(name)
+        tags = self.index.client.zrange(rk.tags_sig, 0, -1)
+        versions = [parse_tag(t) for t in tags]
+        pipe = self.index.client.pipeline(transaction=False)
+        for tag, version in zip(tags, versions):
+            pipe.hget(rk.tags, tag)
+            pipe.hexists(rk.manifests, version.subject_digest)
+        replies = pipe.execute()
+        return [{"name": tag, "digest": replies[2 * i], "kind": v.signature_kind, "subject": v.subject_digest}
+                for i, (tag, v) in enumerate(zip(tags, versions)) if not replies[2 * i + 1]]
+
+    def details(self, name: str, tags: list[str]) -> list[dict[str, Any]]:
+        """Tag records with their manifest metadata, in the given order (two round trips)."""
+        if not tags:
+            return []
+        rk = self.index.keys.repo(name)
+        pipe = self.index.client.pipeline(transaction=False)
+        pipe.hmget(rk.tags, tags)
+        pipe.zmscore(rk.tags_created, tags)
+        pipe.zmscore(rk.tags_updated, tags)
+        digests, created, updated = pipe.execute()
+        entries = self.index.read.manifest_entries(name, [d for d in digests if d])
+        out = []
+        for tag, digest, made, moved in zip(tags, digests, created, updated):
+            if digest is None:
+                continue  # deleted between the scan and now
+            out.append(tag_info(tag, digest, made, moved, entries.get(digest, {})))
+        return out
+
+
+def tag_info(tag: str, digest: str, created: float | None, updated: float | None,
+             entry: dict[str, Any]) -> dict[str, Any]:
+    """One tag as the JSON extension shows it."""
+    info: dict[str, Any] = {"name": tag, "digest": digest, "mediaType": entry.get("mediaType"),
+                            "size": entry.get("size"), "created": rfc3339(created), "updated": rfc3339(updated)}
+    for field in ("artifactType", "platforms", "labels"):
+        if entry.get(field):
+            info[field] = entry[field]
+    if entry.get("created"):
+        info["imageCreated"] = entry["created"]
+    version = parse_tag(tag)
+    info["kind"] = version.kind
+    if version.kind == "signature":
+        info["signature"] = {"kind": version.signature_kind, "subject": version.subject_digest}
+    return info
+
+
+def rfc3339(ms: float | None) -> str | None:
+    """Milliseconds since the epoch as RFC 3339 UTC with milliseconds."""
+    if ms is None:
+        return None
+    stamp = datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
