@@ -25,26 +25,25 @@ class IndexWriter:
     def add_repo(self, name: str) -> None:
         self.client.zadd(self.keys.repos, {name: 0}, nx=True)
 
-    def put_manifest(self, name: str, digest: str, entry: dict[str, Any]) -> None:
-        """Record a manifest (and its referrer edge when it has a subject)."""
-        rk = self.keys.repo(name)
-        with self.client.pipeline(transaction=True) as pipe:
-            _stage_manifest(pipe, rk, digest, entry)
-            pipe.execute()
-        self.add_repo(name)
+    def put_manifest(self, name: str, digest: str, entry: dict[str, Any],
+                     tag: tuple[str, int, int] | None = None) -> None:
+        """Record a manifest (and its referrer edge), and point ``tag`` = (tag, created, updated) at it.
 
-    def set_tag(self, name: str, tag: str, digest: str, created_at: int, updated_at: int) -> None:
-        """Point ``tag`` at ``digest``, keeping the reverse sets right."""
+        One transaction; the tag's previous digest is read under WATCH so
+        the reverse sets stay right when pushes race.
+        """
         rk = self.keys.repo(name)
 
-        def move(pipe: redis.client.Pipeline) -> None:
-            old = pipe.hget(rk.tags, tag)
+        def write(pipe: redis.client.Pipeline) -> None:
+            old = pipe.hget(rk.tags, tag[0]) if tag else None
             pipe.multi()
-            if old is not None and old != digest:
-                pipe.srem(rk.digest_tags(old), tag)
-            _stage_tag(pipe, rk, tag, digest, created_at, updated_at)
+            _stage_manifest(pipe, rk, digest, entry)
+            if tag is not None:
+                if old is not None and old != digest:
+                    pipe.srem(rk.digest_tags(old), tag[0])
+                _stage_tag(pipe, rk, tag[0], digest, tag[1], tag[2])
 
-        self.client.transaction(move, rk.tags)
+        self.client.transaction(write, rk.tags)
         self.add_repo(name)
 
     def delete_tag(self, name: str, tag: str) -> None:

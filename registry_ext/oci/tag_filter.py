@@ -33,7 +33,7 @@ class TagFilter:
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in dataclasses.astuple(self))
+        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
 
     def matches(self, tag: str) -> bool:
         if self.prefix is not None and not tag.startswith(self.prefix):

@@ -83,8 +83,10 @@ class ManifestService:
         self.storage.blobs.put_bytes(digest, data)
         with self.storage.repos.lock(name):
             record = self._link(name, digest, manifest, len(data))
-            if tag is not None:
-                self._move_tag(name, tag, record)
+            tag_record = self._move_tag(name, tag, record) if tag is not None else None
+            entry = index_entry(record, manifest, load_config(self.storage, manifest))
+            self.index.write.put_manifest(name, str(digest), entry, tag_record and (
+                tag, tag_record.created_at, tag_record.updated_at))
         return str(digest), manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -123,26 +125,26 @@ class ManifestService:
             repos.link_blob(name, empty)
 
     def _link(self, name: str, digest: Digest, manifest: Manifest, size: int) -> ManifestRecord:
+        """The repository's manifest link (kept with its first push time when it exists)."""
         existing = self.storage.repos.manifest(name, digest)
-        record = existing or ManifestRecord(str(digest), manifest.media_type, size, now_ms())
-        if existing is None:
-            self.storage.repos.put_manifest(name, record, digest)
-        entry = index_entry(record, manifest, load_config(self.storage, manifest))
-        self.index.write.put_manifest(name, str(digest), entry)
+        if existing is not None:
+            return existing
+        record = ManifestRecord(str(digest), manifest.media_type, size, now_ms())
+        self.storage.repos.put_manifest(name, record, digest)
         return record
 
-    def _move_tag(self, name: str, tag: str, manifest: ManifestRecord) -> None:
+    def _move_tag(self, name: str, tag: str, manifest: ManifestRecord) -> TagRecord:
+        """Point the tag's file at the manifest, recording history when it changes."""
         repos = self.storage.repos
         old = repos.tag(name, tag)
         if old is not None and old.digest == manifest.digest:
-            record = old
-        else:
-            at = now_ms()
-            record = TagRecord(tag, manifest.digest, old.created_at if old else at, at)
-            repos.put_tag(name, record)
-            repos.record_history(name, HistoryEvent(tag, manifest.digest, at, "moved" if old else "created",
-                                                    manifest.media_type, manifest.size))
-        self.index.write.set_tag(name, tag, manifest.digest, record.created_at, record.updated_at)
+            return old
+        at = now_ms()
+        record = TagRecord(tag, manifest.digest, old.created_at if old else at, at)
+        repos.put_tag(name, record)
+        repos.record_history(name, HistoryEvent(tag, manifest.digest, at, "moved" if old else "created",
+                                                manifest.media_type, manifest.size))
+        return record
 
     def delete(self, name: str, reference: str) -> None:
         """Delete a tag, or a manifest with every tag pointing at it.
