@@ -42,7 +42,7 @@ def tag_query(sort_param: str, order_param: str, sorts, default_n: int, maximum:
         flt = build_filter(prefix=args.get("prefix"), glob=args.get("glob"), regex=args.get("regex"),
                            version_range=args.get("range"), kind=args.get("kind"), variant=args.get("variant"))
     except FilterError as exc:
-        raise bad(str(exc).split(" ", 1)[0], str(exc)) from None
+        raise bad(exc.parameter, str(exc)) from None
     last = args.get("last") or None
     if last is not None and len(last) > 256:
         raise bad("last", "last is longer than 256 characters")

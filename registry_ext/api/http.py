@@ -46,7 +46,7 @@ def query_int(name: str) -> int | None:
     if raw is None or raw == "":
         return None
     if not _ASCII_DIGITS.fullmatch(raw):
-        raise RegistryError(ErrorCode.UNSUPPORTED, {name: raw[:50]},
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": name, "value": raw[:50]},
                             message=f"query parameter {name} must be a non-negative integer")
     return int(raw) if len(raw) <= 18 else 10**18  # huge values are clamped by the caller
 

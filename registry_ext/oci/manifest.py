@@ -48,8 +48,9 @@ class Manifest:
     layers: tuple[Descriptor, ...]
     children: tuple[Descriptor, ...]
     subject: Descriptor | None
-    artifact_type: str | None
+    artifact_type: str | None  # declared, else (image manifests) the config media type: the referrers rule
     annotations: dict[str, str] | None
+    declared_artifact_type: str | None = None
 
     @property
     def is_index(self) -> bool:
@@ -87,12 +88,13 @@ def parse_manifest(data: bytes, content_type: str | None) -> Manifest:
     artifact_type = _optional_str(doc, "artifactType")
     if media_type in mt.INDEXES:
         children = tuple(_descriptor(d, f"manifests[{i}]") for i, d in enumerate(_list(doc, "manifests")))
-        return Manifest(media_type, None, (), children, subject, artifact_type, annotations)
+        return Manifest(media_type, None, (), children, subject, artifact_type, annotations, artifact_type)
     if "config" not in doc:
         raise _invalid("image manifest has no config")
     config = _descriptor(doc["config"], "config")
     layers = tuple(_descriptor(d, f"layers[{i}]") for i, d in enumerate(_list(doc, "layers")))
-    return Manifest(media_type, config, layers, (), subject, artifact_type or config.media_type, annotations)
+    return Manifest(media_type, config, layers, (), subject, artifact_type or config.media_type, annotations,
+                    artifact_type)
 
 
 def _media_type(doc: dict, content_type: str) -> str:

@@ -19,7 +19,11 @@ KINDS = frozenset({"release", "prerelease", "nonversion", "signature"})
 
 
 class FilterError(ValueError):
-    """A filter parameter that cannot be used; the message says which and why."""
+    """A filter parameter that cannot be used; the message says why."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +63,9 @@ def build_filter(prefix: str | None = None, glob: str | None = None, regex: str 
     for label, value in (("prefix", prefix), ("glob", glob), ("regex", regex), ("range", version_range),
                          ("variant", variant)):
         if value is not None and len(value) > PATTERN_MAX:
-            raise FilterError(f"{label} is longer than {PATTERN_MAX} characters")
+            raise FilterError(label, f"{label} is longer than {PATTERN_MAX} characters")
     return TagFilter(prefix=prefix or None, glob=_glob(glob), regex=_regex(regex),
-                     version_range=_range(version_range), kinds=_kinds(kind), variant=variant)
+                     version_range=_range(version_range), kinds=_kinds(kind), variant=variant or None)
 
 
 def _glob(pattern: str | None) -> re.Pattern | None:
@@ -77,7 +81,8 @@ def _regex(pattern: str | None):
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:
-        raise FilterError(f"regex is invalid or unsupported by RE2: {exc}") from None
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise FilterError("regex", f"regex is invalid or unsupported by RE2: {reason}") from None
 
 
 def _range(text: str | None) -> VersionRange | None:
@@ -86,7 +91,7 @@ def _range(text: str | None) -> VersionRange | None:
     try:
         return parse_range(text)
     except ValueError as exc:
-        raise FilterError(f"range is invalid: {exc}") from None
+        raise FilterError("range", f"range is invalid: {exc}") from None
 
 
 def _kinds(text: str | None) -> frozenset[str] | None:
@@ -95,5 +100,5 @@ def _kinds(text: str | None) -> frozenset[str] | None:
     kinds = frozenset(part.strip() for part in text.split(","))
     unknown = kinds - KINDS
     if unknown:
-        raise FilterError(f"unknown kind {sorted(unknown)[0]!r}; expected one of {sorted(KINDS)}")
+        raise FilterError("kind", f"unknown kind {sorted(unknown)[0]!r}; expected one of {sorted(KINDS)}")
     return kinds

@@ -31,7 +31,8 @@ class ManifestListing:
         if not self.index.read.repo_exists(name):
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
         if order not in ("asc", "desc") or tagged not in (None, "true", "false"):
-            raise RegistryError(ErrorCode.UNSUPPORTED, {"order": order, "tagged": tagged},
+            parameter = "order" if order not in ("asc", "desc") else "tagged"
+            raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": parameter},
                                 message="order must be asc or desc; tagged must be true or false")
         descending = order == "desc"
         position = _decode(cursor, descending)
@@ -43,7 +44,7 @@ class ManifestListing:
         """Matching manifests of one page, and the position to resume from (None at the end)."""
         key = self.index.keys.repo(name).manifests_pushed
         found: list[tuple[Any, dict[str, Any]]] = []
-        batch, scanned = max(n + 1, 64), 0
+        batch, scanned = (max(n + 1, 64) if tagged else n + 1), 0
         while True:
             items = self.index.scan.scored(key, descending, position, batch)
             for item, info in zip(items, self.details(name, [i.tag for i in items])):

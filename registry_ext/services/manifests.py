@@ -212,8 +212,11 @@ def index_entry(record: ManifestRecord, manifest: Manifest, config: dict[str, An
     """The index's JSON entry for a manifest: referrer descriptor fields plus listing metadata."""
     entry: dict[str, Any] = {"mediaType": record.media_type, "size": record.size, "pushedAt": record.pushed_at}
     entry.update(describe(manifest, config))
-    if manifest.artifact_type:
-        entry["artifactType"] = manifest.artifact_type
+    # Listings show a declared artifactType only; a referrer (a manifest with a subject) also
+    # gets the referrers API's fallback to the config media type (distribution-spec end-12).
+    artifact_type = manifest.artifact_type if manifest.subject is not None else manifest.declared_artifact_type
+    if artifact_type:
+        entry["artifactType"] = artifact_type
     if manifest.subject is not None:
         entry["subject"] = manifest.subject.digest
         if manifest.annotations:

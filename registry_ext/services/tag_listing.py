@@ -19,7 +19,7 @@ from registry_ext.index import Index
 from registry_ext.index.scan import Position, ScanItem
 from registry_ext.oci.digest import parse_digest
 from registry_ext.oci.tag_filter import TagFilter
-from registry_ext.oci.versions import after_bound, before_bound, family_bounds, member, parse_tag
+from registry_ext.oci.versions import after_bound, before_bound, family_bounds, kind_bounds, member, parse_tag
 
 SORTS = ("semver", "created", "updated", "name")
 
@@ -79,56 +79,74 @@ class TagListing:
                 return found, position  # a partial page; the continuation resumes the scan
 
     def _bounds(self, name: str, query: TagQuery) -> tuple[str | None, str | None, Position | None]:
-        """Raw lex bounds and the start position from `last`, a prefix or a version range."""
+        """Raw lex bounds (from a prefix, a version range or the kinds) and the start position.
+
+        The stop bound applies on every page, so a continuation stays as
+        narrow as the first page.
+        """
+        low, high = self._window(query)
+        start, stop = (high, low) if query.descending else (low, high)
         if query.position is not None:
-            return None, None, query.position
-        flt, desc = query.filter, query.descending
-        start = stop = None
-        if query.sort == "name" and flt.prefix:
-            low, high = f"[{flt.prefix}", f"({flt.prefix}\xff"
-            start, stop = (high, low) if desc else (low, high)
-        if query.sort == "semver" and flt.version_range is not None:
-            low, high = flt.version_range.bounds()
-            start, stop = (high, low) if desc else (low, high)
+            return None, stop, query.position
         if query.last is None:
             return start, stop, None
         if query.sort == "name":
             return start, stop, query.last
         if query.sort == "semver":
-            return (before_bound(query.last) if desc else after_bound(query.last)), stop, None
+            return (before_bound(query.last) if query.descending else after_bound(query.last)), stop, None
         return start, stop, self._time_position(name, query)
+
+    @staticmethod
+    def _window(query: TagQuery) -> tuple[str | None, str | None]:
+        """The ascending (min, max) lex window every match lies in, for the lex sorts."""
+        flt = query.filter
+        if query.sort == "name" and flt.prefix:
+            return f"[{flt.prefix}", f"({flt.prefix}\xff"
+        if query.sort != "semver":
+            return None, None
+        if flt.version_range is not None:
+            return flt.version_range.bounds()
+        if flt.kinds is not None:
+            buckets = {"version" if k in ("release", "prerelease") else k for k in flt.kinds}
+            if len(buckets) == 1:
+                return kind_bounds(buckets.pop())
+        return None, None
 
     def _time_position(self, name: str, query: TagQuery) -> Position:
         key = self.index.keys.repo(name)
         score = self.index.client.zscore(key.tags_created if query.sort == "created" else key.tags_updated,
                                          query.last)
         if score is None:
-            raise RegistryError(ErrorCode.UNSUPPORTED, {"last": query.last[:200]},
+            raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "last", "value": query.last[:200]},
                                 message="with a time sort, last must name an existing tag (or use the Link)")
         return int(score), query.last
 
     def _by_digest(self, name: str, query: TagQuery) -> tuple[list[ScanItem], Position | None]:
+        """The few tags of one manifest, sorted in memory the way the index would sort them."""
         digest = str(parse_digest(query.digest))
         tags = [t for t in self.index.read.digest_tags(name, digest) if query.filter.matches(t)]
-        keyed = sorted((self._sort_value(name, query.sort, t), t) for t in tags)
-        if query.descending:
-            keyed.reverse()
-        items = [ScanItem(t, value) for value, t in keyed]
-        if query.position is not None or query.last is not None:
-            cut = query.position if query.position is not None else self._sort_value(name, query.sort, query.last)
+        items = sorted((ScanItem(t, v) for t, v in zip(tags, self._sort_values(name, query.sort, tags))),
+                       key=lambda i: i.position, reverse=query.descending)
+        cut = query.position
+        if cut is None and query.last is not None:
+            cut = {"name": query.last, "semver": member(query.last)}.get(query.sort) \
+                or self._time_position(name, query)
+        if cut is not None:
             items = [i for i in items if (i.position < cut if query.descending else i.position > cut)]
         if len(items) > query.n:
             return items[:query.n], items[query.n - 1].position
         return items, None
 
-    def _sort_value(self, name: str, sort: str, tag: str):
+    def _sort_values(self, name: str, sort: str, tags: list[str]) -> list[Position]:
         if sort == "name":
-            return tag
+            return list(tags)
         if sort == "semver":
-            return member(tag)
+            return [member(t) for t in tags]
+        if not tags:
+            return []
         key = self.index.keys.repo(name)
-        score = self.index.client.zscore(key.tags_created if sort == "created" else key.tags_updated, tag)
-        return (int(score or 0), tag)
+        scores = self.index.client.zmscore(key.tags_created if sort == "created" else key.tags_updated, tags)
+        return [(int(score or 0), tag) for score, tag in zip(scores, tags)]
 
     def newer(self, name: str, tag: str, client_digest: str | None, n: int) -> dict[str, Any]:
         """Tags of ``tag``'s family newer than it, newest first, and whether ``tag`` itself moved.
@@ -143,38 +161,48 @@ class TagListing:
             client_digest = str(parse_digest(client_digest))
         current = self.index.read.tag_digest(name, tag)
         found, complete = self._newer_scan(name, tag, n)
-        digests = self.index.client.hmget(self.index.keys.repo(name).tags, found) if found else []
-        updated = self.index.client.zmscore(self.index.keys.repo(name).tags_updated, found) if found else []
+        rk = self.index.keys.repo(name)
+        digests = self.index.client.hmget(rk.tags, found) if found else []
+        updated = self.index.client.zmscore(rk.tags_updated, found) if found else []
         answer: dict[str, Any] = {"name": name, "tag": tag, "digest": current,
                                   "newer": [{"name": t, "digest": d, "updated": rfc3339(u)}
                                             for t, d, u in zip(found, digests, updated) if d],
                                   "complete": complete}
         if client_digest is not None:
-            answer["moved"] = current is not None and current != client_digest
+            answer["moved"] = current != client_digest  # a deleted tag has moved too (digest null)
         return answer
 
     def _newer_scan(self, name: str, tag: str, n: int) -> tuple[list[str], bool]:
+        """Up to ``n`` newer tags, and whether they are all there are (False: more exist, or
+        ``limits.scan_max`` stopped the scan)."""
         bounds = family_bounds(tag)
-        if bounds is None:
-            return [], True  # not a version: nothing is "newer"
+        if bounds is None or n == 0:
+            return [], bounds is None
         found: list[str] = []
         position, scanned, batch = None, 0, max(n + 1, 256)
-        while len(found) < n:
+        while True:
             items = self.index.scan.scan(name, "semver", True, bounds.max, position, batch, bounds.min)
-            found += [i.tag for i in items if bounds.accepts(i.tag)][:n - len(found)]
-            scanned += len(items)
+            found += [i.tag for i in items if bounds.accepts(i.tag)]
+            if len(found) > n:
+                return found[:n], False
             if len(items) < batch:
                 return found, True
             position = items[-1].position
+            scanned += len(items)
             if scanned >= self.limits.scan_max:
                 return found, False
-        return found, True
 
     def tags_of(self, name: str, digest: str) -> list[str]:
-        """Tags pointing at a manifest, in version order. Raises: RegistryError(DIGEST_INVALID, NAME_UNKNOWN)."""
+        """Tags pointing at a manifest, in version order.
+
+        Raises:
+            RegistryError(DIGEST_INVALID, NAME_UNKNOWN, MANIFEST_UNKNOWN)
+        """
         digest = str(parse_digest(digest))
         if not self.index.read.repo_exists(name):
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
+        if self.index.read.manifest(name, digest) is None:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"digest": digest})
         return sorted(self.index.read.digest_tags(name, digest), key=member)
 
     def orphans(self, name: str) -> list[dict[str, Any]]:

@@ -18,6 +18,27 @@ def test_plain_tags_list_is_unchanged_without_the_index_accept(client, clock):
         assert resp.headers["Content-Type"] == "application/json"
 
 
+def test_tags_list_varies_on_accept_and_honours_quality(client, clock):
+    push_tags(client, "app", ["1"])
+    resp = client.get("/v2/app/tags/list")
+    assert resp.headers["Vary"] == "Accept"
+    low = {"Accept": f"application/json;q=0.9, {OCI_INDEX};q=0.1"}
+    assert client.get("/v2/app/tags/list", headers=low).headers["Content-Type"] == "application/json"
+    high = {"Accept": f"application/json;q=0.1, {OCI_INDEX}"}
+    assert client.get("/v2/app/tags/list", headers=high).headers["Content-Type"] == OCI_INDEX
+
+
+def test_images_have_no_artifact_type_but_referrers_keep_the_fallback(client, clock):
+    digests = push_tags(client, "app", ["1"])
+    assert "artifactType" not in client.get("/v2/app/_regext/tags").json["tags"][0]
+    subject = client.get(f"/v2/app/manifests/{digests['1']}")
+    sig = image_manifest({"mediaType": "application/x.sig.config", "digest": EMPTY_DIGEST, "size": 2}, [],
+                         subject={"mediaType": OCI_MANIFEST, "digest": digests["1"], "size": len(subject.data)})
+    put_manifest_ok(client, "app", sha256_digest(sig), sig)
+    refs = client.get(f"/v2/app/referrers/{digests['1']}").json["manifests"]
+    assert [r["artifactType"] for r in refs] == ["application/x.sig.config"]
+
+
 def test_index_shaped_tags_list(client, clock):
     digests = push_tags(client, "app", ["1.0.0", "1.10.0", "1.2.0"])
     resp = client.get("/v2/app/tags/list?sort_by=semver&sort_order=desc", headers=INDEX)
@@ -75,8 +96,17 @@ def test_newer_than_respects_family_and_reports_moves(client, clock):
 def test_newer_than_a_tag_that_does_not_exist_and_a_limit(client, clock):
     push_tags(client, "app", [f"1.2.{i}" for i in range(10)])
     resp = client.get("/v2/app/_regext/tags/1.2.3/newer?n=2").json
-    assert [t["name"] for t in resp["newer"]] == ["1.2.9", "1.2.8"]
+    assert [t["name"] for t in resp["newer"]] == ["1.2.9", "1.2.8"] and resp["complete"] is False
+    resp = client.get("/v2/app/_regext/tags/1.2.7/newer?n=2").json
+    assert [t["name"] for t in resp["newer"]] == ["1.2.9", "1.2.8"] and resp["complete"] is True
     assert client.get("/v2/app/_regext/tags/latest/newer").json["newer"] == []
+
+
+def test_a_deleted_tag_counts_as_moved(client, clock):
+    digests = push_tags(client, "app", ["1.0", "1.1"])
+    assert client.delete("/v2/app/manifests/1.0").status_code == 202
+    resp = client.get(f"/v2/app/_regext/tags/1.0/newer?digest={digests['1.0']}").json
+    assert resp["digest"] is None and resp["moved"] is True
 
 
 def test_manifest_listing_includes_untagged_with_tags_and_referrers(client, clock):

@@ -87,6 +87,18 @@ def test_filters_page_with_a_continuation(client, repo):
     assert pages == 3
 
 
+@pytest.mark.parametrize("query, expected", [
+    ("sort=name&prefix=1.", ["1.0.0", "1.10.0", "1.2", "1.2.0", "1.9.1"]),
+    ("sort=semver&range=%3E%3D1.2%2C%3C2", ["1.2", "1.2.0", "1.9.1", "1.10.0"]),
+    ("sort=semver&kind=release", ["1.0.0", "1.2", "1.2.0", "1.9.1", "1.10.0", "2.0.0", "2.0.0-alpine", "v3"]),
+])
+def test_narrowed_scans_end_without_an_empty_page(client, repo, query, expected):
+    push_tags(client, "app", [f"zz{i}" for i in range(160)])
+    walked, pages = walk(client, f"/v2/app/_regext/tags?{query}&n=2")
+    assert [t["name"] for t in walked] == expected
+    assert pages == (len(expected) + 1) // 2
+
+
 def test_hostile_regex_is_linear(client, clock):
     push_tags(client, "evil", ["a" * 100 + "b"])
     resp = client.get("/v2/evil/_regext/tags?regex=%28a%2B%29%2B%24")
@@ -100,8 +112,8 @@ def test_hostile_regex_is_linear(client, clock):
     ("cursor=eyJ2Ijo5fQ", "cursor"), ("last=" + "x" * 300, "last"),
 ])
 def test_bad_input_is_400_in_the_envelope(client, repo, query, parameter):
-    doc = assert_error(client.get(f"/v2/app/_regext/tags?{query}"), 400)
-    assert doc["errors"][0]["code"] in {"UNSUPPORTED"}
+    doc = assert_error(client.get(f"/v2/app/_regext/tags?{query}"), 400, "UNSUPPORTED")
+    assert doc["errors"][0]["detail"]["parameter"] == parameter
 
 
 def test_cursor_from_another_sort_is_refused(client, repo):
@@ -124,7 +136,7 @@ def test_etag_and_if_none_match(client, repo):
 
 
 def test_digest_to_tags(client, repo):
-    push_tags(client, "app", [])
     resp = client.get(f"/v2/app/_regext/digests/{repo['2.0.0']}/tags")
     assert resp.json["tags"] == ["2.0.0"]
+    assert_error(client.get("/v2/app/_regext/digests/sha256:" + "0" * 64 + "/tags"), 404, "MANIFEST_UNKNOWN")
     assert_error(client.get("/v2/app/_regext/digests/sha256:zz/tags"), 400, "DIGEST_INVALID")

@@ -14,7 +14,14 @@ bp = Blueprint("listing", __name__)
 @bp.get("/<repo:name>/tags/list")
 def list_tags(name: str):
     if wants_index():
-        return list_tags_index(name)
+        resp = list_tags_index(name)
+    else:
+        resp = _plain_tags(name)
+    resp.headers["Vary"] = "Accept"  # the body's shape depends on Accept
+    return resp
+
+
+def _plain_tags(name: str):
     last = request.args.get("last") or None
     page = registry().listing.tags(name, query_int("n"), last)
     resp = _json({"name": name, "tags": page.items})
@@ -49,8 +56,11 @@ def list_referrers(name: str, digest: str):
 
 
 def wants_index() -> bool:
-    """True when the client names the OCI index media type in Accept (a wildcard does not count)."""
-    return any(value == OCI_INDEX and quality > 0 for value, quality in request.accept_mimetypes)
+    """True when Accept names the OCI index type explicitly and prefers it to JSON (wildcards do not count)."""
+    accept = request.accept_mimetypes
+    if not any(value == OCI_INDEX for value, _q in accept):
+        return False
+    return accept.best_match([OCI_INDEX, "application/json"]) == OCI_INDEX
 
 
 def _json(body: dict) -> Response:
