@@ -176,8 +176,8 @@ class TagListing:
         """Up to ``n`` newer tags, and whether they are all there are (False: more exist, or
         ``limits.scan_max`` stopped the scan)."""
         bounds = family_bounds(tag)
-        if bounds is None or n == 0:
-            return [], bounds is None
+        if bounds is None:
+            return [], True
         found: list[str] = []
         position, scanned, batch = None, 0, max(n + 1, 256)
         while True:
