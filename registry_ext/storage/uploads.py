@@ -106,6 +106,21 @@ class UploadStore:
     def delete(self, upload_id: str) -> None:
         shutil.rmtree(self.layout.upload_dir(upload_id), ignore_errors=True)
 
+    def stale(self) -> list[str]:
+        """Ids of sessions that are expired or malformed (nothing is changed)."""
+        found = []
+        for folder in sorted(self.layout.uploads.glob("*")):
+            if now_ms() - folder.stat().st_mtime * 1000 < 60_000:
+                continue  # being created right now, or just used
+            try:
+                started = orjson.loads((folder / "info.json").read_bytes())["started_at"]
+                fresh = is_valid_upload_id(folder.name) and now_ms() - started <= self.ttl_ms
+            except (OSError, ValueError, KeyError, TypeError):
+                fresh = False
+            if not fresh:
+                found.append(folder.name)
+        return found
+
     def purge(self, older_than_seconds: int) -> int:
         """Remove sessions started more than ``older_than_seconds`` ago; return the count."""
         cutoff = now_ms() - older_than_seconds * 1000
