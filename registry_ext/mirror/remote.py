@@ -1,0 +1,287 @@
+"""HTTP client for a remote registry: timeouts, retries, rate limits, token auth, paging.
+
+- Retries connection errors, timeouts, 5xx and 429 with exponential backoff
+  and full jitter; a 429's ``Retry-After`` (seconds or HTTP date) is obeyed
+  when it is at most ``max_wait`` seconds, else the request fails at once.
+- Docker Hub's ``ratelimit-remaining: N;w=SECONDS`` is recorded; at 0 the
+  client stops sending requests (they would only earn 429s).
+- Token auth (distribution ``docs/spec/auth/token.md``): a 401 with
+  ``WWW-Authenticate: Bearer realm=...,service=...,scope=...`` fetches a token
+  from the realm (anonymous, or Basic with the credentials when the realm is
+  on the registry's own domain), caches it per scope and retries once; a
+  Basic challenge is answered with the credentials.
+- ``pages`` follows ``Link: <...>; rel="next"`` on the same origin only, stops
+  on a loop and after ``max_pages``, and reports why a listing is incomplete.
+- ``docker.io`` / ``index.docker.io`` mean ``registry-1.docker.io``, where
+  one-component names get ``library/`` (reference/mirrors-and-proxies.md §5.2).
+"""
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import threading
+import time
+from typing import Any, Callable, Iterator
+from urllib.parse import urljoin, urlsplit
+
+import orjson
+import requests
+
+HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+HUB_HOST = "registry-1.docker.io"
+_LOOPBACK = ("127.", "localhost", "[::1]")
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+class RemoteError(Exception):
+    """A request failed for good; the message is meant for the report."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def normalize_url(target: str, plain_http: bool = False) -> str:
+    """``host[:port]`` or a URL -> a base URL without trailing slash (Docker Hub aliases resolved)."""
+    if "://" not in target:
+        host = target.strip("/")
+        scheme = "http" if plain_http or host.startswith(_LOOPBACK) else "https"
+        target = f"{scheme}://{host}"
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RemoteError(f"not a registry address: {target!r}")
+    host = parts.netloc
+    if parts.hostname in HUB_ALIASES:
+        host = HUB_HOST
+    scheme = "http" if plain_http else parts.scheme
+    return f"{scheme}://{host}"
+
+
+def remote_repo(base_url: str, repo: str) -> str:
+    """The repository name as the remote knows it (``library/`` for Docker Hub official images)."""
+    if urlsplit(base_url).hostname == HUB_HOST and "/" not in repo:
+        return f"library/{repo}"
+    return repo
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """``Bearer realm="...",service="..."`` -> ("bearer", {realm, service, ...})."""
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(_CHALLENGE.findall(rest))
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _same_site(a: str, b: str) -> bool:
+    """Whether host ``b`` is ``a`` or shares its registrable domain (last two labels)."""
+    if a == b:
+        return True
+    da, db = a.split(".")[-2:], b.split(".")[-2:]
+    return len(da) == 2 and da == db
+
+
+class RemoteClient:
+    """One remote registry; safe to use from several threads."""
+
+    def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
+                 timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, max_wait: float = 60.0,
+                 concurrency: int = 8, verify: bool = True, max_pages: int = 10000,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.origin = urlsplit(self.base_url).netloc
+        self.credentials = (username, password) if username else None
+        self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
+        self.concurrency, self.verify, self.max_pages, self.sleep = concurrency, verify, max_pages, sleep
+        self.requests = 0
+        self.rate_remaining: int | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+
+    def _session(self) -> requests.Session:
+        sess = getattr(self._local, "session", None)
+        if sess is None:
+            sess = self._local.session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(4, self.concurrency))
+            sess.mount("http://", adapter)
+            sess.mount("https://", adapter)
+        return sess
+
+    def request(self, method: str, url: str, *, scope: str = "", headers: dict | None = None,
+                ok: tuple[int, ...] = (200,)) -> requests.Response:
+        """Send with auth and retries; return a response whose status is in ``ok`` or 404.
+
+        Raises:
+            RemoteError: unreachable, timed out, 401/403, 429 beyond ``max_wait``, 5xx after retries.
+        """
+        url = url if "://" in url else self.base_url + url
+        for attempt in range(self.retries + 1):
+            if self.rate_remaining == 0:
+                raise RemoteError("rate limit exhausted (ratelimit-remaining: 0)", 429)
+            try:
+                resp = self._send(method, url, scope, headers)
+            except requests.Timeout:
+                failure, wait = RemoteError(f"{method} {url}: timed out after {self.timeout:g}s"), None
+            except requests.ConnectionError as exc:
+                failure, wait = RemoteError(f"{method} {url}: cannot connect ({_reason(exc)})"), None
+            else:
+                self._note_rate(resp)
+                if resp.status_code in ok or resp.status_code == 404:
+                    return resp
+                failure, wait = self._failure(method, url, resp)
+                if resp.status_code < 500 and resp.status_code != 429:
+                    raise failure
+                if wait is not None and wait > self.max_wait:
+                    raise RemoteError(f"{failure}; Retry-After {wait:.0f}s exceeds {self.max_wait:g}s", 429)
+            if attempt == self.retries:
+                raise failure
+            self.sleep(wait if wait is not None else random.uniform(0, self.backoff * 2 ** attempt))
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, url: str, scope: str, headers: dict | None) -> requests.Response:
+        resp = self._once(method, url, scope, headers)
+        if resp.status_code == 401 and self._authenticate(resp, scope):
+            resp = self._once(method, url, scope, headers)
+        return resp
+
+    def _once(self, method: str, url: str, scope: str, headers: dict | None) -> requests.Response:
+        headers = dict(headers or {})
+        token = self._tokens.get(scope)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        auth = self.credentials if self._basic and not token else None
+        with self._lock:
+            self.requests += 1
+        return self._session().request(method, url, headers=headers, auth=auth, timeout=self.timeout,
+                                       verify=self.verify, allow_redirects=method == "GET")
+
+    def _authenticate(self, resp: requests.Response, scope: str) -> bool:
+        """Answer a 401 challenge; True when a retry makes sense."""
+        resp.close()
+        scheme, params = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+        if scheme == "basic":
+            if self.credentials is None or self._basic:
+                return False
+            self._basic = True
+            return True
+        if scheme != "bearer" or not params.get("realm") or scope in self._tokens:
+            return False
+        realm = params["realm"]
+        query: dict[str, Any] = {"service": params.get("service", "")}
+        query["scope"] = params.get("scope") or scope or None
+        auth = None
+        if self.credentials and _same_site(urlsplit(self.base_url).hostname or "", urlsplit(realm).hostname or ""):
+            auth = self.credentials
+            query["account"] = self.credentials[0]
+        with self._lock:
+            self.requests += 1
+        try:
+            got = self._session().get(realm, params={k: v for k, v in query.items() if v}, auth=auth,
+                                      timeout=self.timeout, verify=self.verify)
+        except requests.RequestException as exc:
+            raise RemoteError(f"token request to {realm} failed ({_reason(exc)})") from None
+        if got.status_code != 200:
+            raise RemoteError(f"token request to {realm}: HTTP {got.status_code}", got.status_code)
+        body = _json(got, realm)
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RemoteError(f"token response from {realm} has no token")
+        self._tokens[scope] = token
+        return True
+
+    def _failure(self, method: str, url: str, resp: requests.Response) -> tuple[RemoteError, float | None]:
+        status = resp.status_code
+        code = _error_code(resp)
+        what = {401: "unauthorized", 403: "denied", 429: "too many requests"}.get(status, "failed")
+        message = f"{method} {url}: HTTP {status} {what}" + (f" ({code})" if code else "")
+        wait = retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None
+        return RemoteError(message, status), wait
+
+    def _note_rate(self, resp: requests.Response) -> None:
+        value = resp.headers.get("ratelimit-remaining")
+        if value:
+            match = re.match(r"\s*(\d+)", value)
+            if match:
+                self.rate_remaining = int(match.group(1))
+
+    def get_json(self, url: str, *, scope: str = "", headers: dict | None = None) -> tuple[Any, requests.Response]:
+        """GET and parse JSON; (None, resp) on 404. Raises: RemoteError (also for invalid JSON)."""
+        resp = self.request("GET", url, scope=scope, headers=headers)
+        if resp.status_code == 404:
+            return None, resp
+        return _json(resp, url), resp
+
+    def pages(self, first: str, *, scope: str, headers: dict | None = None,
+              partial: list[str] | None = None) -> Iterator[tuple[Any, requests.Response]]:
+        """Each page's JSON, following ``Link: rel="next"`` on this origin; reasons to stop go to ``partial``."""
+        url = first if "://" in first else self.base_url + first
+        seen: set[str] = set()
+        while url:
+            if url in seen:
+                _note(partial, f"Link loops back to {_short(url)}; listing stopped")
+                return
+            if len(seen) >= self.max_pages:
+                _note(partial, f"stopped after {self.max_pages} pages")
+                return
+            seen.add(url)
+            body, resp = self.get_json(url, scope=scope, headers=headers)
+            yield body, resp
+            if body is None:
+                return
+            url = self.next_url(resp, partial)
+
+    def next_url(self, resp: requests.Response, partial: list[str] | None) -> str | None:
+        match = _LINK_NEXT.search(resp.headers.get("Link", ""))
+        if match is None:
+            return None
+        url = urljoin(resp.url, match.group(1))
+        if urlsplit(url).netloc != self.origin:
+            _note(partial, f"Link points to another host ({urlsplit(url).netloc}); not followed")
+            return None
+        return url
+
+
+def _note(partial: list[str] | None, message: str) -> None:
+    if partial is not None:
+        partial.append(message)
+
+
+def _short(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _json(resp: requests.Response, url: str) -> Any:
+    try:
+        return orjson.loads(resp.content)
+    except (orjson.JSONDecodeError, requests.RequestException) as exc:
+        raise RemoteError(f"{_short(url)}: invalid JSON ({str(exc)[:80]})") from None
+
+
+def _error_code(resp: requests.Response) -> str | None:
+    try:
+        errors = orjson.loads(resp.content).get("errors")
+        return str(errors[0].get("code"))
+    except Exception:  # noqa: BLE001 - any malformed error body just has no code
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)|(Connection refused|Name or service not known)", text)
+    return (match.group(1) or match.group(2)) if match else text[:120]

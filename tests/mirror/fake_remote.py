@@ -1,0 +1,64 @@
+"""A tiny HTTP server in a thread that stands in for a misbehaving remote registry.
+
+``FakeRemote(handler)``: ``handler(method, path, headers) -> (status, headers, body)``;
+every request is recorded in ``.requests`` as (method, path, headers).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeRemote:
+    def __init__(self, handler):
+        self.handler = handler
+        self.requests: list[tuple[str, str, dict]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _serve(self):
+                headers = dict(self.headers.items())
+                fake.requests.append((self.command, self.path, headers))
+                status, out_headers, body = fake.handler(self.command, self.path, headers)
+                if isinstance(body, (dict, list)):
+                    body = json.dumps(body).encode()
+                    out_headers = {"Content-Type": "application/json", **out_headers}
+                body = body if isinstance(body, bytes) else str(body or "").encode()
+                try:
+                    self.send_response(status)
+                    for key, value in out_headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_HEAD = _serve
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [p for m, p, _h in self.requests if method in (None, m)]
+
+
+def oci_error(code: str, status: int = 404):
+    return status, {"Content-Type": "application/json"}, {"errors": [{"code": code, "message": code.lower()}]}
