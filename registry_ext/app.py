@@ -5,7 +5,10 @@ import logging
 
 import redis
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from registry_ext import metrics
+from registry_ext.api import request_id
 from registry_ext.api.http import Response
 from registry_ext.api.converters import RepoNameConverter, SegmentConverter
 from registry_ext.config import Settings, load_settings
@@ -26,19 +29,28 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["segment"] = SegmentConverter
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
-    app.extensions["registry"] = build_registry(settings)
+    app.extensions["registry"] = registry = build_registry(settings)
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)
+    request_id.init_app(app)
+    metrics.init_app(app, settings.metrics.enabled, registry.storage.layout.uploads)
+    if settings.server.trusted_proxies:
+        hops = settings.server.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
+    from registry_ext.api import health
     from registry_ext.api.v2 import bp as v2
 
     app.register_blueprint(v2)
+    app.register_blueprint(health.bp)
+    if settings.metrics.enabled:
+        app.register_blueprint(health.metrics_bp)
     return app
 
 
 def _index_unavailable(exc: redis.RedisError):
     """Redis down or failing: a 503 in the OCI envelope, never a traceback."""
-    log.error("index unavailable: %s", exc)
+    log.error("index unavailable (request %s): %s", request_id.current(), exc)
     return render(RegistryError(ErrorCode.UNSUPPORTED, status=503,
                                 message="registry index temporarily unavailable",
                                 headers={"Retry-After": "1"}))

@@ -1,4 +1,4 @@
-"""The `registry-ext` command: serve, reindex, check-config, purge-uploads."""
+"""The `registry-ext` command: serve, reindex, check, check-config, purge-uploads, mirror-diff."""
 from __future__ import annotations
 
 import json
@@ -77,6 +77,24 @@ def reindex(config, data_dir, redis_url, key_prefix) -> None:
     click.echo(json.dumps(run(reg.storage, reg.index)))
 
 
+@main.command()
+@common
+@click.option("--repair", is_flag=True, help="Fix what is found (storage is the source of truth).")
+def check(config, data_dir, redis_url, key_prefix, repair) -> None:
+    """Report drift between storage and the index; exit 1 when anything was found and not repaired."""
+    from registry_ext.services import build_registry
+    from registry_ext.services.check import check as run
+
+    settings = _settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise click.UsageError("check needs --redis-url (or redis.url)")
+    reg = build_registry(settings)
+    report = run(reg.storage, reg.index, repair=repair)
+    click.echo(json.dumps(report.to_json(), indent=2))
+    if any(not finding.repaired for finding in report.findings):
+        sys.exit(1)
+
+
 @main.command("check-config")
 @common
 def check_config(config, data_dir, redis_url, key_prefix) -> None:
@@ -96,6 +114,15 @@ def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
     settings = _settings(config, data_dir, redis_url, key_prefix)
     store = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
     click.echo(f"removed {store.uploads.purge(older_than)} upload sessions")
+
+
+def _mirror_diff():
+    from registry_ext.mirror.command import mirror_diff
+
+    return mirror_diff
+
+
+main.add_command(_mirror_diff())
 
 
 if __name__ == "__main__":

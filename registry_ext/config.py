@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
+
+
+_ACCEL_PREFIX = re.compile(r"(/[A-Za-z0-9_-]+)+")
 
 
 class ConfigError(ValueError):
@@ -24,9 +28,14 @@ class ConfigError(ValueError):
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 5000
-    workers: int = 4
-    threads: int = 4
+    workers: int = 2    # gthread workers x threads: measured in docs/deployment.md (bench/workers.py)
+    threads: int = 16
     timeout: int = 60
+    # Behind nginx: the internal location whose alias is <storage.root>/blobs/; blob GETs then
+    # answer with X-Accel-Redirect and nginx sends the bytes. Empty: the app streams them.
+    x_accel_prefix: str = ""
+    # Proxies in front whose X-Forwarded-For/-Proto/-Host/-Port are believed (0: none).
+    trusted_proxies: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,11 +60,28 @@ class LimitSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = True
+    dir: str = ""  # multiprocess files; empty: a private temp dir made by the server at start
+
+
+@dataclasses.dataclass(frozen=True)
+class MirrorSettings:
+    # Remotes the mirror-diff API may compare with, by name:
+    #   remotes = { upstream = { url = "https://host:port", timeout = 30, username = "", password = "" } }
+    # A request names a remote; a URL is never taken from a request (docs/mirror-diff.md).
+    remotes: dict = dataclasses.field(default_factory=dict)
+    cache_seconds: int = 5  # how long an API answer is reused for the same (remote, repository)
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
     redis: RedisSettings = RedisSettings()
     limits: LimitSettings = LimitSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    mirror: MirrorSettings = MirrorSettings()
 
 
 ENV_KEYS = {
@@ -114,12 +140,16 @@ def _build(merged: Mapping[str, Mapping[str, Any]]) -> Settings:
         for key in values:
             if key not in fields:
                 raise ConfigError(f"unknown key {section}.{key}")
-        kwargs = {key: _coerce(f"{section}.{key}", values[key], fields[key].default)
+        kwargs = {key: _coerce(f"{section}.{key}", values[key], _default(fields[key]))
                   for key in values}
         built[section] = cls(**kwargs)
     settings = Settings(**built)
     _validate(settings)
     return settings
+
+
+def _default(field: dataclasses.Field) -> Any:
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
 
 
 def _coerce(where: str, value: Any, default: Any) -> Any:
@@ -152,6 +182,12 @@ def _validate(settings: Settings) -> None:
                          ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds)):
         if value < 1:
             raise ConfigError(f"{where}: must be at least 1")
+    if not 0 <= settings.server.trusted_proxies <= 10:
+        raise ConfigError("server.trusted_proxies: must be 0-10")
+    accel = settings.server.x_accel_prefix
+    if accel and not _ACCEL_PREFIX.fullmatch(accel):
+        raise ConfigError("server.x_accel_prefix: must be empty or a path like /_blobs "
+                          "(leading slash, no trailing slash, letters, digits, _ - / only)")
     prefix = settings.redis.key_prefix
     if not prefix or any(c in prefix for c in "{}: \t\n*?[]"):
         raise ConfigError("redis.key_prefix: must be non-empty, without braces, colons, spaces or globs")
@@ -160,3 +196,28 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
     if not settings.storage.root:
         raise ConfigError("storage.root: must not be empty")
+    _validate_mirror(settings.mirror)
+
+
+_REMOTE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_REMOTE_KEYS = {"url": str, "timeout": (int, float), "username": str, "password": str}
+
+
+def _validate_mirror(mirror: MirrorSettings) -> None:
+    if not 0 <= mirror.cache_seconds <= 3600:
+        raise ConfigError("mirror.cache_seconds: must be 0-3600")
+    for name, remote in mirror.remotes.items():
+        where = f"mirror.remotes.{name}"
+        if not _REMOTE_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: names are lowercase letters, digits, _ . - (at most 64)")
+        if not isinstance(remote, Mapping):
+            raise ConfigError(f"{where}: must be a table like {{ url = \"https://host\" }}")
+        for key, value in remote.items():
+            if key not in _REMOTE_KEYS:
+                raise ConfigError(f"unknown key {where}.{key}")
+            if not isinstance(value, _REMOTE_KEYS[key]) or isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
+        if not str(remote.get("url", "")).startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: required, http:// or https://")
+        if not 0 < remote.get("timeout", 30) <= 300:
+            raise ConfigError(f"{where}.timeout: must be in (0, 300] seconds")

@@ -5,9 +5,8 @@ import os
 
 from gunicorn.app.base import BaseApplication
 
+from registry_ext import gunicorn_setup
 from registry_ext.config import Settings
-
-ACCESS_LOG_FORMAT = 'pid=%(p)s %(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 
 
 class RegistryApplication(BaseApplication):
@@ -40,23 +39,13 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
         embedded = EmbeddedRedis(settings.storage.root).start()
         settings = replace(settings, "redis", url=embedded.url)
     os.makedirs(settings.storage.root, exist_ok=True)
-    options = {
-        "bind": f"{settings.server.host}:{settings.server.port}",
-        "workers": settings.server.workers,
-        # gthread: the worker's main thread keeps beating the arbiter's heartbeat while
-        # threads serve long uploads and downloads, so `timeout` does not cut them off
-        # (a sync worker is silent for a whole request and gets killed).
-        "worker_class": "gthread",
-        "threads": settings.server.threads,
-        "timeout": settings.server.timeout,
-        "control_socket_disable": True,  # gunicorn >= 25.1: else one shared ~/.gunicorn socket
-        "graceful_timeout": 30,
-        "keepalive": 5,
-        "accesslog": access_log,
-        "access_log_format": ACCESS_LOG_FORMAT,
-    }
+    options = dict(gunicorn_setup.options(settings), accesslog=access_log)
+    gunicorn_setup.start_metrics(settings)  # before any worker forks
+    master = os.getpid()
     try:
         RegistryApplication(settings, options).run()
     finally:
-        if embedded is not None:
-            embedded.stop()
+        if os.getpid() == master:  # workers are forked inside run() and leave it by SystemExit too
+            gunicorn_setup.stop_metrics()
+            if embedded is not None:
+                embedded.stop()

@@ -4,6 +4,9 @@ import os
 import time
 
 import pytest
+from click.testing import CliRunner
+
+from registry_ext.cli import main
 
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.check import check
@@ -85,3 +88,16 @@ def test_index_orphans_stale_uploads_and_temp_files(client, reg, redis_client, s
     assert not folder.exists() and not temp.exists()
     assert client.get("/v2/_catalog").json["repositories"] == ["app"]
     assert check(reg.storage, reg.index).findings == []
+
+
+def test_check_command_exit_codes(client, reg, settings, redis_client):
+    make_image(client, "app", tag="1.0")
+    args = ["check", "--data-dir", settings.storage.root, "--redis-url", settings.redis.url,
+            "--key-prefix", settings.redis.key_prefix]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    redis_client.delete(f"{settings.redis.key_prefix}:repo:{{app}}:tags")
+    found = CliRunner().invoke(main, args)
+    assert found.exit_code == 1 and json.loads(found.output)["findings"][0]["kind"] == "index-drift"
+    repaired = CliRunner().invoke(main, args + ["--repair"])
+    assert repaired.exit_code == 0 and json.loads(repaired.output)["findings"][0]["repaired"] is True
+    assert CliRunner().invoke(main, args).exit_code == 0

@@ -18,12 +18,12 @@ EXTENSIONS = (
         "name": "_regext",
         "description": "Enriched tag and manifest listings: sorted by semver, time or name, filtered, with "
                        "digests, media types, timestamps and platforms; newer-than queries; digest to tags; "
-                       "orphaned signature tags. tags/list also answers Accept: "
+                       "orphaned signature tags; mirror-diff against configured remotes. tags/list also answers Accept: "
                        "application/vnd.oci.image.index.v1+json (distribution-spec PR #579).",
         "url": "docs/extensions.md",
         "endpoints": ("/v2/<name>/_regext/tags", "/v2/<name>/_regext/tags/<tag>/newer",
                       "/v2/<name>/_regext/digests/<digest>/tags", "/v2/<name>/_regext/manifests",
-                      "/v2/<name>/_regext/orphans"),
+                      "/v2/<name>/_regext/orphans", "/v2/<name>/_regext/mirror-diff"),
     },
     {
         "name": "_oci",

@@ -115,3 +115,17 @@ def file_response(handle: BinaryIO, start: int, length: int, status: int, header
                     content_type="application/octet-stream")
     resp.content_length = length
     return resp
+
+
+def accel_response(uri: str, headers: dict) -> Response:
+    """Hand a blob to nginx: ``X-Accel-Redirect`` to ``uri``, an internal location.
+
+    nginx drops this response's (empty) body, serves the file with sendfile
+    and applies the client's ``Range`` itself (one range: ``max_ranges 1``
+    in deploy/nginx.conf, as ``parse_range``). It keeps only a few upstream
+    headers on an internal redirect, so its location re-adds
+    ``Docker-Content-Digest`` and ``ETag`` from ``$upstream_http_*``.
+    """
+    resp = Response(b"", status=200, headers=headers, content_type="application/octet-stream")
+    resp.headers["X-Accel-Redirect"] = uri
+    return resp

@@ -1,6 +1,13 @@
-"""Durable, atomic file writes: temp file, fsync, rename, fsync the folder."""
+"""Durable, atomic file writes: temp file, fsync, rename, fsync the folder.
+
+Files get the mode ``open()`` would give them (0666 less the umask), not
+``mkstemp``'s 0600: behind nginx, its workers read ``blobs/`` themselves
+(X-Accel-Redirect), usually as another user; the folders' modes decide who
+may (docs/deployment.md).
+"""
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +27,7 @@ def write_atomic(path: Path, data: bytes, tmp_dir: Path) -> None:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -30,6 +38,18 @@ def write_atomic(path: Path, data: bytes, tmp_dir: Path) -> None:
         _unlink_quietly(Path(tmp))
         raise
     fsync_dir(path.parent)
+
+
+@functools.cache
+def file_mode() -> int:
+    """0o666 less this process's umask, read without changing it (Linux /proc; else 0o644)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
 
 
 def move_durably(src: Path, dst: Path) -> None:

@@ -20,6 +20,11 @@ slashes, so a repository's files sit under underscore-prefixed folders: a
 name component never starts with ``_`` (spec grammar), so ``repos/a/_tags``
 and ``repos/a/b`` cannot collide. Tags never start with ``.`` and uploads
 ids are 32 hex digits, so no path component can escape its folder.
+
+Behind nginx with ``server.x_accel_prefix`` set, nginx reads ``blobs/``
+itself (an internal location aliased to it): a blob GET answers with
+``X-Accel-Redirect: <prefix>/<blob_relpath(digest)>``, computed from the
+verified digest only.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ class Layout:
         self.repos = self.root / "repos"
 
     def blob(self, digest: Digest) -> Path:
-        return self.root / "blobs" / digest.algorithm / digest.hex[:2] / digest.hex
+        return self.root / "blobs" / blob_relpath(digest)
 
     def upload_dir(self, upload_id: str) -> Path:
         return self.uploads / upload_id
@@ -66,3 +71,8 @@ class Layout:
 
     def lock(self, name: str) -> Path:
         return self.repo(name) / "_lock"
+
+
+def blob_relpath(digest: Digest) -> str:
+    """A blob's path below ``<root>/blobs/`` (also the tail of its nginx X-Accel-Redirect URI)."""
+    return f"{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from registry_ext.api import discover, ext, oci_ext
+from registry_ext.api import discover, ext, mirror_diff, oci_ext
 from registry_ext.api.http import Response
 from registry_ext.api.v2 import blobs, listing, manifests, uploads
 from registry_ext.oci.reference import validate_name
@@ -33,5 +33,6 @@ def base():
     return Response(b"{}", content_type="application/json")
 
 
-for child in (blobs.bp, uploads.bp, manifests.bp, listing.bp, oci_ext.bp, ext.bp, discover.bp):
+for child in (blobs.bp, uploads.bp, manifests.bp, listing.bp, oci_ext.bp, ext.bp, discover.bp,
+              mirror_diff.bp):
     bp.register_blueprint(child)

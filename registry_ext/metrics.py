@@ -1,0 +1,213 @@
+"""Prometheus metrics: requests by route, status and latency; body bytes; open uploads.
+
+No import-time side effects: ``prometheus_client`` is imported by
+:func:`init_app`, because it picks where values live (process memory, or
+mmap'ed files shared by every gunicorn worker) from
+``PROMETHEUS_MULTIPROC_DIR`` when *it* is first imported. The servers
+(``registry-ext serve`` and ``deploy/gunicorn.conf.py``) call
+:func:`prepare_dir` in the gunicorn master, which exports that variable
+before any worker forks; each worker then writes its own files, ``/metrics``
+merges all of them, and the ``child_exit`` hook calls :func:`mark_dead`.
+Without the variable (one process: tests, another WSGI server) the app keeps
+its metrics in a registry of its own.
+
+Metrics (``route`` is the Flask endpoint, e.g. ``v2.blobs.get_blob``, or
+``unmatched``; it never holds a repository name, so cardinality is fixed)::
+
+    registry_http_requests_total{route,method,status}        counter
+    registry_http_request_duration_seconds{route,method}     histogram: until the response
+                                                             headers are ready (a streamed
+                                                             body is not included)
+    registry_http_request_body_bytes_total{route}            body bytes read from clients
+    registry_http_response_body_bytes_total{route,sent_by}   body bytes sent: sent_by="app",
+                                                             or "nginx" for X-Accel-Redirect
+    registry_http_requests_in_flight                         gauge, all live workers
+    registry_upload_sessions_open                            gauge: upload sessions on
+                                                             storage, counted at scrape
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from flask import Flask, Response, current_app, g, request
+
+log = logging.getLogger(__name__)
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+EXTENSION = "registry_ext.metrics"
+_STARTED = "registry_ext.started"
+BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
+
+
+class Metrics:
+    """The metric objects of one app, and the uploads folder counted at scrape time."""
+
+    def __init__(self, uploads_dir: Path):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+        self.dir = os.environ.get(ENV) or None
+        if self.dir and values.ValueClass is values.MutexValue:
+            log.warning("%s is set but prometheus_client was imported before it (preload_app?): "
+                        "metrics are per worker process", ENV)
+            self.dir = None
+        self.uploads_dir = uploads_dir
+        self.registry = None if self.dir else CollectorRegistry()
+        reg = self.registry
+        self.requests = Counter("registry_http_requests", "HTTP requests by route, method and status.",
+                                ["route", "method", "status"], registry=reg)
+        self.latency = Histogram("registry_http_request_duration_seconds",
+                                 "Seconds until the response headers were ready, by route and method.",
+                                 ["route", "method"], buckets=BUCKETS, registry=reg)
+        self.bytes_in = Counter("registry_http_request_body_bytes", "Request body bytes read.",
+                                ["route"], registry=reg)
+        self.bytes_out = Counter("registry_http_response_body_bytes",
+                                 "Response body bytes, sent by the app or by nginx (X-Accel-Redirect).",
+                                 ["route", "sent_by"], registry=reg)
+        self.in_flight = Gauge("registry_http_requests_in_flight", "Requests being handled.",
+                               multiprocess_mode="livesum", registry=reg)
+        if reg is not None:
+            reg.register(_UploadsCollector(uploads_dir))
+
+    def render(self) -> bytes:
+        """The exposition text of every live worker (or of this process)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        reg = self.registry
+        if reg is None:
+            reg = CollectorRegistry()
+            MultiProcessCollector(reg, path=self.dir)
+            reg.register(_UploadsCollector(self.uploads_dir))
+        return generate_latest(reg)
+
+
+class _UploadsCollector:
+    """``registry_upload_sessions_open``: sessions are folders on storage, shared by all workers."""
+
+    def __init__(self, uploads_dir: Path):
+        self.uploads_dir = uploads_dir
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            with os.scandir(self.uploads_dir) as entries:
+                count = sum(1 for entry in entries if entry.is_dir())
+        except FileNotFoundError:
+            count = 0
+        yield GaugeMetricFamily("registry_upload_sessions_open",
+                                "Blob upload sessions on storage (not finished, cancelled or purged).",
+                                value=count)
+
+
+class _CountingInput:
+    """``wsgi.input`` that counts the bytes the app reads."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.count = 0
+
+    def read(self, *args) -> bytes:
+        data = self.stream.read(*args)
+        self.count += len(data)
+        return data
+
+    def readline(self, *args) -> bytes:
+        data = self.stream.readline(*args)
+        self.count += len(data)
+        return data
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+def init_app(app: Flask, enabled: bool, uploads_dir: Path) -> None:
+    """Wrap the WSGI app and register the response hook (nothing when metrics are disabled)."""
+    if not enabled:
+        return
+    metrics = app.extensions[EXTENSION] = Metrics(uploads_dir)
+    inner = app.wsgi_app
+
+    def measured(environ, start_response):
+        environ[_STARTED] = time.perf_counter()
+        environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
+        metrics.in_flight.inc()
+        try:
+            return inner(environ, start_response)
+        finally:
+            metrics.in_flight.dec()
+
+    app.wsgi_app = measured
+    app.after_request(_count)
+
+
+def render() -> Response:
+    """The ``/metrics`` response."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(current_app.extensions[EXTENSION].render(), content_type=CONTENT_TYPE_LATEST)
+
+
+def note_offloaded(nbytes: int) -> None:
+    """This response's body (``nbytes``) is sent by nginx, not by the app."""
+    g.regext_offloaded = nbytes
+
+
+def _count(resp):
+    """Runs for every response, error responses included (Flask's ``finalize_request``)."""
+    started = request.environ.get(_STARTED)
+    if started is None:
+        return resp
+    m = current_app.extensions[EXTENSION]
+    route = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
+    method = request.method
+    m.requests.labels(route, method, str(resp.status_code)).inc()
+    m.latency.labels(route, method).observe(time.perf_counter() - started)
+    body = request.environ.get("wsgi.input")
+    if isinstance(body, _CountingInput) and body.count:
+        m.bytes_in.labels(route).inc(body.count)
+    offloaded = g.pop("regext_offloaded", None)
+    if offloaded is not None:
+        m.bytes_out.labels(route, "nginx").inc(offloaded)
+    elif method != "HEAD" and resp.content_length:
+        m.bytes_out.labels(route, "app").inc(resp.content_length)
+    return resp
+
+
+# -- the gunicorn master's side ---------------------------------------------------------------
+
+def prepare_dir(configured: str) -> tuple[str, bool]:
+    """Create (or empty) the multiprocess folder and export it to the workers.
+
+    Returns the folder and whether it is a private temporary one that the
+    caller removes at exit (``metrics.dir`` empty). Files left by an earlier
+    run are deleted: counters restart at zero with the server.
+    """
+    if configured:
+        path, private = os.path.abspath(configured), False
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    else:
+        path, private = tempfile.mkdtemp(prefix="registry-ext-metrics-"), True
+    os.environ[ENV] = path
+    return path, private
+
+
+def mark_dead(pid: int) -> None:
+    """gunicorn ``child_exit``: drop a dead worker's live gauges (its counters stay summed)."""
+    path = os.environ.get(ENV)
+    if path:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, path)
+
+
+def remove_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,40 @@
+"""Readiness: can this process serve registry requests right now?
+
+Liveness needs no check (answering at all is the proof); readiness checks
+what every write needs: the Redis index answers, and storage accepts a
+new file (a full disk or a read-only mount fails here, not in a push).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import redis
+
+from registry_ext.services import Registry
+
+
+def readiness(reg: Registry) -> dict[str, str]:
+    """``{"redis": "ok" | why, "storage": "ok" | why}``."""
+    return {"redis": _redis(reg), "storage": _storage(reg)}
+
+
+def _redis(reg: Registry) -> str:
+    try:
+        reg.index.client.ping()
+    except redis.RedisError as exc:
+        return f"unreachable: {exc}"
+    return "ok"
+
+
+def _storage(reg: Registry) -> str:
+    try:
+        fd, path = tempfile.mkstemp(prefix="readyz-", dir=reg.storage.layout.tmp)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            os.unlink(path)
+    except OSError as exc:
+        return f"not writable: {exc}"
+    return "ok"
