@@ -45,7 +45,7 @@ def newer_tags(name: str, tag: str):
         raise bad("tag", "not a valid tag")
     limits = current_app.config["SETTINGS"].limits
     answer = registry().tag_listing.newer(name, tag, request.args.get("digest") or None,
-                                          page_size(20, limits.page_max))
+                                          page_size(10, limits.page_max))  # ~140 B a tag: 10 keep the answer small
     return _json(answer)
 
 
