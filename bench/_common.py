@@ -9,6 +9,7 @@ import http.client
 import math
 import os
 import socket
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -260,3 +261,38 @@ def fmt_num(value, digits: int = 1) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.{digits}f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the embedded redis of ours (``<data>/redis/redis.sock``), read with redis-cli (no client library)
+
+REDIS_CLI = "/usr/bin/redis-cli"
+
+
+def redis_cli(sock: str, args: list[str], stdin: str | None = None, timeout: float = 300.0) -> str:
+    """Run ``redis-cli -s sock ARGS`` (commands on stdin when given); return its stdout."""
+    out = subprocess.run([REDIS_CLI, "-s", sock, *args], input=stdin, capture_output=True, text=True,
+                         timeout=timeout, check=True)
+    return out.stdout
+
+
+def redis_info_memory(sock: str) -> dict:
+    """``INFO memory`` as a dict (integers where the value is one)."""
+    info = {}
+    for line in redis_cli(sock, ["info", "memory"]).splitlines():
+        if ":" in line and not line.startswith("#"):
+            key, _, value = line.strip().partition(":")
+            info[key] = int(value) if value.lstrip("-").isdigit() else value
+    return info
+
+
+def redis_key_usage(sock: str, pattern: str = "*", max_keys: int = 2_000_000) -> list[tuple[str, str, int]]:
+    """Every key matching ``pattern`` (``redis-cli --scan``) with its ``TYPE`` and ``MEMORY USAGE ... SAMPLES 0``
+    (exact: every element is counted). Keys holding whitespace or quotes are skipped (none in the schema)."""
+    found = redis_cli(sock, ["--scan", "--pattern", pattern]).splitlines()
+    keys = list(dict.fromkeys(k for k in found if k and not any(c in k for c in " \t\"'")))[:max_keys]  # SCAN may repeat
+    script = "".join(f"TYPE {k}\nMEMORY USAGE {k} SAMPLES 0\n" for k in keys)
+    lines = redis_cli(sock, [], stdin=script).splitlines()
+    if len(lines) != 2 * len(keys):
+        raise RuntimeError(f"redis-cli answered {len(lines)} lines for {2 * len(keys)} commands")
+    return [(k, lines[2 * i], int(lines[2 * i + 1] or 0)) for i, k in enumerate(keys)]

@@ -9,7 +9,9 @@ deterministic (sorted keys, compact JSON), so two registries populated with the 
 hold byte-identical manifests with the same digests.
 
 Tag names (default generator): ``1.<i//100>.<i%100>``, every fourth one with an ``-alpine``
-suffix (``1.0.3-alpine``), i = 0..N-1. With ``--from-history``, the first N distinct tag names
+suffix (``1.0.3-alpine``), i = 0..N-1. With ``--versions``, a release history in version order
+(``version_tags``: ``M.m.p`` with ``-alpine``/``-slim`` variants, ``-rc.N`` pre-releases, ``M.m`` and
+commit-hash tags, ``latest``/``stable``/``edge``/``nightly`` last). With ``--from-history``, the first N distinct tag names
 (in order of first appearance) from /work/shared/data/official-images-tag-history.jsonl.gz,
 optionally restricted to one image with ``--image``.
 
@@ -38,6 +40,45 @@ MAX_TAGS = 200_000
 def generated_tags(n: int) -> list[str]:
     """``1.<i//100>.<i%100>``, every fourth one with ``-alpine``; all distinct."""
     return [f"1.{i // 100}.{i % 100}" + ("-alpine" if i % 4 == 3 else "") for i in range(n)]
+
+
+VERSION_FIXED = ("latest", "stable", "edge", "nightly")
+
+
+def version_tags(n: int) -> list[str]:
+    """A release history of ``n`` distinct tags in push (= version) order, like a busy image's.
+
+    For each ``M.m.p`` (majors from 1, minors 0..99, patches 0..99): ``M.m.0-rc.1`` and ``M.m.0-rc.2``
+    before ``M.m.0``; the plain ``M.m.p``; ``M.m.p-alpine`` when p % 4 == 0; ``M.m.p-slim`` when
+    p % 10 == 5; the floating ``M.m`` after ``M.m.0``; a 7-hex commit tag after every 1000th version;
+    and ``latest``, ``stable``, ``edge``, ``nightly`` at the end. About 138 tags per 100 versions, so
+    N=1000 reaches 1.7.x, N=10,000 1.72.x, N=100,000 8.24.x; ``1.2.3`` sits near the bottom.
+    """
+    fixed = list(VERSION_FIXED[:max(0, min(len(VERSION_FIXED), n - 1))]) if n > 1 else []
+    budget = n - len(fixed)
+    out: list[str] = []
+    count = 0
+    for major in range(1, 1 + MAX_TAGS // 100):          # bounded: never more than MAX_TAGS versions
+        for minor in range(100):
+            for patch in range(100):
+                v = f"{major}.{minor}.{patch}"
+                batch = [f"{v}-rc.1", f"{v}-rc.2"] if patch == 0 else []
+                batch.append(v)
+                if patch == 0:
+                    batch.append(f"{major}.{minor}")
+                if patch % 4 == 0:
+                    batch.append(f"{v}-alpine")
+                if patch % 10 == 5:
+                    batch.append(f"{v}-slim")
+                count += 1
+                if count % 1000 == 0:
+                    h = hashlib.sha1(v.encode()).hexdigest()[:7]
+                    batch.append(h if not h.isdigit() else "a" + h[1:])
+                for tag in batch:
+                    if len(out) >= budget:
+                        return out + fixed
+                    out.append(tag)
+    return out + fixed
 
 
 def history_tags(n: int, image: str | None = None, path: str = HISTORY) -> list[str]:
@@ -184,6 +225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repo", default="bench/app", help="repository name (default bench/app)")
     ap.add_argument("--tags", type=int, default=1000, help="number of tags/manifests (default 1000)")
     ap.add_argument("--concurrency", type=int, default=8, help="pusher threads (default 8)")
+    ap.add_argument("--versions", action="store_true",
+                    help="release-history tag names (version_tags: M.m.p, -alpine/-slim, -rc.N, latest ...)")
     ap.add_argument("--from-history", action="store_true",
                     help=f"take tag names from {HISTORY} instead of the 1.x.y generator")
     ap.add_argument("--image", default=None, help="with --from-history: only this image's tags (e.g. php, node)")
@@ -193,7 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = ap.parse_args(argv)
 
-    tags = history_tags(args.tags, args.image) if args.from_history else generated_tags(args.tags)
+    tags = (history_tags(args.tags, args.image) if args.from_history
+            else version_tags(args.tags) if args.versions else generated_tags(args.tags))
     summary = populate(args.url, args.repo, tags, args.concurrency, args.timeout, max_seconds=args.max_seconds)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -14,8 +14,9 @@ Two commands (loopback only; every loop is bounded in count and time):
 
 ``peer``     ours (gunicorn with the shipped settings) against Debian's
              ``docker-registry`` (distribution 2.8), both behind the same nginx
-             site config, in alternating rounds: blob pull and push throughput,
-             manifest HEAD and tags/list of a 10-tag repository.
+             site config, in alternating rounds: blob pull throughput (bodies
+             spliced to /dev/null in the kernel, so the client is not the limit),
+             push throughput, manifest HEAD and tags/list of a 10-tag repository.
 
     .venv/bin/python bench/workers.py workers --duration 20
     .venv/bin/python bench/workers.py peer --rounds 3
@@ -269,7 +270,7 @@ def blob_bytes(size: int, seed: int) -> bytes:
     return b"".join(i.to_bytes(8, "big") + base[8:] for i in range(size // MIB)) + base[:size % MIB]
 
 
-def push_blob(base: str, repo: str, data: bytes, conn: http.client.HTTPConnection | None = None) -> str:
+def push_blob(base: str, repo: str, data: bytes) -> str:
     """POST, one PATCH with the whole body, PUT ?digest=: what docker and containerd do."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     status, _, headers = request("POST", f"{base}/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
@@ -379,7 +380,8 @@ class SplicePuller:
             fcntl.fcntl(self.pipe_w, 1031, MIB)  # F_SETPIPE_SZ: 1 MiB per splice
         self.null = os.open(os.devnull, os.O_WRONLY)
 
-    def pull(self, path: str, _buf=None) -> int:
+    def pull(self, path: str) -> int:
+        """GET a blob; returns its length (the body went to /dev/null)."""
         try:
             if self.sock is None:
                 self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
