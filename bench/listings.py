@@ -250,6 +250,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ours-data", default=None, help="ours' data dir (kept; repositories already holding"
                     " their tags are not pushed again: re-time without re-populating)")
     ap.add_argument("--peer-data", default=None, help="the peer's data dir (kept; same rule)")
+    ap.add_argument("--newer-default", type=int, default=checks_mod.NEWER_DEFAULT_N,
+                    help="the default n of newer that the checks expect (10; 20 before commit 2af08c4)")
     ap.add_argument("--report", default=None, metavar="JSON", help="only print the report of an earlier run")
     args = ap.parse_args(argv)
     if args.report:
@@ -297,7 +299,8 @@ def main(argv=None) -> int:
             snapshots.append({"after": size if pushed else f"{size} (already there)", **redis_info_memory(sock)})
         sess = SessionPool().get()
         results["checks"] = {size: checks_mod.check_repo(sess, ours, peer, repos[size],
-                                                         populate_mod.version_tags(size), args.timeout)
+                                                         populate_mod.version_tags(size), args.timeout,
+                                                         args.newer_default)
                              for size in sizes}
         mids = {size: results["checks"][size]["mid"] for size in sizes}
         results["bytes"] = bytes_report(sess, ours, peer, repos, args.newer_tags, args.timeout)

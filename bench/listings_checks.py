@@ -21,7 +21,7 @@ import urllib.parse
 from _common import OCI_INDEX, check_loopback, next_link
 
 NEWER_TAG = "1.2.3"
-NEWER_DEFAULT_N = 20                  # docs/extensions.md: default n of newer
+NEWER_DEFAULT_N = 10                  # docs/extensions.md: default n of newer (20 before commit 2af08c4)
 PAGE_MAX = 10_000                     # limits.page_max default
 MAX_PAGES = 2_000                     # bound on Link-following per walk
 VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:-rc\.(\d+))?(?:-(alpine|slim))?$")
@@ -120,7 +120,8 @@ def _semver_order_problems(names: list[str]) -> list[str]:
     return out
 
 
-def check_repo(sess, ours, peer, repo: str, tags: list[str], timeout: float) -> dict:
+def check_repo(sess, ours, peer, repo: str, tags: list[str], timeout: float,
+               newer_default: int = NEWER_DEFAULT_N) -> dict:
     res: dict = {"repo": repo, "tags": len(tags), "problems": []}
     problems = res["problems"]
     tagset = set(tags)
@@ -175,7 +176,7 @@ def check_repo(sess, ours, peer, repo: str, tags: list[str], timeout: float) -> 
     for n in (None, PAGE_MAX):
         q = f"?n={n}" if n else ""
         got, info = _names(sess, f"{ours.url}/v2/{repo}/_regext/tags/{NEWER_TAG}/newer{q}", "newer", timeout)
-        limit = n or NEWER_DEFAULT_N
+        limit = n or newer_default
         _same(f"newer n={n or 'default'}", got, family[:limit], problems)
         complete = info["body"].get("complete")
         res[f"newer_{n or 'default'}"] = {"count": len(got), "complete": complete, "status": info["status"]}

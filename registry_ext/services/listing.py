@@ -34,9 +34,11 @@ class ListingService:
         Raises:
             RegistryError(NAME_UNKNOWN)
         """
-        if not self.index.read.repo_exists(name):
+        page = self._page(lambda lim: self.index.read.tags_page(name, last, lim), n)
+        # One round trip in the common case: existence is only asked when the page is empty.
+        if not page.items and not self.index.read.repo_exists(name):
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
-        return self._page(lambda lim: self.index.read.tags_page(name, last, lim), n)
+        return page
 
     def catalog(self, n: int | None, last: str | None) -> Page:
         return self._page(lambda lim: self.index.read.repos_page(last, lim), n)
