@@ -74,7 +74,8 @@ def test_gunicorn_reads_the_config_file(tmp_path):
 
 
 def test_master_prepares_and_cleans_the_metrics_folder(tmp_path, monkeypatch):
-    monkeypatch.delenv(metrics.ENV, raising=False)
+    monkeypatch.setenv(metrics.ENV, "")  # records the variable's state, restored after the test
+    monkeypatch.delenv(metrics.ENV)
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "counter_1.db").write_bytes(b"stale")
@@ -95,6 +96,7 @@ def test_master_prepares_and_cleans_the_metrics_folder(tmp_path, monkeypatch):
     monkeypatch.delenv(metrics.ENV)
     gunicorn_setup.start_metrics(load_settings(data={"metrics": {"enabled": False}}, environ={}))
     assert metrics.ENV not in os.environ
+    # (prometheus_client would read the variable at its first import: it must not leak to other tests)
 
 
 def test_stored_files_are_readable_by_the_nginx_user(tmp_path):
