@@ -3,8 +3,8 @@
 Sources, later ones winning: built-in defaults, a TOML file, a few
 explicit environment variables (``REGISTRY_EXT_CONFIG`` names the file,
 ``REGISTRY_EXT_DATA_DIR``, ``REGISTRY_EXT_REDIS_URL``,
-``REGISTRY_EXT_KEY_PREFIX``), then values given in code (the command-line
-options). Unknown keys and bad values raise
+``REGISTRY_EXT_KEY_PREFIX``, ``REGISTRY_EXT_FAILPOINTS_FILE``), then values
+given in code (the command-line options). Unknown keys and bad values raise
 :class:`ConfigError`. Nothing is read at import time.
 """
 from __future__ import annotations
@@ -48,6 +48,9 @@ class StorageSettings:
 class RedisSettings:
     url: str = ""  # empty: `registry-ext serve` runs a private redis-server
     key_prefix: str = "regext"
+    # How often each worker checks that the index is intact (rebuilding it after a flush,
+    # verifying it after a Redis restart) and replays unfinished writes from the journal.
+    watch_interval_ms: int = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +78,12 @@ class MirrorSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class TestingSettings:
+    # Crash injection for the reliability tests (registry_ext/failpoints.py). Never in production.
+    failpoints_file: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -82,12 +91,14 @@ class Settings:
     limits: LimitSettings = LimitSettings()
     metrics: MetricsSettings = MetricsSettings()
     mirror: MirrorSettings = MirrorSettings()
+    testing: TestingSettings = TestingSettings()
 
 
 ENV_KEYS = {
     "REGISTRY_EXT_DATA_DIR": ("storage", "root"),
     "REGISTRY_EXT_REDIS_URL": ("redis", "url"),
     "REGISTRY_EXT_KEY_PREFIX": ("redis", "key_prefix"),
+    "REGISTRY_EXT_FAILPOINTS_FILE": ("testing", "failpoints_file"),
 }
 
 
@@ -179,7 +190,8 @@ def _validate(settings: Settings) -> None:
                          ("limits.page_max", settings.limits.page_max),
                          ("limits.referrers_page", settings.limits.referrers_page),
                          ("limits.scan_max", settings.limits.scan_max),
-                         ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds)):
+                         ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds),
+                         ("redis.watch_interval_ms", settings.redis.watch_interval_ms)):
         if value < 1:
             raise ConfigError(f"{where}: must be at least 1")
     if not 0 <= settings.server.trusted_proxies <= 10:

@@ -77,14 +77,20 @@ class IndexWriter:
 
         self.client.transaction(drop, rk.manifests, rk.tags, rk.digest_tags(digest))
 
-    def replace_repo(self, name: str, manifests: Iterable[tuple[str, dict[str, Any]]],
-                     tags: Iterable[tuple[str, str, int, int]]) -> None:
-        """Replace everything indexed for one repository in one transaction (reindex)."""
+    def replace_repo(self, name: str, manifests: list[tuple[str, dict[str, Any]]],
+                     tags: list[tuple[str, str, int, int]], stale: Iterable[str] | None = None) -> None:
+        """Replace everything indexed for one repository in one transaction (reindex, repairs).
+
+        ``stale`` lists the repository's keys found by one ``keys_by_repo``
+        scan for a whole rebuild; without it this repository's keys are
+        scanned for. Either way the keys the new content uses are cleared too.
+        """
         rk = self.keys.repo(name)
-        stale = list(self.client.scan_iter(match=rk.pattern, count=1000))
+        if stale is None:
+            stale = self.client.scan_iter(match=rk.pattern, count=1000)
+        doomed = set(stale) | set(_content_keys(rk, manifests, tags))
         with self.client.pipeline(transaction=True) as pipe:
-            if stale:
-                pipe.delete(*stale)
+            pipe.delete(*doomed)
             for digest, entry in manifests:
                 _stage_manifest(pipe, rk, digest, entry)
             for tag, digest, created_at, updated_at in tags:
@@ -92,14 +98,31 @@ class IndexWriter:
             pipe.execute()
         self.add_repo(name)
 
-    def drop_repos_except(self, names: set[str]) -> None:
-        """Remove catalog entries and keys of repositories no longer on storage."""
-        for name in self.client.zrange(self.keys.repos, 0, -1):
-            if name not in names:
-                stale = list(self.client.scan_iter(match=self.keys.repo(name).pattern, count=1000))
-                if stale:
-                    self.client.delete(*stale)
-                self.client.zrem(self.keys.repos, name)
+    def keys_by_repo(self) -> dict[str, list[str]]:
+        """Every repository key, grouped by repository name, in one SCAN of the keyspace."""
+        grouped: dict[str, list[str]] = {}
+        base = f"{self.keys.prefix}:repo:{{"
+        for key in self.client.scan_iter(match=base + "*", count=1000):
+            name = key[len(base):key.find("}:", len(base))]
+            grouped.setdefault(name, []).append(key)
+        return grouped
+
+    def drop_repos(self, names: Iterable[str]) -> None:
+        """Remove catalog entries and keys of repositories gone from storage."""
+        for name in names:
+            stale = list(self.client.scan_iter(match=self.keys.repo(name).pattern, count=1000))
+            if stale:
+                self.client.delete(*stale)
+            self.client.zrem(self.keys.repos, name)
+
+
+def _content_keys(rk: RepoKeys, manifests, tags) -> list[str]:
+    """Keys that content would write (so a replace never merges into leftovers)."""
+    keys = [rk.tags, rk.tags_lex, rk.tags_created, rk.tags_updated, rk.tags_semver, rk.tags_sig,
+            rk.manifests, rk.manifests_pushed]
+    keys += [rk.digest_tags(digest) for digest, _entry in manifests]
+    keys += [rk.referrers(entry["subject"]) for _digest, entry in manifests if entry.get("subject")]
+    return keys
 
 
 def _stage_manifest(pipe, rk: RepoKeys, digest: str, entry: dict[str, Any]) -> None:

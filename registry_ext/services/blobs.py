@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
+from registry_ext import failpoints
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import Digest, digest_file, parse_digest
 from registry_ext.oci.reference import validate_name
-from registry_ext.storage import LengthMismatch, OffsetMismatch, Storage, UploadInfo
+from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadInfo
 
 
 class BlobService:
@@ -39,8 +40,11 @@ class BlobService:
         self.storage.repos.unlink_blob(name, digest)
 
     def link(self, name: str, digest: Digest) -> None:
-        self.storage.repos.link_blob(name, digest)
-        self.index.write.add_repo(name)
+        """Make the blob visible in ``name`` and list the repository in the catalog."""
+        with self.storage.journal.pending(Intent(name, catalog=True)):
+            self.storage.repos.link_blob(name, digest)
+            failpoints.hit("blob.after-link")
+            self.index.write.add_repo(name)
 
 
 class UploadService:
@@ -109,6 +113,7 @@ class UploadService:
             self.storage.uploads.delete(upload_id)
             raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": str(digest), "actual": str(actual)})
         self.storage.blobs.adopt(digest, path)
+        failpoints.hit("upload.after-adopt")
         self.blobs.link(name, digest)
         self.storage.uploads.delete(upload_id)
         return digest

@@ -9,6 +9,9 @@ that are gone) or removes storage records that point at nothing:
 - a manifest that cannot be parsed any more (``unreadable-manifest``, report only),
 - index content that differs from what storage implies (``index-drift``),
 - a repository in the catalog with nothing on storage (``index-orphan``),
+- a write that changed storage and not the index (``unfinished-write``: a
+  journal entry left by a killed worker or a Redis fault; repaired by
+  replaying it, services/reconcile.py),
 - expired upload sessions and old temp files (``stale-upload``, ``stale-temp``).
 """
 from __future__ import annotations
@@ -23,7 +26,8 @@ import orjson
 from registry_ext.clock import now_ms
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
-from registry_ext.services.reindex import expected_state
+from registry_ext.services.reconcile import Reconciler
+from registry_ext.services.reindex import expected_state, gone_repos
 from registry_ext.storage import HistoryEvent, Storage
 
 TEMP_MAX_AGE_SECONDS = 3600
@@ -52,20 +56,42 @@ class CheckReport:
 def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
     """Compare every repository's storage records with the index; repair when asked."""
     report = CheckReport()
-    names = set()
+    _check_journal(storage, index, report, repair)
     for name in storage.repos.names():
-        names.add(name)
         report.repositories += 1
         with storage.repos.lock(name):
             _check_storage(storage, name, report, repair)
             _check_index(storage, index, name, report, repair)
-    for name in index.read.repos_page(None, None):
-        if name not in names and not storage.repos.exists(name):
-            report.add("index-orphan", name, name, repair)
+    gone = gone_repos(storage, index)
+    for name in gone:
+        report.add("index-orphan", name, name, repair)
     if repair:
-        index.write.drop_repos_except(names)
+        index.write.drop_repos(gone)
     _check_uploads(storage, report, repair)
     return report
+
+
+def verify_repo(storage: Storage, index: Index, name: str) -> bool:
+    """Replace one repository's index content if it differs from storage; True if it did."""
+    with storage.repos.lock(name):
+        manifests, tags, _unreadable = expected_state(storage, name)
+        if not _drifted(index, name, manifests, tags):
+            return False
+        index.write.replace_repo(name, manifests, tags)
+        return True
+
+
+def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> None:
+    """Journal entries of writes that are over (a held repository lock means one still runs)."""
+    for _path, intent in storage.journal.entries():
+        if intent is None:
+            continue
+        with storage.repos.try_lock(intent.repo) as free:
+            if free:
+                report.add("unfinished-write", intent.repo,
+                           ",".join(intent.tags + intent.manifests) or "catalog", repair)
+    if repair:
+        Reconciler(storage, index).sweep()
 
 
 def _check_storage(storage: Storage, name: str, report: CheckReport, repair: bool) -> None:
@@ -88,10 +114,15 @@ def _check_index(storage: Storage, index: Index, name: str, report: CheckReport,
     manifests, tags, unreadable = expected_state(storage, name)
     for digest in unreadable:
         report.add("unreadable-manifest", name, digest, False)
-    if _actual_state(index, name) != _normal(manifests, tags) or not _derived_sizes_match(index, name, manifests, tags):
+    if _drifted(index, name, manifests, tags):
         report.add("index-drift", name, name, repair)
         if repair:
             index.write.replace_repo(name, manifests, tags)
+
+
+def _drifted(index: Index, name: str, manifests, tags) -> bool:
+    return (_actual_state(index, name) != _normal(manifests, tags)
+            or not _derived_sizes_match(index, name, manifests, tags))
 
 
 def _normal(manifests, tags) -> tuple[dict, dict]:

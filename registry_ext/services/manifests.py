@@ -4,7 +4,10 @@ Write order (ROADMAP principles): bytes first (content-addressed blob),
 then the repository's manifest link and tag pointer, then one atomic index
 update. Tag moves hold the repository lock from the storage write to the
 index update, so concurrent pushes of one tag leave storage and index
-agreeing on the last writer.
+agreeing on the last writer. A journal entry spans the storage and index
+steps, so a write cut short between them (a killed worker, a Redis fault)
+is finished by the reconciler (services/reconcile.py). The ``failpoints``
+calls mark those steps for the crash tests.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from registry_ext import failpoints
 from registry_ext.clock import now_ms
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
@@ -21,7 +25,7 @@ from registry_ext.oci.digest import Digest, digest_bytes, is_digest, parse_diges
 from registry_ext.oci.manifest import Manifest, parse_manifest
 from registry_ext.oci.metadata import describe, wants_config
 from registry_ext.oci.reference import is_valid_tag, validate_tag
-from registry_ext.storage import HistoryEvent, ManifestRecord, Storage, TagRecord
+from registry_ext.storage import HistoryEvent, Intent, ManifestRecord, Storage, TagRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +85,16 @@ class ManifestService:
         manifest = parse_manifest(data, content_type)
         self._check_references(name, manifest)
         self.storage.blobs.put_bytes(digest, data)
-        with self.storage.repos.lock(name):
+        intent = Intent(name, (tag,) if tag else (), (str(digest),), catalog=True)
+        with self.storage.repos.lock(name), self.storage.journal.pending(intent):
             record = self._link(name, digest, manifest, len(data))
+            failpoints.hit("manifest.after-link")
             tag_record = self._move_tag(name, tag, record) if tag is not None else None
             entry = index_entry(record, manifest, load_config(self.storage, manifest))
+            failpoints.hit("manifest.before-index")
             self.index.write.put_manifest(name, str(digest), entry, tag_record and (
                 tag, tag_record.created_at, tag_record.updated_at))
+            failpoints.hit("manifest.after-index")
         return str(digest), manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -142,6 +150,7 @@ class ManifestService:
         at = now_ms()
         record = TagRecord(tag, manifest.digest, old.created_at if old else at, at)
         repos.put_tag(name, record)
+        failpoints.hit("manifest.after-tag")
         repos.record_history(name, HistoryEvent(tag, manifest.digest, at, "moved" if old else "created",
                                                 manifest.media_type, manifest.size))
         return record
@@ -163,12 +172,16 @@ class ManifestService:
         with repos.lock(name):
             if repos.manifest(name, digest) is None:
                 raise self._unknown(name, reference)
-            for tag in self.index.read.digest_tags(name, str(digest)):
-                record = repos.tag(name, tag)
-                if record is not None and record.digest == str(digest):
-                    self._untag(name, tag, record.digest)
-            repos.delete_manifest(name, digest)
-            self.index.write.delete_manifest(name, str(digest))
+            tags = self.index.read.digest_tags(name, str(digest))
+            with self.storage.journal.pending(Intent(name, tuple(tags), (str(digest),))):
+                for tag in tags:
+                    record = repos.tag(name, tag)
+                    if record is not None and record.digest == str(digest):
+                        self._untag(name, tag, record.digest)
+                failpoints.hit("delete.after-untag")
+                repos.delete_manifest(name, digest)
+                failpoints.hit("delete.before-index")
+                self.index.write.delete_manifest(name, str(digest))
 
     def _delete_tag(self, name: str, tag: str) -> None:
         repos = self.storage.repos
@@ -176,10 +189,12 @@ class ManifestService:
             record = repos.tag(name, tag) if is_valid_tag(tag) else None
             if record is None:
                 if is_valid_tag(tag):
-                    self.index.write.delete_tag(name, tag)  # finish a delete whose index step failed
+                    self.index.write.delete_tag(name, tag)  # a retry finishes a delete whose index step failed
                 raise self._unknown(name, tag)
-            self._untag(name, tag, record.digest)
-            self.index.write.delete_tag(name, tag)
+            with self.storage.journal.pending(Intent(name, (tag,))):
+                self._untag(name, tag, record.digest)
+                failpoints.hit("delete.before-index")
+                self.index.write.delete_tag(name, tag)
 
     def _untag(self, name: str, tag: str, digest: str) -> None:
         repos = self.storage.repos

@@ -2,21 +2,43 @@
 
 Storage is the source of truth: every manifest link, tag pointer and its
 timestamps is on disk, so the index after ``reindex`` answers exactly as
-before. Each repository is replaced in one transaction; repositories gone
-from storage are dropped from the catalog.
+before. Each repository is read and replaced under its lock, in one
+transaction, so pushes may go on meanwhile; repositories gone from storage
+are dropped from the catalog.
 """
 from __future__ import annotations
 
 import logging
+from typing import Any, Callable
 
 from registry_ext.errors import RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
 from registry_ext.oci.manifest import parse_manifest
 from registry_ext.services.manifests import index_entry, load_config
-from registry_ext.storage import Storage
+from registry_ext.storage import ManifestRecord, Storage
 
 log = logging.getLogger(__name__)
+
+
+class Unreadable(Exception):
+    """A manifest's bytes are missing or do not parse any more."""
+
+
+def manifest_entry(storage: Storage, record: ManifestRecord) -> dict[str, Any]:
+    """The index entry of a manifest link, derived from its stored bytes.
+
+    Raises:
+        Unreadable: the bytes are missing or do not parse.
+    """
+    data = storage.blobs.read(parse_digest(record.digest))
+    if data is None:
+        raise Unreadable("bytes missing")
+    try:
+        manifest = parse_manifest(data, record.media_type)
+    except RegistryError as exc:
+        raise Unreadable(exc.message) from None
+    return index_entry(record, manifest, load_config(storage, manifest))
 
 
 def expected_state(storage: Storage, name: str) -> tuple[list, list, list[str]]:
@@ -27,33 +49,39 @@ def expected_state(storage: Storage, name: str) -> tuple[list, list, list[str]]:
     """
     manifests, unreadable = [], []
     for record in storage.repos.manifests(name):
-        data = storage.blobs.read(parse_digest(record.digest))
-        if data is None:
-            log.warning("skipping manifest %s in %s: its bytes are missing", record.digest, name)
-            continue
         try:
-            manifest = parse_manifest(data, record.media_type)
-        except RegistryError:
-            log.warning("skipping unreadable manifest %s in %s", record.digest, name)
-            unreadable.append(record.digest)
-            continue
-        manifests.append((record.digest, index_entry(record, manifest, load_config(storage, manifest))))
+            manifests.append((record.digest, manifest_entry(storage, record)))
+        except Unreadable as exc:
+            log.warning("skipping manifest %s in %s: %s", record.digest, name, exc)
+            if storage.blobs.size(parse_digest(record.digest)) is not None:
+                unreadable.append(record.digest)
     known = {digest for digest, _ in manifests}
     tags = [(t.tag, t.digest, t.created_at, t.updated_at) for t in storage.repos.tags(name) if t.digest in known]
     return manifests, tags, unreadable
 
 
-def reindex(storage: Storage, index: Index) -> dict[str, int]:
-    """Rebuild every repository's keys; return counts of what was indexed."""
+def reindex(storage: Storage, index: Index, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Rebuild every repository's keys; return counts of what was indexed.
+
+    ``progress(name)`` is called before each repository (the maintenance
+    thread refreshes its lock there, and stops by raising).
+    """
     counts = {"repositories": 0, "manifests": 0, "tags": 0, "skipped": 0}
-    names = set()
+    stale = index.write.keys_by_repo()
     for name in storage.repos.names():
-        names.add(name)
-        manifests, tags, unreadable = expected_state(storage, name)
-        index.write.replace_repo(name, manifests, tags)
+        if progress is not None:
+            progress(name)
+        with storage.repos.lock(name):
+            manifests, tags, unreadable = expected_state(storage, name)
+            index.write.replace_repo(name, manifests, tags, stale.get(name, []))
         counts["repositories"] += 1
         counts["manifests"] += len(manifests)
         counts["tags"] += len(tags)
         counts["skipped"] += len(unreadable)
-    index.write.drop_repos_except(names)
+    index.write.drop_repos(gone_repos(storage, index))
     return counts
+
+
+def gone_repos(storage: Storage, index: Index) -> list[str]:
+    """Catalog entries with nothing on storage (checked now, so a repository pushed meanwhile stays)."""
+    return [name for name in index.read.repos_page(None, None) if not storage.repos.exists(name)]

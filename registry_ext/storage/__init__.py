@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from registry_ext.storage.blobs import BlobStore
+from registry_ext.storage.journal import Intent, Journal
 from registry_ext.storage.layout import Layout
 from registry_ext.storage.repos import HistoryEvent, ManifestRecord, RepoStore, TagRecord
 from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadInfo, UploadStore
@@ -18,15 +19,17 @@ class Storage:
     blobs: BlobStore
     uploads: UploadStore
     repos: RepoStore
+    journal: Journal
 
 
 def open_storage(root: str, upload_ttl_seconds: int) -> Storage:
     """The filesystem store rooted at ``root`` (created if needed)."""
     layout = Layout(root)
-    for folder in (layout.root, layout.tmp, layout.uploads, layout.repos):
+    for folder in (layout.root, layout.tmp, layout.uploads, layout.repos, layout.journal):
         folder.mkdir(parents=True, exist_ok=True)
-    return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds), RepoStore(layout))
+    return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds), RepoStore(layout),
+                   Journal(layout))
 
 
-__all__ = ["Storage", "open_storage", "HistoryEvent", "ManifestRecord", "TagRecord", "UploadInfo",
-           "OffsetMismatch", "LengthMismatch"]
+__all__ = ["Storage", "open_storage", "Intent", "Journal", "HistoryEvent", "ManifestRecord", "TagRecord",
+           "UploadInfo", "OffsetMismatch", "LengthMismatch"]

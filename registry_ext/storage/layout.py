@@ -14,6 +14,8 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       repos/<name>/_history/<tag>           JSON lines {"digest", "at", "event"}: tag history
       repos/<name>/_lock                    flock serialising tag and manifest changes
       tmp/                                  temp files, renamed into place (same filesystem)
+      journal/<uuid>.json                   {"repo", "tags", "manifests", "catalog"}: index updates a
+                                            write has not finished yet (storage/journal.py)
 
 Times are integer milliseconds since the epoch. Repository names may hold
 slashes, so a repository's files sit under underscore-prefixed folders: a
@@ -41,6 +43,7 @@ class Layout:
         self.tmp = self.root / "tmp"
         self.uploads = self.root / "uploads"
         self.repos = self.root / "repos"
+        self.journal = self.root / "journal"
 
     def blob(self, digest: Digest) -> Path:
         return self.root / "blobs" / blob_relpath(digest)

@@ -78,6 +78,22 @@ class RepoStore:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
+    @contextlib.contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """The repository lock if it is free right now (True), else False without waiting.
+
+        A lock held by a process that died is free: the kernel drops it with the process.
+        """
+        path = self.layout.lock(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+
     # -- blob links ---------------------------------------------------------
     def link_blob(self, name: str, digest: Digest) -> None:
         path = self.layout.blob_link(name, digest)

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import orjson
 
+from registry_ext import failpoints
 from registry_ext.clock import now_ms
 from registry_ext.oci.reference import is_valid_upload_id
 from registry_ext.storage.atomic import write_atomic
@@ -147,6 +148,8 @@ def _copy(stream: BinaryIO, handle: BinaryIO, length: int | None) -> int:
         if not chunk:
             break
         handle.write(chunk)
+        if not written:
+            failpoints.hit("upload.mid-chunk")
         written += len(chunk)
     return written
 

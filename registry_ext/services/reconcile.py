@@ -1,0 +1,119 @@
+"""Finish writes that changed storage but not the index: replay the journal.
+
+A journal entry (storage/journal.py) names a repository and the tags and
+manifests a write was changing. Replaying it re-derives exactly those index
+entries from storage, so it is idempotent and safe to repeat: whatever the
+write got done before it died is what the index ends up saying. A tag's
+history gets the event the dead write did not append, so history, tag
+file and index agree too.
+
+Entries naming tags or manifests are replayed under the repository lock,
+taken without waiting: a held lock means the write is still running (or
+another process is replaying), and the entry is left for a later sweep.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from registry_ext.clock import now_ms
+from registry_ext.index import Index
+from registry_ext.oci.digest import parse_digest
+from registry_ext.services.reindex import Unreadable, manifest_entry
+from registry_ext.storage import HistoryEvent, Intent, Storage, TagRecord
+
+log = logging.getLogger(__name__)
+
+TORN_ENTRY_AGE_SECONDS = 60  # an unreadable entry younger than this may still be being written
+
+
+class Reconciler:
+    def __init__(self, storage: Storage, index: Index):
+        self.storage = storage
+        self.index = index
+
+    def sweep(self) -> int:
+        """Replay every entry whose write is over; return how many were replayed.
+
+        Raises:
+            redis.RedisError: the index is unreachable (entries stay for the next sweep).
+        """
+        replayed = 0
+        journal = self.storage.journal
+        for path, intent in journal.entries():
+            if intent is None:
+                self._drop_torn(path)
+                continue
+            if not (intent.tags or intent.manifests):
+                self.replay(intent)  # catalog only: idempotent, needs no lock
+            else:
+                with self.storage.repos.try_lock(intent.repo) as locked:
+                    if not locked:
+                        continue
+                    self.replay(intent)
+            journal.close(path)
+            replayed += 1
+            log.warning("replayed an unfinished write in %s: tags %s, manifests %s",
+                        intent.repo, list(intent.tags), list(intent.manifests))
+        return replayed
+
+    def replay(self, intent: Intent) -> None:
+        """Make the index say what storage says about the intent's objects."""
+        for digest in intent.manifests:
+            self.sync_manifest(intent.repo, digest)
+        for tag in intent.tags:
+            self.sync_tag(intent.repo, tag)
+        if self.storage.repos.exists(intent.repo):
+            self.index.write.add_repo(intent.repo)
+
+    def sync_manifest(self, name: str, digest: str) -> None:
+        """Index the manifest if its link and bytes are on storage, else forget it with its tags."""
+        record = self.storage.repos.manifest(name, parse_digest(digest))
+        try:
+            entry = manifest_entry(self.storage, record) if record is not None else None
+        except Unreadable:
+            entry = None
+        tags = self.index.read.digest_tags(name, digest)
+        if entry is None:
+            self.index.write.delete_manifest(name, digest)
+        else:
+            self.index.write.put_manifest(name, digest, entry)
+        for tag in tags:
+            self.sync_tag(name, tag)
+
+    def sync_tag(self, name: str, tag: str) -> None:
+        """Point the index's tag where the tag file points, or drop it; complete its history."""
+        record = self.storage.repos.tag(name, tag)
+        manifest = self.storage.repos.manifest(name, parse_digest(record.digest)) if record else None
+        try:
+            entry = manifest_entry(self.storage, manifest) if manifest is not None else None
+        except Unreadable:
+            entry = None
+        if record is None or entry is None:
+            self.index.write.delete_tag(name, tag)
+        else:
+            self.index.write.put_manifest(name, record.digest, entry,
+                                          (tag, record.created_at, record.updated_at))
+        self._complete_history(name, tag, record, entry)
+
+    def _complete_history(self, name: str, tag: str, record: TagRecord | None, entry: dict | None) -> None:
+        """Append the event a write died before appending (the tag file is already the truth)."""
+        repos = self.storage.repos
+        events = repos.history(name, tag)
+        last = events[-1] if events else None
+        live = last is not None and last.event != "deleted"
+        if record is None and live:
+            repos.record_history(name, HistoryEvent(tag, last.digest, now_ms(), "deleted",
+                                                    last.media_type, last.size))
+        elif record is not None and entry is not None and (not live or last.digest != record.digest):
+            repos.record_history(name, HistoryEvent(tag, record.digest, record.updated_at,
+                                                    "moved" if live else "created",
+                                                    entry["mediaType"], entry["size"]))
+
+    def _drop_torn(self, path) -> None:
+        """An entry with no readable content came from a write killed before any storage change."""
+        try:
+            if time.time() - path.stat().st_mtime > TORN_ENTRY_AGE_SECONDS:
+                self.storage.journal.close(path)
+        except FileNotFoundError:
+            pass
