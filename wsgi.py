@@ -1,3 +1,3 @@
-from registry_ext import create_app
+from registry_ext import create_worker_app
 
-app = create_app()
+app = create_worker_app()

@@ -11,4 +11,11 @@ def create_app(settings=None):
     return _create_app(settings)
 
 
-__all__ = ["create_app", "__version__"]
+def create_worker_app(settings=None):
+    """The app plus its index maintenance thread, as gunicorn workers run it."""
+    from registry_ext.app import create_worker_app as _create_worker_app
+
+    return _create_worker_app(settings)
+
+
+__all__ = ["create_app", "create_worker_app", "__version__"]

@@ -7,7 +7,7 @@ import redis
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from registry_ext import metrics
+from registry_ext import failpoints, metrics
 from registry_ext.api import request_id
 from registry_ext.api.http import Response
 from registry_ext.api.converters import RepoNameConverter, SegmentConverter
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the registry app; without ``settings`` they come from the environment."""
     settings = settings or load_settings()
+    failpoints.configure(settings.testing.failpoints_file)
     app = Flask("registry_ext", static_folder=None)
     app.response_class = Response
     app.config["SETTINGS"] = settings
@@ -45,6 +46,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     if settings.metrics.enabled:
         app.register_blueprint(health.metrics_bp)
+    return app
+
+
+def create_worker_app(settings: Settings | None = None) -> Flask:
+    """The app as a gunicorn worker runs it: ``create_app`` plus the index maintenance thread
+    (services/maintenance.py), which rebuilds, verifies and repairs the index by itself."""
+    from registry_ext.services.maintenance import Maintenance
+
+    app = create_app(settings)
+    settings = app.config["SETTINGS"]
+    app.extensions["maintenance"] = Maintenance(app.extensions["registry"],
+                                                settings.redis.watch_interval_ms).start()
     return app
 
 

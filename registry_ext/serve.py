@@ -23,9 +23,9 @@ class RegistryApplication(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self):
-        from registry_ext.app import create_app
+        from registry_ext.app import create_worker_app
 
-        return create_app(self.settings)
+        return create_worker_app(self.settings)
 
 
 def serve(settings: Settings, access_log: str | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint
 
-from registry_ext.api.http import Response, conditional
+from registry_ext.api.http import Response, conditional, storage_only
 
 bp = Blueprint("discover", __name__)
 
@@ -46,10 +46,12 @@ def _render(name: str | None) -> Response:
 
 
 @bp.get("/_oci/ext/discover")
+@storage_only
 def discover():
     return _render(None)
 
 
 @bp.get("/<repo:name>/_oci/ext/discover")
+@storage_only
 def discover_repository(name: str):
     return _render(name)

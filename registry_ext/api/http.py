@@ -36,6 +36,12 @@ def registry() -> Registry:
     return current_app.extensions["registry"]
 
 
+def storage_only(view):
+    """Mark a view that needs no index reads: it keeps serving while the index is rebuilt."""
+    view.storage_only = True
+    return view
+
+
 def query_int(name: str) -> int | None:
     """A non-negative integer query parameter (None when absent).
 

@@ -1,6 +1,7 @@
 """The Redis index: rebuildable from storage, shaped for the listings.
 
-Knows nothing of Flask. Key schema in keys.py.
+Knows nothing of Flask. Key schema in keys.py (and meta.py for the index's
+own state).
 """
 from __future__ import annotations
 
@@ -8,10 +9,30 @@ import dataclasses
 
 import redis
 
+from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index.keys import Keys
+from registry_ext.index.meta import IndexMeta
 from registry_ext.index.reader import IndexReader
 from registry_ext.index.scan import TagScanner
 from registry_ext.index.writer import IndexWriter
+
+
+class IndexState:
+    """This process's view of whether the index is complete (set by services/maintenance.py).
+
+    Starts usable: only a worker's maintenance thread, having found the
+    marker missing, marks it as rebuilding.
+    """
+
+    def __init__(self) -> None:
+        self.rebuilding = False
+
+    def require_complete(self) -> None:
+        """Raises: RegistryError(UNSUPPORTED, 503) while the index is being rebuilt."""
+        if self.rebuilding:
+            raise RegistryError(ErrorCode.UNSUPPORTED, status=503,
+                                message="registry index is being rebuilt from storage",
+                                headers={"Retry-After": "5"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +42,8 @@ class Index:
     read: IndexReader
     write: IndexWriter
     scan: TagScanner
+    meta: IndexMeta
+    state: IndexState
 
 
 def open_index(url: str, prefix: str) -> Index:
@@ -28,7 +51,8 @@ def open_index(url: str, prefix: str) -> Index:
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
                                   socket_connect_timeout=5, health_check_interval=30)
     keys = Keys(prefix)
-    return Index(client, keys, IndexReader(client, keys), IndexWriter(client, keys), TagScanner(client, keys))
+    return Index(client, keys, IndexReader(client, keys), IndexWriter(client, keys), TagScanner(client, keys),
+                 IndexMeta(client, prefix), IndexState())
 
 
-__all__ = ["Index", "open_index"]
+__all__ = ["Index", "IndexState", "open_index"]

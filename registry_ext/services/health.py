@@ -2,7 +2,9 @@
 
 Liveness needs no check (answering at all is the proof); readiness checks
 what every write needs: the Redis index answers, and storage accepts a
-new file (a full disk or a read-only mount fails here, not in a push).
+new file (a full disk or a read-only mount fails here, not in a push);
+and that the index is complete (not being rebuilt after a flush, when
+listings answer 503).
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from registry_ext.services import Registry
 
 
 def readiness(reg: Registry) -> dict[str, str]:
-    """``{"redis": "ok" | why, "storage": "ok" | why}``."""
-    return {"redis": _redis(reg), "storage": _storage(reg)}
+    """``{"redis": "ok" | why, "storage": "ok" | why, "index": "ok" | "rebuilding"}``."""
+    return {"redis": _redis(reg), "storage": _storage(reg),
+            "index": "rebuilding" if reg.index.state.rebuilding else "ok"}
 
 
 def _redis(reg: Registry) -> str:

@@ -44,7 +44,7 @@ def test_healthz_and_readyz(client):
     assert (resp.status_code, resp.json) == (200, {"status": "ok"})
     resp = client.get("/readyz")
     assert resp.status_code == 200
-    assert resp.json == {"status": "ready", "checks": {"redis": "ok", "storage": "ok"}}
+    assert resp.json == {"status": "ready", "checks": {"redis": "ok", "storage": "ok", "index": "ok"}}
     assert resp.headers["Cache-Control"] == "no-store"
     assert client.head("/healthz").status_code == 200
 

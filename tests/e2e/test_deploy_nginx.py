@@ -63,7 +63,7 @@ def test_health_ready_and_request_ids(stack):
     resp = expect(fresh("GET", f"{stack.url}/healthz"), 200)
     assert resp.json() == {"status": "ok"}
     resp = expect(fresh("GET", f"{stack.url}/readyz"), 200)
-    assert resp.json() == {"status": "ready", "checks": {"redis": "ok", "storage": "ok"}}
+    assert resp.json() == {"status": "ready", "checks": {"redis": "ok", "storage": "ok", "index": "ok"}}
 
     # The client's id goes through nginx to the app and back, and into both access logs.
     resp = expect(fresh("GET", f"{stack.url}/v2/", headers={"X-Request-ID": "e2e-hello-1"}), 200)

@@ -5,10 +5,10 @@ before any view runs and sets the headers every response carries.
 """
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app, request
 
 from registry_ext.api import discover, ext, mirror_diff, oci_ext
-from registry_ext.api.http import Response
+from registry_ext.api.http import Response, registry, storage_only
 from registry_ext.api.v2 import blobs, listing, manifests, uploads
 from registry_ext.oci.reference import validate_name
 
@@ -21,6 +21,15 @@ def _validate_name(_endpoint, values) -> None:
         validate_name(values["name"])
 
 
+@bp.before_request
+def _index_complete() -> None:
+    """While the index is being rebuilt (services/maintenance.py) the views that read it
+    answer 503; storage-only views (pulls, pushes, uploads) go on."""
+    view = current_app.view_functions.get(request.endpoint)
+    if not getattr(view, "storage_only", False):
+        registry().index.state.require_complete()
+
+
 @bp.after_app_request
 def _api_version(resp: Response) -> Response:
     resp.headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
@@ -28,6 +37,7 @@ def _api_version(resp: Response) -> Response:
 
 
 @bp.get("/")
+@storage_only
 def base():
     """end-1: the registry implements the v2 API."""
     return Response(b"{}", content_type="application/json")

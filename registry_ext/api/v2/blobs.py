@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from registry_ext import metrics
-from registry_ext.api.http import Response, accel_response, file_response, registry
+from registry_ext.api.http import Response, accel_response, file_response, registry, storage_only
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci.ranges import RangeError, parse_range
 from registry_ext.services.manifests import deletes_disabled
@@ -14,6 +14,7 @@ bp = Blueprint("blobs", __name__)
 
 
 @bp.route("/<repo:name>/blobs/<segment:digest>", methods=["GET", "HEAD"])
+@storage_only
 def get_blob(name: str, digest: str):
     reg = registry()
     parsed, size = reg.blobs.locate(name, digest)
@@ -44,6 +45,7 @@ def get_blob(name: str, digest: str):
 
 
 @bp.delete("/<repo:name>/blobs/<segment:digest>")
+@storage_only
 def delete_blob(name: str, digest: str):
     reg = registry()
     if not reg.manifests.delete_enabled:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from registry_ext.api.http import Response, read_limited, registry
+from registry_ext.api.http import Response, read_limited, registry, storage_only
 
 bp = Blueprint("manifests", __name__)
 
 
 @bp.route("/<repo:name>/manifests/<segment:reference>", methods=["GET", "HEAD"])
+@storage_only
 def get_manifest(name: str, reference: str):
     head = request.method == "HEAD"
     stored = registry().manifests.get(name, reference, with_body=not head)
@@ -23,6 +24,7 @@ def get_manifest(name: str, reference: str):
 
 
 @bp.put("/<repo:name>/manifests/<segment:reference>")
+@storage_only
 def put_manifest(name: str, reference: str):
     data = read_limited(current_app.config["MANIFEST_MAX_BYTES"])
     digest, manifest = registry().manifests.put(name, reference, data, request.headers.get("Content-Type"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from registry_ext.api.http import Response, content_length, registry
+from registry_ext.api.http import Response, content_length, registry, storage_only
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci.ranges import RangeError, parse_content_range
 from registry_ext.services.blobs import upload_headers
@@ -12,6 +12,7 @@ bp = Blueprint("uploads", __name__)
 
 
 @bp.post("/<repo:name>/blobs/uploads/", strict_slashes=False)
+@storage_only
 def start_upload(name: str):
     """Open a session; or upload monolithically (?digest=); or mount (?mount=&from=)."""
     reg = registry()
@@ -29,6 +30,7 @@ def start_upload(name: str):
 
 
 @bp.patch("/<repo:name>/blobs/uploads/<segment:upload_id>")
+@storage_only
 def patch_upload(name: str, upload_id: str):
     """Append a chunk (Content-Range) or a streamed body (no Content-Range)."""
     start, length = _chunk_range()
@@ -37,6 +39,7 @@ def patch_upload(name: str, upload_id: str):
 
 
 @bp.put("/<repo:name>/blobs/uploads/<segment:upload_id>")
+@storage_only
 def finish_upload(name: str, upload_id: str):
     """Close the session with an optional last chunk; the digest is verified."""
     reg = registry()
@@ -47,12 +50,14 @@ def finish_upload(name: str, upload_id: str):
 
 
 @bp.get("/<repo:name>/blobs/uploads/<segment:upload_id>")
+@storage_only
 def get_upload_status(name: str, upload_id: str):
     info = registry().uploads.status(name, upload_id)
     return Response(status=204, headers=upload_headers(name, upload_id, info.size))
 
 
 @bp.delete("/<repo:name>/blobs/uploads/<segment:upload_id>")
+@storage_only
 def cancel_upload(name: str, upload_id: str):
     registry().uploads.cancel(name, upload_id)
     return Response(status=204)

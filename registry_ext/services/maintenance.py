@@ -1,0 +1,130 @@
+"""Keep the index whole without an operator: one background thread per worker.
+
+Every ``redis.watch_interval_ms`` each worker reads the index marker and
+Redis's ``run_id`` (index/meta.py, one round trip) and acts:
+
+- no marker (a new or flushed Redis): listings answer 503 in this worker
+  while one worker, holding the rebuild lock, rebuilds the index from
+  storage; pushes go on (each repository is rebuilt under its lock);
+- a marker from another ``run_id`` (Redis restarted or failed over, and
+  may have lost its last writes): one worker verifies every repository
+  against storage and repairs what differs, while everything is served;
+- then it replays the journal: writes a killed worker or a Redis fault
+  left half done (services/reconcile.py).
+
+A Redis that cannot be reached makes the tick do nothing: requests answer
+503 by themselves, and the next tick after Redis returns does the rest.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import redis
+
+from registry_ext.services import Registry
+from registry_ext.services.check import verify_repo
+from registry_ext.services.reconcile import Reconciler
+from registry_ext.services.reindex import gone_repos, reindex
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL_MS = 30_000  # a rebuilder that died frees the lock this long after its last repository
+
+
+class LockLost(Exception):
+    """The rebuild lock expired or vanished (a flush) while working: start again later."""
+
+
+class Maintenance:
+    def __init__(self, reg: Registry, interval_ms: int):
+        self.reg = reg
+        self.interval = interval_ms / 1000
+        self.reconciler = Reconciler(reg.storage, reg.index)
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Maintenance":
+        """Look at the index once now (so a fresh worker never serves a flushed index), then loop."""
+        self._guard(self.observe)
+        self._thread = threading.Thread(target=self._run, name="index-maintenance", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._guard(self.tick)
+
+    def _guard(self, step) -> None:
+        try:
+            step()
+        except redis.RedisError as exc:
+            log.info("index maintenance waits for Redis: %s", exc)
+        except Exception:  # noqa: BLE001 - the thread must outlive any one bad tick
+            log.exception("index maintenance tick failed")
+
+    def tick(self) -> None:
+        """One round: the index's state, a rebuild or verification if due, the journal."""
+        status = self.observe()
+        if status.built_on is None:
+            self._exclusive(self._rebuild, status.run_id)
+        elif status.built_on != status.run_id:
+            self._exclusive(self._verify, status.run_id)
+        if not self.reg.index.state.rebuilding:
+            self.reconciler.sweep()
+
+    def observe(self):
+        """Set this process's index state from the marker; mark an index of empty storage complete."""
+        index = self.reg.index
+        status = index.meta.status()
+        if status.built_on is None and self._storage_empty():
+            index.meta.mark(status.run_id)
+            status = index.meta.status()
+        index.state.rebuilding = status.built_on is None
+        return status
+
+    def _storage_empty(self) -> bool:
+        return next(iter(self.reg.storage.repos.names()), None) is None
+
+    def _exclusive(self, work, run_id: str) -> None:
+        """Run ``work`` holding the rebuild lock; other workers skip until the marker changes."""
+        meta = self.reg.index.meta
+        if not meta.acquire(self.token, LOCK_TTL_MS):
+            return
+        try:
+            work()
+        except LockLost:
+            log.warning("index rebuild lock lost; starting again on the next tick")
+            return
+        except BaseException:
+            meta.release(self.token)
+            raise
+        if meta.complete(self.token, run_id):
+            self.reg.index.state.rebuilding = False
+
+    def _keep_lock(self, _name: str = "") -> None:
+        if not self.reg.index.meta.refresh(self.token, LOCK_TTL_MS):
+            raise LockLost()
+
+    def _rebuild(self) -> None:
+        log.warning("index marker missing (new or flushed Redis): rebuilding from storage")
+        counts = reindex(self.reg.storage, self.reg.index, progress=self._keep_lock)
+        log.warning("index rebuilt: %s", counts)
+
+    def _verify(self) -> None:
+        log.warning("Redis restarted since the index was built: verifying it against storage")
+        storage, index = self.reg.storage, self.reg.index
+        repaired = []
+        for name in storage.repos.names():
+            self._keep_lock()
+            if verify_repo(storage, index, name):
+                repaired.append(name)
+        index.write.drop_repos(gone_repos(storage, index))
+        log.warning("index verified; repaired repositories: %s", repaired or "none")

@@ -1,0 +1,268 @@
+"""The index repairs itself: journal replay, rebuild after a flush, verification after a restart.
+
+Real redis-servers throughout. Faults are real Redis behaviour: writes
+refused (``min-replicas-to-write``), keys flushed, a server killed and
+restarted from an older snapshot. Maintenance ticks are called directly,
+so each step is deterministic (the thread that calls them in a worker is
+exercised by tests/e2e/test_crashes.py).
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from registry_ext import create_app
+from registry_ext.cli import main
+from registry_ext.config import load_settings
+from registry_ext.services.maintenance import Maintenance
+from tests.conftest import free_port
+from tests.oci_client import make_image, push_manifest, random_config, sha256_digest, tag_list
+from tests.test_reindex import populate, snapshot
+
+
+def app_for(tmp_path, url, **testing):
+    """An app on its own storage root and key prefix (the session Redis is shared by all tests)."""
+    settings = load_settings(data={"storage": {"root": str(tmp_path / "data")},
+                                   "redis": {"url": url, "key_prefix": f"rec{uuid.uuid4().hex[:10]}"},
+                                   "testing": testing}, environ={})
+    return create_app(settings)
+
+
+def maintenance(app) -> Maintenance:
+    return Maintenance(app.extensions["registry"], 1000)
+
+
+def check_findings(app) -> list:
+    settings = app.config["SETTINGS"]
+    result = CliRunner().invoke(main, ["check", "--data-dir", settings.storage.root,
+                                       "--redis-url", settings.redis.url, "--key-prefix", settings.redis.key_prefix])
+    return json.loads(result.output)["findings"]
+
+
+class RedisProcess:
+    """A private redis-server whose data can survive a restart (RDB file in its folder)."""
+
+    def __init__(self, folder):
+        self.folder, self.port = folder, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self) -> "RedisProcess":
+        self.proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
+                                     stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                subprocess.run(["sleep", "0.05"])
+        raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = RedisProcess(tmp_path).start()
+    yield server
+    server.kill()
+
+
+def refuse_writes(url: str, refuse: bool) -> None:
+    """Make Redis refuse every write (NOREPLICAS), as a primary that lost its replicas does."""
+    redis.Redis.from_url(url).config_set("min-replicas-to-write", 1 if refuse else 0)
+
+
+def test_a_push_whose_index_write_failed_is_finished_by_the_journal(tmp_path, redis_server):
+    app = app_for(tmp_path, redis_server)
+    client = app.test_client()
+    first = make_image(client, "app", tag="1.0")
+    moved = make_image(client, "app", tag=None)
+    refuse_writes(redis_server, True)
+    try:
+        resp = push_manifest(client, "app", "1.0", moved["body"])
+        assert resp.status_code == 503 and resp.json["errors"][0]["code"] == "UNSUPPORTED"
+        deleted = client.delete(f"/v2/app/manifests/{first['manifest']}")
+        assert deleted.status_code == 503
+    finally:
+        refuse_writes(redis_server, False)
+    reg = app.extensions["registry"]
+    assert len(list(reg.storage.journal.entries())) == 2
+    assert client.get("/v2/app/manifests/1.0").headers["Docker-Content-Digest"] == moved["manifest"]
+    assert reg.index.read.tag_digest("app", "1.0") == first["manifest"]  # behind storage until replayed
+
+    maintenance(app).tick()
+    assert list(reg.storage.journal.entries()) == []
+    assert reg.index.read.tag_digest("app", "1.0") == moved["manifest"]
+    assert client.get(f"/v2/app/_regext/digests/{first['manifest']}/tags").status_code == 404
+    history = client.get("/v2/app/_oci/tag-history/1.0").json
+    assert [e["digest"] for e in history["manifests"]][:1] == [moved["manifest"]]
+    assert check_findings(app) == []
+
+
+def test_a_write_cut_between_tag_file_and_history_gets_its_event(tmp_path, redis_server):
+    failpoints = tmp_path / "failpoints.json"
+    app = app_for(tmp_path, redis_server, failpoints_file=str(failpoints))
+    client = app.test_client()
+    first = make_image(client, "app", tag="v1")
+    second = make_image(client, "app", tag=None)
+    failpoints.write_text(json.dumps({"manifest.after-tag": "error"}))
+    resp = push_manifest(client, "app", "v1", second["body"])
+    assert resp.status_code == 500 and resp.json["errors"][0]["code"] == "UNSUPPORTED"
+    reg = app.extensions["registry"]
+    assert [e.digest for e in reg.storage.repos.history("app", "v1")] == [first["manifest"]]
+
+    maintenance(app).tick()
+    events = reg.storage.repos.history("app", "v1")
+    assert [(e.event, e.digest) for e in events] == [("created", first["manifest"]), ("moved", second["manifest"])]
+    assert events[-1].at == reg.storage.repos.tag("app", "v1").updated_at
+    assert reg.index.read.tag_digest("app", "v1") == second["manifest"]
+    assert check_findings(app) == []
+
+
+@pytest.mark.parametrize("point", ["manifest.after-link", "manifest.before-index", "manifest.after-index"])
+def test_every_cut_of_a_tagged_push_replays_to_one_consistent_state(tmp_path, redis_server, point):
+    failpoints = tmp_path / "failpoints.json"
+    app = app_for(tmp_path, redis_server, failpoints_file=str(failpoints))
+    client = app.test_client()
+    make_image(client, "app", tag="stable")
+    image = make_image(client, "app", tag=None)
+    failpoints.write_text(json.dumps({point: "error"}))
+    assert push_manifest(client, "app", "stable", image["body"]).status_code == 500
+
+    maintenance(app).tick()
+    served = client.get("/v2/app/manifests/stable").headers["Docker-Content-Digest"]
+    listed = client.get("/v2/app/_regext/tags?n=10").json
+    assert {t["name"]: t["digest"] for t in listed["tags"]}["stable"] == served
+    assert check_findings(app) == []
+
+
+def test_a_tag_delete_cut_before_the_index_is_finished(tmp_path, redis_server):
+    failpoints = tmp_path / "failpoints.json"
+    app = app_for(tmp_path, redis_server, failpoints_file=str(failpoints))
+    client = app.test_client()
+    make_image(client, "app", tag="old")
+    make_image(client, "app", tag="keep")
+    failpoints.write_text(json.dumps({"delete.before-index": "error"}))
+    assert client.delete("/v2/app/manifests/old").status_code == 500
+    assert "old" in tag_list(client, "app")
+
+    maintenance(app).tick()
+    assert tag_list(client, "app") == ["keep"]
+    assert check_findings(app) == []
+
+
+def test_a_flushed_index_is_rebuilt_while_pulls_and_pushes_go_on(tmp_path, redis_server, redis_client):
+    app = app_for(tmp_path, redis_server)
+    client = app.test_client()
+    made = populate(client)
+    keeper = maintenance(app)
+    keeper.tick()  # marks the index complete for this Redis
+    before = snapshot(client, made)
+    prefix = app.config["SETTINGS"].redis.key_prefix
+    redis_client.delete(*redis_client.keys(f"{prefix}:*"))  # this test's FLUSHDB
+
+    keeper.observe()
+    listing = client.get("/v2/app/tags/list")
+    assert listing.status_code == 503 and listing.headers["Retry-After"] == "5"
+    assert listing.json["errors"][0]["code"] == "UNSUPPORTED"
+    assert client.get("/readyz").json["checks"]["index"] == "rebuilding"
+    assert client.get("/v2/app/manifests/latest").status_code == 200
+    extra = make_image(client, "app", tag="9.9.9")
+
+    keeper.tick()
+    assert not app.extensions["registry"].index.state.rebuilding
+    assert "9.9.9" in tag_list(client, "app")
+    assert client.delete(f"/v2/app/manifests/{extra['manifest']}").status_code == 202
+    assert snapshot(client, made) == before
+    assert check_findings(app) == []
+
+
+def test_only_one_worker_rebuilds_and_a_lost_lock_is_not_taken_for_a_finished_rebuild(tmp_path, redis_server,
+                                                                                   redis_client):
+    app = app_for(tmp_path, redis_server)
+    client = app.test_client()
+    make_image(client, "app", tag="1")
+    first, second = maintenance(app), maintenance(app)
+    meta = app.extensions["registry"].index.meta
+    assert meta.acquire(second.token, 60_000)
+    first.tick()  # another worker holds the lock: wait
+    assert app.extensions["registry"].index.state.rebuilding
+    assert meta.status().built_on is None
+
+    redis_client.delete(meta.lock)  # the other worker's lock vanished (expired, or a flush)
+    assert not meta.complete(second.token, meta.status().run_id)
+    assert meta.status().built_on is None
+    first.tick()
+    assert meta.status().built_on == meta.status().run_id
+    assert tag_list(client, "app") == ["1"]
+
+
+def test_a_redis_restart_that_lost_writes_is_verified_and_repaired(tmp_path, private_redis):
+    app = app_for(tmp_path, private_redis.url)
+    client = app.test_client()
+    kept = make_image(client, "app", tag="1.0")
+    keeper = maintenance(app)
+    keeper.tick()
+    redis.Redis.from_url(private_redis.url).save()  # the last snapshot Redis will restart from
+    lost = [make_image(client, "app", tag=f"2.{i}") for i in range(3)]
+    make_image(client, "other", tag="x")
+    assert client.delete("/v2/app/manifests/1.0").status_code == 202
+    private_redis.kill()
+    private_redis.start()
+    assert tag_list(client, "app") == ["1.0"]  # what the snapshot knew
+
+    keeper.tick()
+    assert tag_list(client, "app") == ["2.0", "2.1", "2.2"]
+    assert client.get("/v2/_catalog").json["repositories"] == ["app", "other"]
+    assert client.get(f"/v2/app/_regext/digests/{kept['manifest']}/tags").json["tags"] == []
+    assert {t["digest"] for t in client.get("/v2/app/_regext/tags").json["tags"]} == {i["manifest"] for i in lost}
+    status = app.extensions["registry"].index.meta.status()
+    assert status.built_on == status.run_id
+    assert check_findings(app) == []
+
+
+def test_a_failed_blob_link_still_reaches_the_catalog(tmp_path, redis_server):
+    app = app_for(tmp_path, redis_server)
+    client = app.test_client()
+    config = random_config()
+    refuse_writes(redis_server, True)
+    try:
+        resp = client.post(f"/v2/blobs-only/blobs/uploads/?digest={sha256_digest(config)}", data=config)
+        assert resp.status_code == 503
+    finally:
+        refuse_writes(redis_server, False)
+    assert "blobs-only" not in client.get("/v2/_catalog").json["repositories"]
+    maintenance(app).tick()
+    assert "blobs-only" in client.get("/v2/_catalog").json["repositories"]
+
+
+def test_check_reports_unfinished_writes_and_repairs_them(tmp_path, redis_server):
+    app = app_for(tmp_path, redis_server)
+    client = app.test_client()
+    make_image(client, "app", tag="a")
+    image = make_image(client, "app", tag=None)
+    refuse_writes(redis_server, True)
+    try:
+        assert push_manifest(client, "app", "b", image["body"]).status_code == 503
+    finally:
+        refuse_writes(redis_server, False)
+    findings = check_findings(app)
+    assert ({"kind": "unfinished-write", "repository": "app", "subject": f"b,{image['manifest']}",
+             "repaired": False} in findings)
+    settings = app.config["SETTINGS"]
+    CliRunner().invoke(main, ["check", "--repair", "--data-dir", settings.storage.root,
+                              "--redis-url", settings.redis.url, "--key-prefix", settings.redis.key_prefix])
+    assert check_findings(app) == []
+    assert tag_list(client, "app") == ["a", "b"]
+    assert not os.listdir(tmp_path / "data" / "journal")
