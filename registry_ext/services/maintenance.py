@@ -98,6 +98,9 @@ class Maintenance:
         meta = self.reg.index.meta
         if not meta.acquire(self.token, LOCK_TTL_MS):
             return
+        if meta.status().built_on == run_id:  # another worker finished it since we looked
+            meta.release(self.token)
+            return
         try:
             work()
         except LockLost:

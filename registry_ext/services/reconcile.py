@@ -39,23 +39,27 @@ class Reconciler:
             redis.RedisError: the index is unreachable (entries stay for the next sweep).
         """
         replayed = 0
-        journal = self.storage.journal
-        for path, intent in journal.entries():
+        for path, intent in self.storage.journal.entries():
             if intent is None:
                 self._drop_torn(path)
-                continue
-            if not (intent.tags or intent.manifests):
-                self.replay(intent)  # catalog only: idempotent, needs no lock
-            else:
-                with self.storage.repos.try_lock(intent.repo) as locked:
-                    if not locked:
-                        continue
-                    self.replay(intent)
-            journal.close(path)
-            replayed += 1
-            log.warning("replayed an unfinished write in %s: tags %s, manifests %s",
-                        intent.repo, list(intent.tags), list(intent.manifests))
+            elif self._replay_entry(path, intent):
+                replayed += 1
+                log.warning("replayed an unfinished write in %s: tags %s, manifests %s",
+                            intent.repo, list(intent.tags), list(intent.manifests))
         return replayed
+
+    def _replay_entry(self, path, intent: Intent) -> bool:
+        """Replay and close one entry; False when its write still runs or another process took it."""
+        if not (intent.tags or intent.manifests):
+            self.replay(intent)  # catalog only: idempotent, needs no lock
+            self.storage.journal.close(path)
+            return True
+        with self.storage.repos.try_lock(intent.repo) as locked:
+            if not locked or not path.exists():
+                return False
+            self.replay(intent)
+            self.storage.journal.close(path)
+            return True
 
     def replay(self, intent: Intent) -> None:
         """Make the index say what storage says about the intent's objects."""

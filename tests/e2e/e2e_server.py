@@ -142,7 +142,7 @@ class RegistryServer:
     """One ``registry-ext serve`` instance; ``restart()`` keeps port and data."""
 
     def __init__(self, workdir: Path, *, redis_url: str | None = None,
-                 key_prefix: str | None = None, workers: int = 2):
+                 key_prefix: str | None = None, workers: int = 2, env: dict[str, str] | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
@@ -150,6 +150,7 @@ class RegistryServer:
         self.redis_url = redis_url
         self.key_prefix = key_prefix
         self.workers = workers
+        self.env = env or {}
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.generation = 0
@@ -208,7 +209,7 @@ class RegistryServer:
     def start(self) -> None:
         assert self.proc is None, "already running"
         self.generation += 1
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, cwd=self.workdir,
@@ -256,6 +257,16 @@ class RegistryServer:
             pytest.fail(f"processes survived SIGTERM of `registry-ext serve` "
                         f"(exit {code}): {leftovers}\n{self.output()}")
         return code
+
+    def wait_crashed(self, timeout: float = 10) -> None:
+        """The whole server was killed (a crash test): reap it and forget it."""
+        assert self.proc is not None, "not running"
+        pgid = self.proc.pid
+        self.proc.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.proc = None
 
     def restart(self) -> None:
         self.stop()
