@@ -43,7 +43,7 @@ import peer as peer_mod  # noqa: E402
 import populate as populate_mod  # noqa: E402
 import listings_checks as checks_mod  # noqa: E402
 import listings_report as report_mod  # noqa: E402
-from tags_list import summarize, timed_run  # noqa: E402
+from tags_list_ops import summarize, timed_run  # noqa: E402
 from _common import (OCI_INDEX, RESULTS_DIR, SessionPool, dir_size_mb, proc_tree_cpu_seconds,  # noqa: E402
                      proc_tree_rss_mb, redis_info_memory, redis_key_usage, system_busy_seconds,
                      wait_for_quiet)

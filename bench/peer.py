@@ -45,9 +45,7 @@ version: 0.1
 log:
   level: {log_level}
   formatter: text
-  accesslog:
-    disabled: true
-storage:
+{access_log}storage:
   filesystem:
     rootdirectory: {root}
   cache:
@@ -59,12 +57,20 @@ storage:
       enabled: false
 http:
   addr: 127.0.0.1:{port}
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
+{headers}health:
   storagedriver:
     enabled: false
 """
+ACCESS_LOG_OFF = "  accesslog:\n    disabled: true\n"
+NOSNIFF_HEADER = "  headers:\n    X-Content-Type-Options: [nosniff]\n"
+
+
+def peer_config(root: str, port: int, log_level: str = "warn", access_log: bool = False,
+                nosniff: bool = True) -> str:
+    """The peer's config.yml (see the module docstring); the access log and the nosniff header are optional."""
+    return PEER_CONFIG.format(log_level=log_level, root=root, port=port,
+                              access_log="" if access_log else ACCESS_LOG_OFF,
+                              headers=NOSNIFF_HEADER if nosniff else "")
 
 
 class Server:
@@ -127,8 +133,10 @@ class Server:
         self.stop()
 
 
-def wait_ready(server: Server, timeout: float) -> None:
-    """Poll ``GET /v2/`` until it answers 200/401, the process dies, or ``timeout`` passes."""
+def wait_ready(server: Server, timeout: float, url: str | None = None) -> None:
+    """Poll ``GET url`` (default ``<server>/v2/``) until it answers 200/401, the process dies, or ``timeout``
+    passes."""
+    url = url or server.url + "/v2/"
     deadline = time.monotonic() + timeout
     last = "no answer"
     with requests.Session() as sess:
@@ -138,7 +146,7 @@ def wait_ready(server: Server, timeout: float) -> None:
                 raise RuntimeError(f"{server.kind} exited with {server.proc.returncode} before it was ready;"
                                    f" log tail:\n{server.log_tail()}")
             try:
-                resp = sess.get(server.url + "/v2/", timeout=2)
+                resp = sess.get(url, timeout=2)
                 if resp.status_code in (200, 401):
                     return
                 last = f"HTTP {resp.status_code}"
@@ -151,16 +159,23 @@ def wait_ready(server: Server, timeout: float) -> None:
     raise RuntimeError(f"{server.kind} not ready after {timeout}s ({last}); log tail:\n{server.log_tail()}")
 
 
-def _spawn(kind: str, argv: list[str], port: int, data_dir: str, workdir: str | None,
-           log_path: str, env=None) -> Server:
+def spawn(kind: str, argv: list[str], log_path: str, cwd: str, env=None, url: str = "", data_dir: str = "",
+          workdir: str | None = None) -> Server:
+    """Start ``argv`` in its own session (stopped by process group), output appended to ``log_path``."""
     log_fh = open(log_path, "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=env, cwd=workdir or data_dir)
-    return Server(kind, proc, f"http://127.0.0.1:{port}", data_dir, workdir, log_path, argv, log_fh)
+                            start_new_session=True, env=env, cwd=cwd)
+    return Server(kind, proc, url, data_dir, workdir, log_path, argv, log_fh)
+
+
+def _spawn_registry(kind: str, argv: list[str], port: int, data_dir: str, workdir: str, env=None) -> Server:
+    return spawn(kind, argv, os.path.join(workdir, f"{kind}.log"), workdir, env, f"http://127.0.0.1:{port}",
+                 data_dir, workdir)
 
 
 def start_peer(port: int | None = None, data_dir: str | None = None, log_level: str = "warn",
-               binary: str = PEER_BINARY, timeout: float = 20.0) -> Server:
+               binary: str = PEER_BINARY, timeout: float = 20.0, access_log: bool = False,
+               nosniff: bool = True) -> Server:
     """Start ``docker-registry`` (distribution 2.8) on 127.0.0.1:port with a temporary config."""
     port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="bench-peer-")
@@ -169,10 +184,9 @@ def start_peer(port: int | None = None, data_dir: str | None = None, log_level: 
     os.makedirs(data_dir, exist_ok=True)
     config_path = os.path.join(workdir, "config.yml")
     with open(config_path, "w") as fh:
-        fh.write(PEER_CONFIG.format(log_level=log_level, root=os.path.abspath(data_dir), port=port))
+        fh.write(peer_config(os.path.abspath(data_dir), port, log_level, access_log, nosniff))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    server = _spawn("peer", [binary, "serve", config_path], port, data_dir, workdir,
-                    os.path.join(workdir, "peer.log"), env)
+    server = _spawn_registry("peer", [binary, "serve", config_path], port, data_dir, workdir, env)
     wait_ready(server, timeout)
     return server
 
@@ -191,7 +205,7 @@ def start_ours(port: int | None = None, data_dir: str | None = None, workers: in
     if redis_url:
         argv += ["--redis-url", redis_url]
     argv += list(extra_args or [])
-    server = _spawn("ours", argv, port, data_dir, workdir, os.path.join(workdir, "ours.log"))
+    server = _spawn_registry("ours", argv, port, data_dir, workdir)
     wait_ready(server, timeout)
     return server
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -19,6 +20,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCTET = {"Content-Type": "application/octet-stream"}
 EMPTY_BLOB = b"{}"
 EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
@@ -42,6 +44,10 @@ DUMMY_DIGEST = "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def random_blob(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
 
 
 def go_json(doc) -> bytes:
@@ -206,6 +212,19 @@ def push_blob_chunked(client, name: str, chunks: list[bytes], final: bytes = b""
 
 def blob_status(client, name: str, digest: str) -> int:
     return client.head(f"/v2/{name}/blobs/{digest}").status_code
+
+
+def blob_body(client, name: str, digest: str) -> bytes | None:
+    resp = client.get(f"/v2/{name}/blobs/{digest}")
+    return resp.get_data() if resp.status_code == 200 else None
+
+
+def push_config_and_layer(client, name: str) -> bytes:
+    """A fresh config (the suite's configs[i]) and the suite's layer, pushed; returns the config."""
+    config = random_config()
+    push_blob(client, name, config)
+    push_blob(client, name, CONFORMANCE_LAYER)
+    return config
 
 
 # ---------------------------------------------------------------- manifests
