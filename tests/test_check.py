@@ -90,6 +90,18 @@ def test_index_orphans_stale_uploads_and_temp_files(client, reg, redis_client, s
     assert check(reg.storage, reg.index).findings == []
 
 
+def test_a_session_whose_bytes_were_moved_into_place_is_stale(client, reg):
+    """A worker killed between moving the verified bytes and removing the session leaves this."""
+    session = client.post("/v2/app/blobs/uploads/").headers["Location"].rsplit("/", 1)[1]
+    folder = reg.storage.layout.upload_dir(session)
+    (folder / "data").unlink()
+    old = time.time() - 120
+    os.utime(folder, (old, old))
+    assert kinds(check(reg.storage, reg.index)) == [("stale-upload", session)]
+    check(reg.storage, reg.index, repair=True)
+    assert not folder.exists()
+
+
 def test_check_command_exit_codes(client, reg, settings, redis_client):
     make_image(client, "app", tag="1.0")
     args = ["check", "--data-dir", settings.storage.root, "--redis-url", settings.redis.url,

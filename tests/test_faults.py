@@ -1,5 +1,4 @@
 """Failure paths that need more than one request: Redis down, races, aborted bodies."""
-import hashlib
 import io
 import json
 import shutil
@@ -12,12 +11,7 @@ import pytest
 from registry_ext import create_app
 from registry_ext.config import load_settings
 from tests.conftest import start_redis
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.oci_client import OCI_MANIFEST, sha256_digest as digest
 
 
 def image_doc(config_desc, label):

@@ -1,30 +1,21 @@
 """Flush Redis, run `registry-ext reindex`, and every endpoint answers exactly as before."""
-import hashlib
 import json
 
 from click.testing import CliRunner
 
 from registry_ext.cli import main
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.oci_client import OCI_INDEX, OCI_MANIFEST, descriptor, push_blob_monolithic, put_manifest_ok, sha256_digest
 
 
 def push_blob(client, name, data):
-    resp = client.post(f"/v2/{name}/blobs/uploads/?digest={digest(data)}", data=data)
-    assert resp.status_code == 201
-    return {"mediaType": "application/octet-stream", "digest": digest(data), "size": len(data)}
+    push_blob_monolithic(client, name, data)
+    return descriptor("application/octet-stream", data)
 
 
 def push_manifest(client, name, ref, doc, media_type=OCI_MANIFEST):
     body = json.dumps(doc).encode()
-    resp = client.put(f"/v2/{name}/manifests/{ref}", data=body, headers={"Content-Type": media_type})
-    assert resp.status_code == 201, resp.data
-    return {"mediaType": media_type, "digest": digest(body), "size": len(body)}
+    put_manifest_ok(client, name, ref, body, media_type)
+    return descriptor(media_type, body)
 
 
 def populate(client):
@@ -44,9 +35,9 @@ def populate(client):
         push_manifest(client, name, "multi", index, OCI_INDEX)
         sig = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x.sig",
                "config": {"mediaType": "application/vnd.oci.empty.v1+json",
-                          "digest": digest(b"{}"), "size": 2},
+                          "digest": sha256_digest(b"{}"), "size": 2},
                "layers": [], "subject": images[0], "annotations": {"signed": "yes"}}
-        push_manifest(client, name, digest(json.dumps(sig).encode()), sig)
+        push_manifest(client, name, sha256_digest(json.dumps(sig).encode()), sig)
         assert client.delete(f"/v2/{name}/manifests/1.3.0").status_code == 202
         made[name] = images
     return made

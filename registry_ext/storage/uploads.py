@@ -108,14 +108,19 @@ class UploadStore:
         shutil.rmtree(self.layout.upload_dir(upload_id), ignore_errors=True)
 
     def stale(self) -> list[str]:
-        """Ids of sessions that are expired or malformed (nothing is changed)."""
+        """Ids of sessions that are expired, malformed or without data (nothing is changed).
+
+        A session loses its data file when a worker died after moving the
+        verified bytes into place but before removing the session.
+        """
         found = []
         for folder in sorted(self.layout.uploads.glob("*")):
             if now_ms() - folder.stat().st_mtime * 1000 < 60_000:
                 continue  # being created right now, or just used
             try:
                 started = orjson.loads((folder / "info.json").read_bytes())["started_at"]
-                fresh = is_valid_upload_id(folder.name) and now_ms() - started <= self.ttl_ms
+                fresh = (is_valid_upload_id(folder.name) and now_ms() - started <= self.ttl_ms
+                         and (folder / "data").is_file())
             except (OSError, ValueError, KeyError, TypeError):
                 fresh = False
             if not fresh:
