@@ -14,6 +14,7 @@ from registry_ext.api.converters import RepoNameConverter, SegmentConverter
 from registry_ext.config import Settings, load_settings
 from registry_ext.errors import ErrorCode, RegistryError, register_error_handlers, render
 from registry_ext.services import build_registry
+from registry_ext.services.maintenance import Maintenance
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
     app.extensions["registry"] = registry = build_registry(settings)
+    app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms)
+    maintenance.first_look()
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)
     request_id.init_app(app)
@@ -52,12 +55,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 def create_worker_app(settings: Settings | None = None) -> Flask:
     """The app as a gunicorn worker runs it: ``create_app`` plus the index maintenance thread
     (services/maintenance.py), which rebuilds, verifies and repairs the index by itself."""
-    from registry_ext.services.maintenance import Maintenance
-
     app = create_app(settings)
-    settings = app.config["SETTINGS"]
-    app.extensions["maintenance"] = Maintenance(app.extensions["registry"],
-                                                settings.redis.watch_interval_ms).start()
+    app.extensions["maintenance"].start()
     return app
 
 

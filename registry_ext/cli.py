@@ -74,7 +74,9 @@ def reindex(config, data_dir, redis_url, key_prefix) -> None:
         raise click.UsageError("reindex needs --redis-url (or redis.url); with the embedded Redis use "
                                "unix://<data-dir>/redis/redis.sock while serve runs")
     reg = build_registry(settings)
-    click.echo(json.dumps(run(reg.storage, reg.index)))
+    counts = run(reg.storage, reg.index)
+    reg.index.meta.mark(reg.index.meta.status().run_id)  # the index is complete for this Redis
+    click.echo(json.dumps(counts))
 
 
 @main.command()

@@ -171,6 +171,7 @@ def test_a_flushed_index_is_rebuilt_while_pulls_and_pushes_go_on(tmp_path, redis
     before = snapshot(client, made)
     prefix = app.config["SETTINGS"].redis.key_prefix
     redis_client.delete(*redis_client.keys(f"{prefix}:*"))  # this test's FLUSHDB
+    assert client.get("/v2/app/tags/list").status_code == 503  # not a wrong 404, even before a tick
 
     keeper.observe()
     listing = client.get("/v2/app/tags/list")
@@ -181,7 +182,10 @@ def test_a_flushed_index_is_rebuilt_while_pulls_and_pushes_go_on(tmp_path, redis
     extra = make_image(client, "app", tag="9.9.9")
 
     keeper.tick()
-    assert not app.extensions["registry"].index.state.rebuilding
+    state = app.extensions["registry"].index.state
+    assert not state.rebuilding
+    state.rebuilding = True  # a worker that has not ticked since another one finished the rebuild
+    assert client.get("/v2/app/tags/list").status_code == 200 and not state.rebuilding
     assert "9.9.9" in tag_list(client, "app")
     assert client.delete(f"/v2/app/manifests/{extra['manifest']}").status_code == 202
     assert snapshot(client, made) == before
@@ -195,6 +199,7 @@ def test_only_one_worker_rebuilds_and_a_lost_lock_is_not_taken_for_a_finished_re
     make_image(client, "app", tag="1")
     first, second = maintenance(app), maintenance(app)
     meta = app.extensions["registry"].index.meta
+    redis_client.delete(meta.marker)  # as a flush would
     assert meta.acquire(second.token, 60_000)
     first.tick()  # another worker holds the lock: wait
     assert app.extensions["registry"].index.state.rebuilding

@@ -9,10 +9,9 @@ import dataclasses
 
 import redis
 
-from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index.keys import Keys
 from registry_ext.index.meta import IndexMeta
-from registry_ext.index.reader import IndexReader
+from registry_ext.index.reader import IndexReader, index_incomplete
 from registry_ext.index.scan import TagScanner
 from registry_ext.index.writer import IndexWriter
 
@@ -21,18 +20,21 @@ class IndexState:
     """This process's view of whether the index is complete (set by services/maintenance.py).
 
     Starts usable: only a worker's maintenance thread, having found the
-    marker missing, marks it as rebuilding.
+    marker missing, marks it as rebuilding. While it is, each refused
+    request asks Redis again, so a rebuild finished by another worker is
+    seen at once rather than at this worker's next tick.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reader: IndexReader) -> None:
+        self.reader = reader
         self.rebuilding = False
 
     def require_complete(self) -> None:
         """Raises: RegistryError(UNSUPPORTED, 503) while the index is being rebuilt."""
         if self.rebuilding:
-            raise RegistryError(ErrorCode.UNSUPPORTED, status=503,
-                                message="registry index is being rebuilt from storage",
-                                headers={"Retry-After": "5"})
+            if not self.reader.index_complete():
+                raise index_incomplete()
+            self.rebuilding = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +53,9 @@ def open_index(url: str, prefix: str) -> Index:
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
                                   socket_connect_timeout=5, health_check_interval=30)
     keys = Keys(prefix)
-    return Index(client, keys, IndexReader(client, keys), IndexWriter(client, keys), TagScanner(client, keys),
-                 IndexMeta(client, prefix), IndexState())
+    reader = IndexReader(client, keys)
+    return Index(client, keys, reader, IndexWriter(client, keys), TagScanner(client, keys),
+                 IndexMeta(client, keys.meta), IndexState(reader))
 
 
 __all__ = ["Index", "IndexState", "open_index"]

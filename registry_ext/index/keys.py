@@ -6,6 +6,7 @@ script) may touch them all on a single server and on a cluster. Cross-
 repository keys (the catalog) are updated in separate, idempotent steps::
 
     <p>:repos                                ZSET  score 0, member repository name (catalog, lex order)
+    <p>:{meta}, <p>:{meta}:lock              the index's own state (index/meta.py)
     <p>:repo:{<name>}:tags                   HASH  tag -> digest
     <p>:repo:{<name>}:tags:lex               ZSET  score 0, member tag (spec byte order; `last` = exclusive lex bound)
     <p>:repo:{<name>}:tags:created           ZSET  score ms the tag first appeared, member tag
@@ -33,6 +34,10 @@ class Keys:
     @property
     def repos(self) -> str:
         return f"{self.prefix}:repos"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.prefix}:{{meta}}"
 
     def repo(self, name: str) -> "RepoKeys":
         return RepoKeys(f"{self.prefix}:repo:{{{name}}}")

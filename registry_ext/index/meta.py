@@ -42,10 +42,10 @@ class Status:
 
 
 class IndexMeta:
-    def __init__(self, client: redis.Redis, prefix: str):
+    def __init__(self, client: redis.Redis, marker: str):
         self.client = client
-        self.marker = f"{prefix}:{{meta}}"
-        self.lock = f"{prefix}:{{meta}}:lock"
+        self.marker = marker
+        self.lock = f"{marker}:lock"
         self._refresh = client.register_script(_REFRESH)
         self._complete = client.register_script(_COMPLETE)
 

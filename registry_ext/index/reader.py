@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 import redis
 
+from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index.keys import Keys
 
 
@@ -15,7 +16,21 @@ class IndexReader:
         self.keys = keys
 
     def repo_exists(self, name: str) -> bool:
-        return self.client.zscore(self.keys.repos, name) is not None
+        """Whether the catalog lists ``name``, asked together with whether the index is complete.
+
+        A flushed index knows no repository: rather than a wrong 404 before a
+        worker notices the missing marker (services/maintenance.py), this 503s.
+
+        Raises:
+            RegistryError(UNSUPPORTED, 503): the index marker is missing.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zscore(self.keys.repos, name)
+        pipe.exists(self.keys.meta)
+        score, complete = pipe.execute()
+        if not complete:
+            raise index_incomplete()
+        return score is not None
 
     def repos_page(self, last: str | None, limit: int | None) -> list[str]:
         """Repository names after ``last`` in byte order; ``limit`` None means all."""
@@ -52,8 +67,17 @@ class IndexReader:
         entries = self.client.hmget(rk.manifests, digests)
         return [dict(orjson.loads(raw), digest=d) for d, raw in zip(digests, entries) if raw]
 
+    def index_complete(self) -> bool:
+        return bool(self.client.exists(self.keys.meta))
+
     def _lex_page(self, key: str, last: str | None, limit: int | None) -> list[str]:
         start = f"({last}" if last else "-"
         if limit is None:
             return self.client.zrangebylex(key, start, "+")
         return self.client.zrangebylex(key, start, "+", start=0, num=limit)
+
+
+def index_incomplete() -> RegistryError:
+    """503 while the index is missing or being rebuilt from storage."""
+    return RegistryError(ErrorCode.UNSUPPORTED, status=503, message="registry index is being rebuilt from storage",
+                         headers={"Retry-After": "5"})

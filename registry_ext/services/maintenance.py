@@ -46,9 +46,13 @@ class Maintenance:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Maintenance":
-        """Look at the index once now (so a fresh worker never serves a flushed index), then loop."""
+    def first_look(self) -> None:
+        """Look at the index once, now: a new worker never serves a flushed index as complete,
+        and the index of an empty storage is marked complete at once."""
         self._guard(self.observe)
+
+    def start(self) -> "Maintenance":
+        """Loop in a daemon thread (after ``first_look``, which the app factory does)."""
         self._thread = threading.Thread(target=self._run, name="index-maintenance", daemon=True)
         self._thread.start()
         return self
