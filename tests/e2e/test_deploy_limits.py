@@ -95,8 +95,8 @@ def test_manifest_over_the_app_limit_is_413_manifest_invalid_and_not_stored(stac
     ("a 6,000-byte query (over gunicorn's default 4094-byte line)", f"/v2/{REPO}/tags/list?ns=" + "q" * 6000, b""),
     ("300 headers (over gunicorn's default 100)", f"/v2/{REPO}/tags/list",
      b"".join(b"\r\nX-Header-%d: v" % i for i in range(300))),
-    ("an 8,100-byte X-Forwarded-For that nginx lengthens", f"/v2/{REPO}/tags/list",
-     b"\r\nX-Forwarded-For: " + b"1" * 8100),
+    ("an 8,170-byte X-Forwarded-For that nginx lengthens", f"/v2/{REPO}/tags/list",
+     b"\r\nX-Forwarded-For: " + b"1" * 8170),
 ])
 def test_what_nginx_accepts_reaches_the_app(stack, image, label, target, extra):
     resp = get(stack.port, target, extra=extra)
