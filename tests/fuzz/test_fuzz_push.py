@@ -43,7 +43,7 @@ def repo(tmp_path_factory, redis_server):
 
 
 def documents():
-    """Manifests and indexes over the repository's real blobs and manifests, one field sometimes wrong."""
+    """Image manifests over the repository's real blobs (configs with and without a platform)."""
     config = st.sampled_from(CONFIGS).map(lambda b: descriptor(
         OCI_CONFIG, b, **({"platform": {"os": "linux", "architecture": "x"}} if len(b) % 2 else {})))
     layer = st.sampled_from(LAYERS).map(lambda b: descriptor("application/vnd.oci.image.layer.v1.tar", b))

@@ -128,7 +128,7 @@ def test_traversal_attempts_are_refused_and_touch_nothing(site):
 def test_the_decoys_would_answer_if_reached(site):
     """The decoys are real: the same requests aimed at the real places succeed."""
     client, _base, _root, image, session = site
-    assert client.get(f"/v2/private/src/manifests/v1").status_code == 200
+    assert client.get("/v2/private/src/manifests/v1").status_code == 200
     assert client.get(f"/v2/{REPO}/blobs/{image['layers'][0]}").status_code == 200
     assert client.get(session).status_code == 204
     resp = client.post(f"/v2/other/blobs/uploads/?mount={sha256_digest(b'private layer')}&from=private/src")
