@@ -12,7 +12,7 @@ import sys
 import atheris
 
 atheris.enabled_hooks.add("RegEx")  # let libFuzzer see what the header regexes compare against
-with atheris.instrument_imports():
+with atheris.instrument_imports(include=["registry_ext"]):
     from registry_ext.oci.ranges import RangeError, parse_content_range, parse_range
 
 

@@ -10,7 +10,7 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports():
+with atheris.instrument_imports(include=["registry_ext"]):
     import orjson
 
     from registry_ext.errors import ErrorCode, RegistryError

@@ -11,7 +11,7 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports():
+with atheris.instrument_imports(include=["registry_ext"]):
     from registry_ext.errors import ErrorCode, RegistryError
     from registry_ext.oci.digest import parse_digest
     from registry_ext.oci.reference import is_valid_upload_id, validate_name, validate_tag

@@ -5,7 +5,8 @@ over 32 KiB, a request line over 8 KiB, a non-upload body over 16 MiB) with
 the OCI error envelope as JSON, not its HTML pages; what nginx accepts gets
 through gunicorn to the app (gunicorn's limits are raised out of nginx's
 way); gunicorn's limits hit directly cost no worker; path traversal through
-nginx's own decoding and normalising reaches nothing.
+nginx's own decoding and normalising reaches nothing; gunicorn down is a
+JSON 503. Tests run in file order (the last one stops gunicorn).
 """
 from __future__ import annotations
 
@@ -158,3 +159,11 @@ def test_path_traversal_through_nginx_reaches_nothing(stack, image):
             oci_error(resp, resp.status)
     assert (stack.dir / "canary.txt").read_text() == (stack.data / "canary.txt").read_text() == secret
     assert {p.relative_to(stack.dir) for p in stack.dir.iterdir()} | set(outside.iterdir()) == before
+
+
+def test_gunicorn_down_is_503_in_the_envelope(stack):
+    """Last in the module: it stops gunicorn. nginx's 502 becomes a JSON 503 with Retry-After."""
+    stack.services.pop("gunicorn").stop()
+    resp = get(stack.port, f"/v2/{REPO}/tags/list")
+    oci_error(resp, 503, "UNSUPPORTED", source="nginx")
+    assert resp.headers.get("retry-after") == "2", str(resp)
