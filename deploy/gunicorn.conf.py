@@ -36,6 +36,12 @@ keepalive = _setup.KEEPALIVE  # > nginx's upstream keepalive_timeout (4 s)
 # Each worker builds the app after fork: Redis connections and Prometheus files per process.
 preload_app = False
 
+# nginx refuses oversized request lines and headers in the OCI envelope; gunicorn's own (text/html)
+# limits are moved out of its way (values and reasons in registry_ext/gunicorn_setup.py).
+limit_request_line = _setup.BEHIND_NGINX_LIMITS["limit_request_line"]
+limit_request_fields = _setup.BEHIND_NGINX_LIMITS["limit_request_fields"]
+limit_request_field_size = _setup.BEHIND_NGINX_LIMITS["limit_request_field_size"]
+
 # nginx on this host sets X-Forwarded-*; the app trusts them per server.trusted_proxies.
 forwarded_allow_ips = _setup.FORWARDED_ALLOW_IPS
 
@@ -55,3 +61,4 @@ def on_exit(server):
 
 
 child_exit = _setup.child_exit  # drop a dead worker's live gauges
+post_worker_init = _setup.post_worker_init  # gunicorn's own 400/414/431 answers as OCI JSON, not HTML

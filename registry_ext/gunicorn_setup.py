@@ -11,12 +11,25 @@ from __future__ import annotations
 
 from registry_ext import metrics
 from registry_ext.config import Settings
+from registry_ext.errors import ErrorCode, RegistryError
 
 WORKER_CLASS = "gthread"
 GRACEFUL_TIMEOUT = 30  # seconds running requests get on SIGTERM / SIGHUP before workers are killed
 KEEPALIVE = 5          # seconds an idle keep-alive connection stays open; nginx's upstream
                        # keepalive_timeout (deploy/nginx.conf) must be shorter
 FORWARDED_ALLOW_IPS = "127.0.0.1,::1"  # peers whose X-Forwarded-Proto gunicorn believes
+
+# Behind nginx (deploy/gunicorn.conf.py only): nginx bounds the request line and each header line at 8 KiB
+# and the header block at 32 KiB (large_client_header_buffers 4 8k) and answers over that in the OCI
+# envelope. gunicorn's own limits (4094-byte line, 100 fields, 8190-byte field) would otherwise refuse
+# some requests nginx let through (a 5,000-byte query, 100 headers, an X-Forwarded-For nginx lengthened)
+# with a text/html 400 that nginx passes on, so they are raised out of nginx's way. `registry-ext serve`
+# faces clients itself and keeps gunicorn's defaults.
+BEHIND_NGINX_LIMITS = {
+    "limit_request_line": 8190,         # gunicorn's maximum; nginx: 8 KiB with the line end
+    "limit_request_fields": 32768,      # gunicorn's maximum; nginx: at most 32 KiB of headers
+    "limit_request_field_size": 16384,  # nginx: 8 KiB per line, plus what nginx adds (X-Forwarded-For)
+}
 
 # One line per request, key=value; `pid=` and `request="…"` are parsed by tests/e2e.
 # bytes is what gunicorn sent: 0 for a blob handed to nginx with X-Accel-Redirect.
@@ -39,6 +52,7 @@ def options(settings: Settings) -> dict:
         "access_log_format": ACCESS_LOG_FORMAT,
         "control_socket_disable": True,  # gunicorn >= 25.1: else one shared ~/.gunicorn socket
         "child_exit": child_exit,
+        "post_worker_init": post_worker_init,
     }
 
 
@@ -64,3 +78,28 @@ def stop_metrics() -> None:
 def child_exit(_server, worker) -> None:
     """gunicorn hook, in the master: a worker died; drop its live gauges."""
     metrics.mark_dead(worker.pid)
+
+
+def post_worker_init(_worker) -> None:
+    """gunicorn hook, in each worker: gunicorn's own refusals in the OCI envelope, as JSON.
+
+    gunicorn answers a request it cannot parse (a request line or header over
+    its limits, a non-ASCII request target, a control character in a header
+    value, a bad method or chunk) itself, before the app, with an HTML page;
+    nginx passes that on. Its one writer of those pages is replaced in this
+    worker process (status, reason and headers stay gunicorn's).
+    """
+    from gunicorn import util
+
+    util.write_error = write_oci_error
+
+
+def write_oci_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's ``util.write_error`` with an OCI error body (UNSUPPORTED; the reason in ``detail``)."""
+    from gunicorn import util
+
+    body = RegistryError(ErrorCode.UNSUPPORTED, {"source": "gunicorn", "reason": mesg[:300]}, status=status_int,
+                         message=reason.lower()).body()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
