@@ -9,7 +9,7 @@ import dataclasses
 from registry_ext.storage.blobs import BlobStore
 from registry_ext.storage.layout import Layout
 from registry_ext.storage.repos import HistoryEvent, ManifestRecord, RepoStore, TagRecord
-from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadInfo, UploadStore
+from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadGone, UploadInfo, UploadStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,4 +29,4 @@ def open_storage(root: str, upload_ttl_seconds: int) -> Storage:
 
 
 __all__ = ["Storage", "open_storage", "HistoryEvent", "ManifestRecord", "TagRecord", "UploadInfo",
-           "OffsetMismatch", "LengthMismatch"]
+           "OffsetMismatch", "LengthMismatch", "UploadGone"]
