@@ -13,6 +13,7 @@ import json
 import random
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,57 @@ def assert_consistent_repository(base: str, repo: str, bodies: list[bytes]) -> N
         expect(resp, 200)
         by_digest = get_json(f"{base}/v2/{repo}/_regext/digests/{digest}/tags")["tags"]
         assert sorted(by_digest) == expected, (digest, by_digest, expected)
+
+
+# -- requests racing the PUT that finishes their session --------------------------------------
+
+RACE_ROUNDS = 8
+RACE_BLOB = 24 * 1024 * 1024  # the PUT hashes and fsyncs this much before it moves the file
+# (PUT, racer) statuses: the PUT first leaves no session to PATCH or cancel; a PATCH first makes
+# the digest wrong (the session is then dropped); a cancel first leaves no session to finish.
+FINISH_RACE_OUTCOMES = {"PATCH": {(201, 404), (400, 202)}, "DELETE": {(201, 404), (404, 204)}}
+
+
+def finish_with_racer(base: str, repo: str, data: bytes, racer: str, delay: float) -> tuple[int, int]:
+    """PATCH the data, then PUT ?digest= and, ``delay`` s later, a PATCH (or DELETE) of the session."""
+    location = absolute(base, expect(fresh("POST", f"{base}/v2/{repo}/blobs/uploads/",
+                                           headers={"Content-Length": "0"}), 202).headers["Location"])
+    location = absolute(base, expect(fresh("PATCH", location, data=data, headers={
+        "Content-Type": "application/octet-stream", "Content-Range": f"0-{len(data) - 1}"}), 202).headers["Location"])
+    extra = b"bytes after the end"
+
+    def request(i: int) -> int:
+        if i == 0:
+            return fresh("PUT", with_digest(location, digest_of(data)), headers={"Content-Length": "0"}).status_code
+        time.sleep(delay)
+        if racer == "DELETE":
+            return fresh("DELETE", location).status_code
+        return fresh("PATCH", location, data=extra, headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{len(data)}-{len(data) + len(extra) - 1}"}).status_code
+
+    put, other = race(2, request)
+    return put, other
+
+
+def test_a_patch_or_cancel_racing_the_finishing_put_never_changes_the_stored_blob(registry):
+    """A late PATCH used to append to the data file after the PUT had hashed it, so the blob stored
+    under the digest held other bytes; a late cancel made the PUT fail with a 500. Timing decides
+    whether a round hits that window; tests/api/test_upload_races.py forces it."""
+    repo, base = "race/finish", registry.url
+    data = random_bytes(RACE_BLOB, seed=11)
+    digest = digest_of(data)
+    path = Path(registry.data_dir) / "blobs" / "sha256" / digest[7:9] / digest[7:]
+    for round_ in range(RACE_ROUNDS):
+        racer = "DELETE" if round_ % 4 == 3 else "PATCH"
+        put, other = finish_with_racer(base, repo, data, racer, delay=0.01 * round_)
+        assert (put, other) in FINISH_RACE_OUTCOMES[racer], f"round {round_}: PUT {put}, {racer} {other}"
+        if path.exists():
+            assert digest_of(path.read_bytes()) == digest, f"round {round_}: the stored blob changed"
+        if put == 201:
+            assert digest_of(expect(fresh("GET", f"{base}/v2/{repo}/blobs/{digest}"), 200).content) == digest
+    data_dir = Path(registry.data_dir)
+    assert list((data_dir / "uploads").glob("*")) == [] and list((data_dir / "tmp").glob("*")) == []
+    assert_both_workers(registry, lambda e: e.path.startswith(f"/v2/{repo}/blobs/uploads/"),
+                        RACE_ROUNDS * 4, "upload requests")
+    check_finds_nothing(registry)
