@@ -8,7 +8,8 @@ Starts the production stack from deploy/ on loopback ports (redis-server, gunico
 sampling the resident memory of the gunicorn master, every worker, redis-server and nginx every
 ``--sample-every`` seconds. Afterwards (``soak_verify.py``): every acknowledged push still readable,
 ``registry-ext check`` on the live data, no upload session or temp file left behind, the server
-logs free of tracebacks and worker restarts. Prints a Markdown summary, writes JSON to
+logs free of tracebacks and worker restarts; ``registry-ext check`` also runs once half-way, on the
+registry under load. Prints a Markdown summary, writes JSON to
 bench/results/.
 
     .venv/bin/python bench/soak.py                     # 300 s, 2 client processes x 4 threads
@@ -153,8 +154,15 @@ def run_soak(target: Target, *, seconds: float, warmup: float, clients: int = 2,
     start = sampler.sample()
     sampler.start()
     began = time.monotonic()
-    loads = run_clients(target.url, seconds, clients, threads, seed, workdir)
+    during: dict = {}  # `registry-ext check` half-way, on the live registry under load
+    checker = threading.Timer(seconds / 2, lambda: during.update(soak_verify.run_check(target.config)))
+    checker.start()
+    try:
+        loads = run_clients(target.url, seconds, clients, threads, seed, workdir)
+    finally:
+        checker.cancel()  # only if it has not started yet
     wall = time.monotonic() - began
+    checker.join(600)
     sampler.halt.set()
     sampler.join(sample_every + 5)
     end = sampler.sample()
@@ -172,6 +180,7 @@ def run_soak(target: Target, *, seconds: float, warmup: float, clients: int = 2,
         "rss": {"start": start, "after_warmup": after_warmup, "end": end, "series": sampler.samples},
         "workers_before": workers_before, "workers_after": children(target.gunicorn_pid),
         "verify": verified,
+        "check_under_load": during,
         "check": soak_verify.run_check(target.config),
         "leftovers": soak_verify.leftovers(target.data_dir),
         "server_log": soak_verify.scan_gunicorn_log(target.gunicorn_log),

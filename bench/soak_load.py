@@ -9,13 +9,15 @@
 Every thread owns a disjoint slice of each repository's tag names (real names from the
 official-images history when available), pushes its own manifests and layers, and is the only one
 to move or delete them, so it knows what every read of its own things must answer: any other
-status is *unexpected*, any other content a *mismatch*. The repositories' hot tags (``latest``,
-``stable``) are moved by every thread at once and never deleted. The load: pushes (a new layer by
-monolithic, POST+PUT or chunked upload, then a manifest), tag moves, hot-tag pushes, manifest GET
-and HEAD by tag and digest, blob GET (whole or a Range), ``tags/list`` with ``n``/``last``,
-``_regext/tags`` sorted by semver with ``n``/``last``, ``newer``, digest to tags, tag history, tag
-deletes, manifest deletes and cancelled uploads. The output JSON holds per-kind status counts and
-latencies, samples of wrong answers, and each thread's final state for ``soak_verify.py``.
+status is *unexpected*, any other content a *mismatch*. It therefore needs a fresh registry (or at
+least ``REPOS`` that nobody else writes to and no earlier run wrote to). The repositories' hot tags
+(``latest``, ``stable``) are moved by every thread at once and never deleted. The load: pushes (a
+new layer by monolithic, POST+PUT or chunked upload, then a manifest), tag moves, hot-tag pushes,
+manifest GET and HEAD by tag and digest, blob GET (whole or a Range), ``tags/list`` with
+``n``/``last``, ``_regext/tags`` sorted by semver with ``n``/``last``, ``newer``, digest to tags, tag
+history, tag deletes, manifest deletes and cancelled uploads. The output JSON holds per-kind status
+counts and latencies, samples of wrong answers, and each thread's final state for
+``soak_verify.py``.
 """
 from __future__ import annotations
 

@@ -55,9 +55,11 @@ def problems(result: dict) -> list[str]:
             found.append(f"{result[key]} {key.replace('_', ' ')}")
     if result["verify"]["lost"]:
         found.append(f"{result['verify']['lost']} acknowledged facts lost: {result['verify']['lost_samples'][:5]}")
-    check = result["check"]
-    if check["exit"] != 0 or check["findings"]:
-        found.append(f"registry-ext check exited {check['exit']}: {check['findings']} {check['stderr'][-300:]}")
+    for key in ("check_under_load", "check"):
+        check = result[key]
+        if check.get("exit") != 0 or check.get("findings"):
+            found.append(f"{key.replace('_', ' ')}: exit {check.get('exit')}, {check.get('findings')} "
+                         f"{check.get('stderr', '')[-300:]}")
     found += [f"{n} {what.replace('_', ' ')} left" for what, n in result["leftovers"].items() if n]
     log = result["server_log"]
     found += [f"server log: {log[k]} {k.replace('_', ' ')}" for k in ("status_5xx", "tracebacks", "worker_timeouts")
@@ -102,13 +104,15 @@ def markdown(result: dict) -> str:
         name = f"**{kind}**" if kind == "total" else f"`{kind}`"
         lines.append(f"| {name} | {f['count']:,} | {f['per_s']} | {f['p50_ms']} | {f['p99_ms']} | {statuses} "
                      f"| {f['unexpected']} |")
-    verify, log, check = result["verify"], result["server_log"], result["check"]
+    verify, log = result["verify"], result["server_log"]
+    check, during = result["check"], result["check_under_load"]
     lines += ["", *_rss_table(result), "",
               f"- 5xx / transport errors: {server_errors(result)}; unexpected statuses: {result['unexpected']}; "
               f"wrong content: {result['mismatches']}",
               f"- acknowledged pushes: {verify['acknowledged_pushes']:,}; facts read back: "
               + ", ".join(f"{k} {n:,}" for k, n in verify["facts_checked"].items()) + f"; **lost: {verify['lost']}**",
-              f"- `registry-ext check`: exit {check['exit']}, {check['repositories']} repositories, "
+              f"- `registry-ext check` half-way, under load: exit {during.get('exit')}, findings: "
+              f"{during.get('findings')}; at the end: exit {check['exit']}, {check['repositories']} repositories, "
               f"findings: {check['findings']}",
               f"- left over: {result['leftovers']}",
               f"- gunicorn: requests per worker {log['requests_by_worker']}, 5xx {log['status_5xx']}, tracebacks "
