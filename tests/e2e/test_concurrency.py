@@ -1,4 +1,4 @@
-"""Racing clients against the real gunicorn (2 gthread workers): one tag, one blob, one repository.
+"""Racing clients against the real gunicorn (2 gthread workers): one tag, one blob, one repository, one session.
 
 Every request goes out on a connection of its own (``e2e_oci.fresh``), so
 racing requests land on both worker processes; each test proves that from
