@@ -89,13 +89,13 @@ class FastClient:
         self.conn = None
         self.last_status = None
 
-    def request(self, method: str, path: str, headers: dict | None = None):
+    def request(self, method: str, path: str, headers: dict | None = None, body: bytes | None = None):
         """Return (status, body bytes, headers message). Retries once on a dropped keep-alive connection."""
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
-                self.conn.request(method, path, headers=headers or {})
+                self.conn.request(method, path, body=body, headers=headers or {})
                 resp = self.conn.getresponse()
                 body = resp.read()
                 self.last_status = resp.status

@@ -3,18 +3,22 @@
 A blob is visible in a repository when its bytes are in the global store
 *and* the repository holds a link to it. Uploads become blobs only after
 their digest was verified; a failed finish removes the session, so nothing
-partial is ever visible.
+partial is ever visible. Finishing and cancelling hold the session's lock
+until its data file has left the session, so a PATCH, PUT or DELETE racing
+them finds the session gone (404) instead of changing a stored blob.
 """
 from __future__ import annotations
 
-from typing import BinaryIO
+import contextlib
+from typing import BinaryIO, Iterator
 
 from registry_ext import failpoints
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import Digest, digest_file, parse_digest
 from registry_ext.oci.reference import validate_name
-from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadInfo
+from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadGone, UploadInfo
+from registry_ext.storage.uploads import append_locked
 
 
 class BlobService:
@@ -86,15 +90,8 @@ class UploadService:
             RegistryError(BLOB_UPLOAD_UNKNOWN, BLOB_UPLOAD_INVALID (416), SIZE_INVALID)
         """
         info = self.status(name, upload_id)
-        try:
-            size = self.storage.uploads.append(upload_id, body, start, length)
-        except OffsetMismatch as exc:
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID, {"expected_start": exc.size, "start": start},
-                status=416, message="chunk does not start at the current upload offset",
-                headers=upload_headers(name, upload_id, exc.size)) from None
-        except LengthMismatch as exc:
-            raise RegistryError(ErrorCode.SIZE_INVALID, {"reason": str(exc)}) from None
+        with self._session(upload_id) as handle:
+            size = self._write(name, upload_id, handle, body, start, length)
         return UploadInfo(upload_id, name, info.started_at, size)
 
     def finish(self, name: str, upload_id: str, digest_str: str | None, body: BinaryIO,
@@ -105,18 +102,42 @@ class UploadService:
             RegistryError(DIGEST_INVALID, BLOB_UPLOAD_UNKNOWN, BLOB_UPLOAD_INVALID, SIZE_INVALID)
         """
         digest = parse_digest(digest_str)
-        self.append(name, upload_id, body, start, length)
-        path = self.storage.uploads.data_path(upload_id)
-        with open(path, "rb") as handle:
+        self.status(name, upload_id)
+        with self._session(upload_id) as handle:  # held until the data file is a blob
+            self._write(name, upload_id, handle, body, start, length)
+            handle.seek(0)
             actual, _size = digest_file(handle, digest.algorithm)
-        if actual != digest:
-            self.storage.uploads.delete(upload_id)
-            raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": str(digest), "actual": str(actual)})
-        self.storage.blobs.adopt(digest, path)
-        failpoints.hit("upload.after-adopt")
+            if actual != digest:
+                self.storage.uploads.delete(upload_id)
+                raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": str(digest), "actual": str(actual)})
+            self.storage.blobs.adopt(digest, self.storage.uploads.data_path(upload_id))
+            failpoints.hit("upload.after-adopt")
         self.blobs.link(name, digest)
         self.storage.uploads.delete(upload_id)
         return digest
+
+    @contextlib.contextmanager
+    def _session(self, upload_id: str) -> Iterator[BinaryIO]:
+        """The session's data file, locked. Raises: RegistryError(BLOB_UPLOAD_UNKNOWN)."""
+        try:
+            with self.storage.uploads.locked(upload_id) as handle:
+                yield handle
+        except UploadGone:
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:64]}) from None
+
+    @staticmethod
+    def _write(name: str, upload_id: str, handle: BinaryIO, body: BinaryIO, start: int | None,
+               length: int | None) -> int:
+        """append_locked with its failures as registry errors; the new size."""
+        try:
+            return append_locked(handle, body, start, length)
+        except OffsetMismatch as exc:
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_INVALID, {"expected_start": exc.size, "start": start},
+                status=416, message="chunk does not start at the current upload offset",
+                headers=upload_headers(name, upload_id, exc.size)) from None
+        except LengthMismatch as exc:
+            raise RegistryError(ErrorCode.SIZE_INVALID, {"reason": str(exc)}) from None
 
     def monolithic(self, name: str, digest_str: str, body: BinaryIO, length: int | None) -> Digest:
         """POST ?digest= with the whole blob: a session opened and finished at once."""
@@ -128,8 +149,10 @@ class UploadService:
             self.storage.uploads.delete(info.id)
 
     def cancel(self, name: str, upload_id: str) -> None:
+        """Remove the session, after a PATCH or PUT in progress. Raises: RegistryError(BLOB_UPLOAD_UNKNOWN)."""
         self.status(name, upload_id)
-        self.storage.uploads.delete(upload_id)
+        with self._session(upload_id):
+            self.storage.uploads.delete(upload_id)
 
 
 def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:

@@ -10,7 +10,7 @@ from registry_ext.storage.blobs import BlobStore
 from registry_ext.storage.journal import Intent, Journal
 from registry_ext.storage.layout import Layout
 from registry_ext.storage.repos import HistoryEvent, ManifestRecord, RepoStore, TagRecord
-from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadInfo, UploadStore
+from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadGone, UploadInfo, UploadStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,4 +32,4 @@ def open_storage(root: str, upload_ttl_seconds: int) -> Storage:
 
 
 __all__ = ["Storage", "open_storage", "Intent", "Journal", "HistoryEvent", "ManifestRecord", "TagRecord",
-           "UploadInfo", "OffsetMismatch", "LengthMismatch"]
+           "UploadInfo", "OffsetMismatch", "LengthMismatch", "UploadGone"]

@@ -4,17 +4,22 @@ No upload state lives in process memory: the session is a folder holding
 the bytes received so far and a small info file. The current offset *is*
 the data file's size. Appends take an exclusive ``flock`` on the data file
 so two workers never interleave chunks of one upload; a failed append is
-truncated back, so the offset only moves by whole accepted chunks.
+truncated back, so the offset only moves by whole accepted chunks. Whoever
+finishes or cancels a session holds that lock until the data file is gone
+from the session, and whoever gets the lock next checks that the file it
+opened is still the session's: otherwise a late PATCH would append to a
+file that is already a blob.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import orjson
 
@@ -37,6 +42,10 @@ class OffsetMismatch(Exception):
 
 class LengthMismatch(Exception):
     """The body was shorter or longer than announced."""
+
+
+class UploadGone(Exception):
+    """The session was finished, cancelled or removed (possibly while the caller waited for it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,29 +86,23 @@ class UploadStore:
             return None
         return UploadInfo(upload_id, info["repo"], info["started_at"], size)
 
-    def append(self, upload_id: str, stream: BinaryIO, start: int | None, length: int | None) -> int:
-        """Append a body to the session and return the new size.
+    @contextlib.contextmanager
+    def locked(self, upload_id: str) -> Iterator[BinaryIO]:
+        """The session's data file, open and exclusively locked while the block runs.
 
-        ``start`` (from Content-Range) must equal the current size; ``length``
-        (from Content-Range or Content-Length), when given, must equal the
-        bytes read. Raises OffsetMismatch or LengthMismatch, leaving the
-        session as it was.
+        Raises UploadGone when the session has no data file, or when the file
+        opened was finished or removed while this caller waited for the lock.
         """
-        path = self.layout.upload_dir(upload_id) / "data"
-        with open(path, "r+b") as handle:
+        path = self.data_path(upload_id)
+        try:
+            handle = open(path, "r+b")
+        except FileNotFoundError:
+            raise UploadGone(upload_id) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            size = handle.seek(0, os.SEEK_END)
-            if start is not None and start != size:
-                raise OffsetMismatch(size)
-            try:
-                written = _copy(stream, handle, length)
-                if length is not None and written != length:
-                    raise LengthMismatch(f"expected {length} bytes, got {written}")
-                handle.flush()
-            except BaseException:
-                handle.truncate(size)
-                raise
-            return size + written
+            if not _same_file(path, handle):
+                raise UploadGone(upload_id)
+            yield handle
 
     def data_path(self, upload_id: str) -> Path:
         return self.layout.upload_dir(upload_id) / "data"
@@ -140,6 +143,37 @@ class UploadStore:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length: int | None) -> int:
+    """Append a body to a data file held with ``locked`` and return the new size.
+
+    ``start`` (from Content-Range) must equal the current size; ``length``
+    (from Content-Range or Content-Length), when given, must equal the
+    bytes read. Raises OffsetMismatch or LengthMismatch, leaving the
+    session as it was.
+    """
+    size = handle.seek(0, os.SEEK_END)
+    if start is not None and start != size:
+        raise OffsetMismatch(size)
+    try:
+        written = _copy(stream, handle, length)
+        if length is not None and written != length:
+            raise LengthMismatch(f"expected {length} bytes, got {written}")
+        handle.flush()
+    except BaseException:
+        handle.truncate(size)
+        raise
+    return size + written
+
+
+def _same_file(path: Path, handle: BinaryIO) -> bool:
+    """Whether ``path`` still names the open file (not so once it was moved into the blob store)."""
+    try:
+        here, opened = os.stat(path), os.fstat(handle.fileno())
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _copy(stream: BinaryIO, handle: BinaryIO, length: int | None) -> int:
