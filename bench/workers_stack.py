@@ -38,9 +38,10 @@ def render_site(listen: int, upstream: int, blobs_dir: Path, access_log: str, na
     if name != "registry_ext":
         text = text.replace("upstream registry_ext", f"upstream {name}")
         text = text.replace("http://registry_ext", f"http://{name}")
-    if not with_globals:  # a second site in the same http {}: map and log_format exist already
+    if not with_globals:  # a second site in the same http {}: map, log_format and zones exist already
         text = re.sub(r"\nmap \$http_x_request_id.*?\n}\n", "\n", text, flags=re.S)
         text = re.sub(r"\nlog_format registry_ext .*?;\n", "\n", text, flags=re.S)
+        text = re.sub(r"\nlimit_conn_zone [^\n]*;", "", text)  # the upload caps' zones, shared
     return text
 
 

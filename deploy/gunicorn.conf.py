@@ -48,6 +48,7 @@ forwarded_allow_ips = _setup.FORWARDED_ALLOW_IPS
 accesslog = "-"  # stdout: journald / docker logs
 errorlog = "-"
 access_log_format = _setup.ACCESS_LOG_FORMAT
+logger_class = _setup.AccessLogger  # gunicorn's logger, building only the atoms of that format
 control_socket_disable = True  # gunicorn >= 25.1 (older versions ignore unknown names here)
 
 

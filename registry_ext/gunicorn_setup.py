@@ -9,6 +9,10 @@ worker is silent for a whole request and is killed after ``timeout``).
 """
 from __future__ import annotations
 
+import os
+
+from gunicorn.glogging import Logger
+
 from registry_ext import metrics
 from registry_ext.config import Settings
 from registry_ext.errors import ErrorCode, RegistryError
@@ -53,6 +57,7 @@ def options(settings: Settings) -> dict:
         "control_socket_disable": True,  # gunicorn >= 25.1: else one shared ~/.gunicorn socket
         "child_exit": child_exit,
         "post_worker_init": post_worker_init,
+        "logger_class": AccessLogger,
     }
 
 
@@ -103,3 +108,40 @@ def write_oci_error(sock, status_int: int, reason: str, mesg: str) -> None:
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, with the access line's atoms computed for ACCESS_LOG_FORMAT only.
+
+    gunicorn builds every atom of every request (all request and response
+    headers, the whole WSGI environ, a formatted time) for each access line:
+    about 50 µs of a ~0.7 ms small request (measured: 93 µs against 44 µs per
+    line written to a file). These are the atoms available here; a custom
+    ``access_log_format`` may use them, other ones print ``-``.
+    """
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        micros = request_time.seconds * 1_000_000 + request_time.microseconds
+        return {
+            "h": environ.get("REMOTE_ADDR", "-"),
+            "r": f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}",
+            "s": status,
+            "m": environ.get("REQUEST_METHOD"),
+            "U": environ.get("PATH_INFO"),
+            "q": environ.get("QUERY_STRING"),
+            "b": str(resp.sent) if getattr(resp, "sent", None) is not None else "-",
+            "B": getattr(resp, "sent", None),
+            "a": environ.get("HTTP_USER_AGENT", "-"),
+            "D": micros,
+            "M": micros // 1000,
+            "p": f"<{os.getpid()}>",
+            "{x-request-id}o": _header(resp.headers, "x-request-id"),
+        }
+
+
+def _header(headers, name: str) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return "-"

@@ -73,6 +73,18 @@ class Metrics:
                                multiprocess_mode="livesum", registry=reg)
         if reg is not None:
             reg.register(_UploadsCollector(uploads_dir))
+        self._children: dict = {}
+
+    def child(self, metric, *labels: str):
+        """``metric.labels(*labels)``, remembered: the lookup takes a lock and builds a key each time.
+
+        The label values are routes, methods and statuses: a fixed, small set.
+        """
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         """The exposition text of every live worker (or of this process)."""
@@ -167,16 +179,16 @@ def _count(resp):
     m = current_app.extensions[EXTENSION]
     route = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
     method = request.method
-    m.requests.labels(route, method, str(resp.status_code)).inc()
-    m.latency.labels(route, method).observe(time.perf_counter() - started)
+    m.child(m.requests, route, method, str(resp.status_code)).inc()
+    m.child(m.latency, route, method).observe(time.perf_counter() - started)
     body = request.environ.get("wsgi.input")
     if isinstance(body, _CountingInput) and body.count:
-        m.bytes_in.labels(route).inc(body.count)
+        m.child(m.bytes_in, route).inc(body.count)
     offloaded = g.pop("regext_offloaded", None)
     if offloaded is not None:
-        m.bytes_out.labels(route, "nginx").inc(offloaded)
+        m.child(m.bytes_out, route, "nginx").inc(offloaded)
     elif method != "HEAD" and resp.content_length:
-        m.bytes_out.labels(route, "app").inc(resp.content_length)
+        m.child(m.bytes_out, route, "app").inc(resp.content_length)
     return resp
 
 
