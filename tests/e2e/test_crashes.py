@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from e2e_oci import CONFIG_V1, LAYER_TGZ, MANIFEST_V1, digest_of, fresh, push_blob, random_bytes
-from e2e_server import RegistryServer, cli_path
+from e2e_server import RegistryServer, cli_path, descendants
 
 CONVERGE_TIMEOUT = 20.0
 
@@ -240,3 +240,39 @@ def test_random_worker_kills_under_pushes_lose_no_acknowledged_push(server):
         # the last acknowledged push of a tag wins unless a later, unacknowledged one landed
         assert fresh("GET", f"{base}/v2/chaos/manifests/{digest}").status_code == 200
     assert server.check() == []
+
+
+def test_redis_killed_under_pushes_recovers_by_itself(server):
+    """SIGKILL of the embedded redis-server while a client pushes: 503s, then everything as stored."""
+    base = server.url
+    bodies = [image(base, "busy", seed) for seed in range(200, 204)]
+    acknowledged: dict[str, str] = {}
+    statuses: set = set()
+    stop = threading.Event()
+
+    def pusher():
+        rng = random.Random(3)
+        while not stop.is_set():
+            tag = f"t{rng.randrange(8)}"
+            body, digest = rng.choice(bodies)
+            status = put_manifest(base, "busy", tag, body)
+            statuses.add(status)
+            if status == 201:
+                acknowledged[tag] = digest
+
+    thread = threading.Thread(target=pusher)
+    thread.start()
+    try:
+        time.sleep(1)
+        redis_pids = [pid for pid, cmd in descendants(server.pid).items() if "redis-server" in cmd]
+        assert redis_pids, server.diagnostics()
+        subprocess.run(["kill", "-9", *map(str, redis_pids)], check=True)
+        time.sleep(3)  # the supervisor in the gunicorn master restarts it within a second or two
+    finally:
+        stop.set()
+        thread.join(60)
+    assert 503 in statuses and 201 in statuses, statuses  # refused while Redis was down, then served
+    for tag in acknowledged:
+        assert converged(server, "busy", tag) in {d for _b, d in bodies}
+    assert server.check() == []
+
