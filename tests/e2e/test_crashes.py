@@ -203,23 +203,45 @@ def test_a_manifest_delete_killed_half_way_is_finished_or_undone_consistently(se
     assert fresh("HEAD", f"{base}/v2/app/manifests/{digest}").status_code == 404
 
 
+class Pusher(threading.Thread):
+    """Pushes random tags of one repository until stopped; keeps every status and the acknowledged digests."""
+
+    def __init__(self, base: str, repo: str, seeds: range, tags: int):
+        super().__init__()
+        self.base, self.repo, self.tags = base, repo, tags
+        self.bodies = [image(base, repo, seed) for seed in seeds]
+        self.acknowledged: dict[str, str] = {}
+        self.statuses: set = set()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        rng = random.Random(5)
+        while not self._stop_event.is_set():
+            tag = f"v{rng.randrange(self.tags)}"
+            body, digest = rng.choice(self.bodies)
+            status = put_manifest(self.base, self.repo, tag, body)
+            self.statuses.add(status)
+            if status == 201:
+                self.acknowledged[tag] = digest
+
+    def finish(self) -> None:
+        self._stop_event.set()
+        self.join(60)
+
+    def assert_nothing_lost(self, server: CrashServer) -> None:
+        """Every acknowledged tag resolves alike everywhere, to a pushed manifest that is pullable."""
+        assert self.acknowledged
+        for tag, digest in self.acknowledged.items():
+            # the last acknowledged push of a tag wins unless a later, unacknowledged one landed
+            assert converged(server, self.repo, tag) in {d for _b, d in self.bodies}
+            assert fresh("GET", f"{self.base}/v2/{self.repo}/manifests/{digest}").status_code == 200
+        assert server.check() == []
+
+
 def test_random_worker_kills_under_pushes_lose_no_acknowledged_push(server):
     """A client pushes tags while workers are SIGKILLed at random moments (no failpoints)."""
-    base = server.url
-    bodies = [image(base, "chaos", seed) for seed in range(100, 106)]
-    acknowledged: dict[str, str] = {}
-    stop = threading.Event()
-
-    def pusher():
-        rng = random.Random(5)
-        while not stop.is_set():
-            tag = f"v{rng.randrange(12)}"
-            body, digest = rng.choice(bodies)
-            if put_manifest(base, "chaos", tag, body) == 201:
-                acknowledged[tag] = digest
-
-    thread = threading.Thread(target=pusher)
-    thread.start()
+    pusher = Pusher(server.url, "chaos", range(100, 106), tags=12)
+    pusher.start()
     rng = random.Random(9)
     kills = 0
     try:
@@ -231,37 +253,16 @@ def test_random_worker_kills_under_pushes_lose_no_acknowledged_push(server):
                 subprocess.run(["kill", "-9", str(rng.choice(pids))], check=False)
                 kills += 1
     finally:
-        stop.set()
-        thread.join(60)
+        pusher.finish()
     wait_workers(server)
-    assert kills >= 8 and acknowledged
-    for tag, digest in acknowledged.items():
-        assert converged(server, "chaos", tag) in {d for _b, d in bodies}
-        # the last acknowledged push of a tag wins unless a later, unacknowledged one landed
-        assert fresh("GET", f"{base}/v2/chaos/manifests/{digest}").status_code == 200
-    assert server.check() == []
+    assert kills >= 8
+    pusher.assert_nothing_lost(server)
 
 
 def test_redis_killed_under_pushes_recovers_by_itself(server):
     """SIGKILL of the embedded redis-server while a client pushes: 503s, then everything as stored."""
-    base = server.url
-    bodies = [image(base, "busy", seed) for seed in range(200, 204)]
-    acknowledged: dict[str, str] = {}
-    statuses: set = set()
-    stop = threading.Event()
-
-    def pusher():
-        rng = random.Random(3)
-        while not stop.is_set():
-            tag = f"t{rng.randrange(8)}"
-            body, digest = rng.choice(bodies)
-            status = put_manifest(base, "busy", tag, body)
-            statuses.add(status)
-            if status == 201:
-                acknowledged[tag] = digest
-
-    thread = threading.Thread(target=pusher)
-    thread.start()
+    pusher = Pusher(server.url, "busy", range(200, 204), tags=8)
+    pusher.start()
     try:
         time.sleep(1)
         redis_pids = [pid for pid, cmd in descendants(server.pid).items() if "redis-server" in cmd]
@@ -269,10 +270,6 @@ def test_redis_killed_under_pushes_recovers_by_itself(server):
         subprocess.run(["kill", "-9", *map(str, redis_pids)], check=True)
         time.sleep(3)  # the supervisor in the gunicorn master restarts it within a second or two
     finally:
-        stop.set()
-        thread.join(60)
-    assert 503 in statuses and 201 in statuses, statuses  # refused while Redis was down, then served
-    for tag in acknowledged:
-        assert converged(server, "busy", tag) in {d for _b, d in bodies}
-    assert server.check() == []
-
+        pusher.finish()
+    assert {503, 201} <= pusher.statuses, pusher.statuses  # refused while Redis was down, then served
+    pusher.assert_nothing_lost(server)
