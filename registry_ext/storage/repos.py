@@ -159,12 +159,12 @@ class RepoStore:
     def record_history(self, name: str, event: HistoryEvent) -> None:
         line = orjson.dumps({"digest": event.digest, "at": event.at, "event": event.event,
                              "media_type": event.media_type, "size": event.size}) + b"\n"
-        append_durably(self.layout.history(name, event.tag), line)
+        append_durably(self.layout.history_segment(name, event.tag, 0), line)
 
     def history(self, name: str, tag: str) -> list[HistoryEvent]:
         """Events of one tag, oldest first (a torn last line from a crash is skipped)."""
         try:
-            lines = self.layout.history(name, tag).read_bytes().splitlines()
+            lines = self.layout.history_segment(name, tag, 0).read_bytes().splitlines()
         except FileNotFoundError:
             return []
         events = []
