@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["segment"] = SegmentConverter
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
-    app.extensions["registry"] = registry = build_registry(settings)
+    app.extensions["registry"] = registry = build_registry(settings, create_root=True)
     app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms)
     maintenance.first_look()
     register_error_handlers(app)
