@@ -23,8 +23,8 @@ def tag_history(name: str, tag: str):
     args = request.args
     query = history.HistoryQuery(n=query_int("n"), before=args.get("before"), since=args.get("since"),
                                  digest=args.get("digest"), cursor=args.get("cursor"))
-    page = history.tag_history(registry().storage, name, tag, query,
-                               current_app.config["SETTINGS"].limits.page_max)
+    limits = current_app.config["SETTINGS"].limits
+    page = history.tag_history(registry().storage, name, tag, query, limits.page_max, limits.scan_max)
     body = orjson.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": page.descriptors})
     resp = Response(body, content_type=OCI_INDEX)
     if page.next_cursor is not None:
