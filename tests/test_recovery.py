@@ -179,6 +179,7 @@ def test_a_flushed_index_is_rebuilt_while_pulls_and_pushes_go_on(tmp_path, redis
     assert listing.json["errors"][0]["code"] == "UNSUPPORTED"
     assert client.get("/readyz").json["checks"]["index"] == "rebuilding"
     assert client.get("/v2/app/manifests/latest").status_code == 200
+    assert client.get("/v2/app/_oci/tag-history/latest").json["manifests"]  # history is read from storage
     extra = make_image(client, "app", tag="9.9.9")
 
     keeper.tick()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, current_app, request
 
-from registry_ext.api.http import Response, conditional, link_next, query_int, registry
+from registry_ext.api.http import Response, conditional, link_next, query_int, registry, storage_only
 from registry_ext.oci.mediatypes import OCI_INDEX
 from registry_ext.services import history
 
@@ -18,6 +18,7 @@ bp = Blueprint("oci_ext", __name__)
 # on this endpoint a 404 would mean "extension not implemented".
 @bp.get("/<repo:name>/_oci/tag-history/", defaults={"tag": ""})
 @bp.get("/<repo:name>/_oci/tag-history/<path:tag>")
+@storage_only  # read from storage alone: served while the index is rebuilt
 def tag_history(name: str, tag: str):
     """An OCI image index of the tag's events, newest first; 200 even for an unknown repository or tag."""
     args = request.args
