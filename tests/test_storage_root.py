@@ -8,7 +8,9 @@ the live index still lists its repositories afterwards.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import threading
 
 import orjson
 import pytest
@@ -156,3 +158,29 @@ def test_a_marker_this_version_does_not_know_is_refused(live, settings, app, doc
     with pytest.raises(RootRefused, match="storage root"):
         create_app(settings)
     still_listed(live)
+
+
+def test_workers_starting_together_on_a_new_root_all_start(settings, tmp_path):
+    """gunicorn starts its workers at once: each builds the app and claims the same new root."""
+    root = tmp_path / "fresh"
+    worker_settings = load_settings(data={"storage": {"root": str(root)},
+                                          "redis": {"url": settings.redis.url,
+                                                    "key_prefix": settings.redis.key_prefix}}, environ={})
+    barrier, errors = threading.Barrier(8), []
+
+    def start():
+        barrier.wait()
+        try:
+            app = create_app(worker_settings)
+            assert app.test_client().post("/v2/w/blobs/uploads/").status_code == 202  # serves at once
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert orjson.loads((root / MARKER_NAME).read_bytes())["layout"] == 1
+    assert os.listdir(root / "tmp") == []

@@ -20,10 +20,11 @@ from registry_ext.storage.atomic import link_new
 from registry_ext.storage.layout import LAYOUT_VERSION, Layout
 
 FORMAT = "registry-ext"
-# Folders a root may hold without holding data: our own, empty, and what the embedded Redis and
-# a freshly made filesystem put there.
-_SKELETON = frozenset({"blobs", "repos", "uploads", "tmp", "journal"})
-_ALWAYS_ALLOWED = frozenset({"redis", "lost+found"})
+# Folders a root may hold without holding data: our own, empty; then what the embedded Redis and a
+# freshly made filesystem put there, and our scratch folder (another process starting at the same
+# moment may have a temp file there, about to become the marker).
+_SKELETON = frozenset({"blobs", "repos", "uploads", "journal"})
+_ALWAYS_ALLOWED = frozenset({"redis", "lost+found", "tmp"})
 
 
 class RootRefused(Exception):
@@ -76,7 +77,9 @@ def _unmarked(layout: Layout) -> RootState:
         return RootState.DATA
     for name in names - _ALWAYS_ALLOWED:
         if name not in _SKELETON or not _empty_dir(layout.root / name):
-            return RootState.FOREIGN
+            # Workers of one server start together: what looks foreign may be another worker's first
+            # upload, made after it wrote the marker that was not there when we looked.
+            return inspect(layout) if layout.marker.exists() else RootState.FOREIGN
     return RootState.EMPTY
 
 
