@@ -148,6 +148,14 @@ def test_a_manifest_push_on_a_full_disk_changes_nothing(client, reg, disk):
     assert client.head(f"/v2/full/app/manifests/{sha256_digest(body)}").status_code == 404
     assert [e.digest for e in reg.storage.repos.history("full/app", "1.0")] == [first["manifest"]]
 
+    disk.fill(leave=1)  # a tag move: the journal entry fits, the new tag file does not
+    assert_storage_full(push_manifest(client, "full/app", "1.0", other["body"]))
+    assert leftovers(reg)["tmp"] == [] and len(leftovers(reg)["journal"]) == 1  # kept: the write did not finish
+    Maintenance(reg, 1000).tick()  # its replay finds the tag as it was, and closes it
+    assert leftovers(reg) == NOTHING_LEFT
+    assert client.get("/v2/full/app/manifests/1.0").headers["Docker-Content-Digest"] == first["manifest"]
+    assert [e.digest for e in reg.storage.repos.history("full/app", "1.0")] == [first["manifest"]]
+
     disk.free()
     put_manifest_ok(client, "full/app", "1.0", body)
     assert client.get("/v2/full/app/manifests/1.0").headers["Docker-Content-Digest"] == sha256_digest(body)
