@@ -16,7 +16,7 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       repos/<name>/_history/<tag>           tag history, segment 0: JSON lines {"digest", "at",
                                             "event", "media_type", "size"}, oldest first
       repos/<name>/_history/<tag>~<n>       segment n (1, 2, ...) of the same history: each segment
-                                            is closed at HISTORY_SEGMENT_BYTES (storage/history.py)
+                                            is closed at 64 KiB (storage/history.py SEGMENT_BYTES)
       repos/<name>/_lock                    flock serialising tag and manifest changes
       tmp/                                  temp files, renamed into place (same filesystem)
       journal/<uuid>.json                   {"repo", "tags", "manifests", "catalog"}: index updates a
