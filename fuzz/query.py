@@ -23,9 +23,13 @@ with atheris.instrument_imports(include=["registry_ext"]):
     from registry_ext.config import load_settings
     from registry_ext.errors import RegistryError
     from registry_ext.services import history
+    from registry_ext.storage import marker
+    from registry_ext.storage.layout import Layout
 
+ROOT = tempfile.mkdtemp(prefix="fuzz-query-")
+marker.write(Layout(ROOT))  # an existing store: a new one would need Redis asked (services/root.py)
 APP = create_app(load_settings(data={
-    "storage": {"root": tempfile.mkdtemp(prefix="fuzz-query-")},
+    "storage": {"root": ROOT},
     "redis": {"url": "redis://127.0.0.1:1/0"},  # never contacted: parsing only
     "metrics": {"enabled": False}}, environ={}))
 

@@ -15,6 +15,7 @@ from registry_ext.config import Settings, load_settings
 from registry_ext.errors import ErrorCode, RegistryError, register_error_handlers, render
 from registry_ext.services import build_registry
 from registry_ext.services.maintenance import Maintenance
+from registry_ext.storage.atomic import is_storage_full
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["segment"] = SegmentConverter
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
-    app.extensions["registry"] = registry = build_registry(settings)
+    app.extensions["registry"] = registry = build_registry(settings, create_root=True)
     app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms)
     maintenance.first_look()
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)
+    app.register_error_handler(OSError, _storage_error)
     request_id.init_app(app)
     metrics.init_app(app, settings.metrics.enabled, registry.storage.layout.uploads)
     if settings.server.trusted_proxies:
@@ -66,3 +68,14 @@ def _index_unavailable(exc: redis.RedisError):
     return render(RegistryError(ErrorCode.UNSUPPORTED, status=503,
                                 message="registry index temporarily unavailable",
                                 headers={"Retry-After": "1"}))
+
+
+def _storage_error(exc: OSError):
+    """A full disk (ENOSPC, EDQUOT): 507 in the OCI envelope, saying so. Any other OSError goes
+    on to the usual 500 (raised again: Flask logs it and renders the generic envelope)."""
+    if not is_storage_full(exc):
+        raise exc
+    log.error("storage full (request %s): %s", request_id.current(), exc)
+    return render(RegistryError(ErrorCode.UNSUPPORTED, {"reason": exc.strerror or "no space left on device"},
+                                status=507, message="insufficient storage: the registry's storage is full; "
+                                                    "the write was not completed, retry once space is freed"))

@@ -27,6 +27,17 @@ def _settings(config: str | None, data_dir: str | None, redis_url: str | None, k
         raise click.UsageError(str(exc)) from None
 
 
+def _registry(settings):
+    """The registry on an existing storage root; a root that is not a registry's is one error line."""
+    from registry_ext.services import build_registry
+    from registry_ext.services.root import RootRefused
+
+    try:
+        return build_registry(settings)
+    except RootRefused as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 _common = [
     click.option("--config", type=click.Path(dir_okay=False), help="TOML configuration file."),
     click.option("--data-dir", help="Storage root (storage.root)."),
@@ -56,24 +67,27 @@ def main() -> None:
 def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads, access_log) -> None:
     """Run the registry under gunicorn."""
     from registry_ext.serve import serve as run
+    from registry_ext.services.root import RootRefused
 
-    run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
-                   threads=threads),
-        access_log)
+    try:
+        run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
+                       threads=threads),
+            access_log)
+    except RootRefused as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @common
 def reindex(config, data_dir, redis_url, key_prefix) -> None:
     """Rebuild the Redis index from storage."""
-    from registry_ext.services import build_registry
     from registry_ext.services.reindex import reindex as run
 
     settings = _settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
         raise click.UsageError("reindex needs --redis-url (or redis.url); with the embedded Redis use "
                                "unix://<data-dir>/redis/redis.sock while serve runs")
-    reg = build_registry(settings)
+    reg = _registry(settings)
     counts = run(reg.storage, reg.index)
     reg.index.meta.mark(reg.index.meta.status().run_id)  # the index is complete for this Redis
     click.echo(json.dumps(counts))
@@ -84,13 +98,12 @@ def reindex(config, data_dir, redis_url, key_prefix) -> None:
 @click.option("--repair", is_flag=True, help="Fix what is found (storage is the source of truth).")
 def check(config, data_dir, redis_url, key_prefix, repair) -> None:
     """Report drift between storage and the index; exit 1 when anything was found and not repaired."""
-    from registry_ext.services import build_registry
     from registry_ext.services.check import check as run
 
     settings = _settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
         raise click.UsageError("check needs --redis-url (or redis.url)")
-    reg = build_registry(settings)
+    reg = _registry(settings)
     report = run(reg.storage, reg.index, repair=repair)
     click.echo(json.dumps(report.to_json(), indent=2))
     if any(not finding.repaired for finding in report.findings):
@@ -111,10 +124,15 @@ def check_config(config, data_dir, redis_url, key_prefix) -> None:
 @click.option("--older-than", type=int, default=86400, show_default=True, help="Seconds.")
 def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
     """Remove upload sessions started more than --older-than seconds ago."""
+    from registry_ext.services.root import RootRefused, claim_root
     from registry_ext.storage import open_storage
 
     settings = _settings(config, data_dir, redis_url, key_prefix)
     store = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
+    try:
+        claim_root(store, None, create=False)
+    except RootRefused as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"removed {store.uploads.purge(older_than)} upload sessions")
 
 

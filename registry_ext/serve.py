@@ -28,8 +28,31 @@ class RegistryApplication(BaseApplication):
         return create_worker_app(self.settings)
 
 
+def _claim_root(settings: Settings) -> None:
+    """Accept (or create) the storage root before gunicorn starts; raise RootRefused (services/root.py)."""
+    import redis
+
+    from registry_ext.index import open_index
+    from registry_ext.services.root import RootRefused, claim_root
+    from registry_ext.storage import open_storage
+
+    storage = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
+    index = open_index(settings.redis.url, settings.redis.key_prefix)
+    try:
+        claim_root(storage, index, create=True)
+    except redis.RedisError as exc:
+        raise RootRefused(f"storage root {settings.storage.root} holds no registry data, and the index at {settings.redis.url} "
+                          f"could not be asked whether it lists repositories: {exc}") from None
+    finally:
+        index.client.close()
+
+
 def serve(settings: Settings, access_log: str | None = None) -> None:
-    """Run in the foreground until SIGINT/SIGTERM."""
+    """Run in the foreground until SIGINT/SIGTERM.
+
+    Raises:
+        RootRefused: the storage root is not a registry's (nothing was started but the embedded Redis).
+    """
     from registry_ext.config import replace
 
     embedded = None
@@ -38,11 +61,11 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
 
         embedded = EmbeddedRedis(settings.storage.root).start()
         settings = replace(settings, "redis", url=embedded.url)
-    os.makedirs(settings.storage.root, exist_ok=True)
-    options = dict(gunicorn_setup.options(settings), accesslog=access_log)
-    gunicorn_setup.start_metrics(settings)  # before any worker forks
     master = os.getpid()
     try:
+        _claim_root(settings)
+        options = dict(gunicorn_setup.options(settings), accesslog=access_log)
+        gunicorn_setup.start_metrics(settings)  # before any worker forks
         RegistryApplication(settings, options).run()
     finally:
         if os.getpid() == master:  # workers are forked inside run() and leave it by SystemExit too

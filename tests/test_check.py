@@ -113,3 +113,25 @@ def test_check_command_exit_codes(client, reg, settings, redis_client):
     repaired = CliRunner().invoke(main, args + ["--repair"])
     assert repaired.exit_code == 0 and json.loads(repaired.output)["findings"][0]["repaired"] is True
     assert CliRunner().invoke(main, args).exit_code == 0
+
+
+def test_torn_history_lines_anywhere_are_reported_and_repaired(client, reg):
+    """Issue #10 item 2: before appends were truncated back, a short write tore a line and the next
+    event was written onto it; a line may also be damaged in the middle of a segment."""
+    images = [make_image(client, "app", layers=(bytes([i]),), tag="t") for i in range(4)]
+    path = reg.storage.layout.history_segment("app", "t", 0)
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1][:45] + lines[2]  # event 1 torn, event 2 written onto its end
+    del lines[2]
+    lines[0] = b'{"digest":"sha256:0' + b"\x00" * 9  # event 0 damaged
+    path.write_bytes(b"\n".join(lines) + b'{"digest":"sha256:')  # and a torn tail after event 3
+    served = client.get("/v2/app/_oci/tag-history/t").json["manifests"]
+    assert [e["digest"] for e in served] == [images[3]["manifest"]]  # the history API skips what does not parse
+    report = check(reg.storage, reg.index)
+    assert kinds(report) == [("torn-history-line", f"t segment 0 offset {offset}")
+                             for offset in sorted((0, len(lines[0]) + 1, path.stat().st_size - 18))]
+    assert all(not f.repaired for f in report.findings)
+    check(reg.storage, reg.index, repair=True)
+    served = client.get("/v2/app/_oci/tag-history/t").json["manifests"]
+    assert [e["digest"] for e in served] == [images[3]["manifest"], images[2]["manifest"]]
+    assert check(reg.storage, reg.index).findings == []

@@ -179,6 +179,7 @@ def test_a_flushed_index_is_rebuilt_while_pulls_and_pushes_go_on(tmp_path, redis
     assert listing.json["errors"][0]["code"] == "UNSUPPORTED"
     assert client.get("/readyz").json["checks"]["index"] == "rebuilding"
     assert client.get("/v2/app/manifests/latest").status_code == 200
+    assert client.get("/v2/app/_oci/tag-history/latest").json["manifests"]  # history is read from storage
     extra = make_image(client, "app", tag="9.9.9")
 
     keeper.tick()
@@ -244,12 +245,39 @@ def test_a_failed_blob_link_still_reaches_the_catalog(tmp_path, redis_server):
     refuse_writes(redis_server, True)
     try:
         resp = client.post(f"/v2/blobs-only/blobs/uploads/?digest={sha256_digest(config)}", data=config)
-        assert resp.status_code == 503
+        assert resp.status_code == 201  # stored and linked: the catalog follows through the journal
     finally:
         refuse_writes(redis_server, False)
+    assert client.head(f"/v2/blobs-only/blobs/{sha256_digest(config)}").status_code == 200
     assert "blobs-only" not in client.get("/v2/_catalog").json["repositories"]
     maintenance(app).tick()
     assert "blobs-only" in client.get("/v2/_catalog").json["repositories"]
+
+
+def test_a_finishing_put_whose_catalog_write_is_refused_answers_201(tmp_path, redis_server):
+    """Issue #10 item 15: the blob is stored and linked, so the upload succeeded; no 503, no stale session."""
+    app = app_for(tmp_path, redis_server)
+    client = app.test_client()
+    reg = app.extensions["registry"]
+    blob = random_config()
+    location = client.post("/v2/chunked/app/blobs/uploads/").headers["Location"]
+    assert client.patch(location, data=blob[:10], headers={"Content-Range": "0-9"}).status_code == 202
+    refuse_writes(redis_server, True)
+    try:
+        resp = client.put(f"{location}?digest={sha256_digest(blob)}", data=blob[10:],
+                          headers={"Content-Range": f"10-{len(blob) - 1}"})
+        assert resp.status_code == 201, resp.get_data()
+        assert resp.headers["Docker-Content-Digest"] == sha256_digest(blob)
+        assert client.get(f"/v2/chunked/app/blobs/{sha256_digest(blob)}", buffered=True).get_data() == blob
+    finally:
+        refuse_writes(redis_server, False)
+    assert os.listdir(reg.storage.layout.uploads) == []  # the session folder is gone
+    assert client.get(location).status_code == 404
+    assert len(list(reg.storage.journal.entries())) == 1  # the catalog write waits in the journal
+    maintenance(app).tick()
+    assert "chunked/app" in client.get("/v2/_catalog").json["repositories"]
+    assert list(reg.storage.journal.entries()) == []
+    assert check_findings(app) == []
 
 
 def test_check_reports_unfinished_writes_and_repairs_them(tmp_path, redis_server):

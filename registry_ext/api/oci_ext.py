@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, current_app, request
 
-from registry_ext.api.http import Response, conditional, link_next, query_int, registry
+from registry_ext.api.http import Response, conditional, link_next, query_int, registry, storage_only
 from registry_ext.oci.mediatypes import OCI_INDEX
 from registry_ext.services import history
 
@@ -18,13 +18,14 @@ bp = Blueprint("oci_ext", __name__)
 # on this endpoint a 404 would mean "extension not implemented".
 @bp.get("/<repo:name>/_oci/tag-history/", defaults={"tag": ""})
 @bp.get("/<repo:name>/_oci/tag-history/<path:tag>")
+@storage_only  # read from storage alone: served while the index is rebuilt
 def tag_history(name: str, tag: str):
     """An OCI image index of the tag's events, newest first; 200 even for an unknown repository or tag."""
     args = request.args
     query = history.HistoryQuery(n=query_int("n"), before=args.get("before"), since=args.get("since"),
                                  digest=args.get("digest"), cursor=args.get("cursor"))
-    page = history.tag_history(registry().storage, name, tag, query,
-                               current_app.config["SETTINGS"].limits.page_max)
+    limits = current_app.config["SETTINGS"].limits
+    page = history.tag_history(registry().storage, name, tag, query, limits.page_max, limits.scan_max)
     body = orjson.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": page.descriptors})
     resp = Response(body, content_type=OCI_INDEX)
     if page.next_cursor is not None:

@@ -58,9 +58,13 @@ def _repo_pairs(repos: tuple[str, ...]) -> list[tuple[str, str]]:
 def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | RemoteSide:
     if target == "local":
         from registry_ext.services import build_registry
+        from registry_ext.services.root import RootRefused
 
         settings = local_settings()
-        return LocalSide(build_registry(settings), page=settings.limits.page_max)
+        try:
+            return LocalSide(build_registry(settings), page=settings.limits.page_max)
+        except RootRefused as exc:
+            _fail(str(exc))
     client = RemoteClient(normalize_url(target, opts["plain_http"]), username=opts["username"],
                           password=opts["password"], timeout=opts["timeout"], concurrency=opts["concurrency"],
                           verify=not opts["insecure"], retries=opts["retries"])

@@ -9,6 +9,7 @@ from registry_ext.services.blobs import BlobService, UploadService
 from registry_ext.services.listing import ListingService
 from registry_ext.services.manifest_listing import ManifestListing
 from registry_ext.services.manifests import ManifestService
+from registry_ext.services.root import claim_root
 from registry_ext.services.tag_listing import TagListing
 from registry_ext.storage import Storage, open_storage
 
@@ -25,8 +26,15 @@ class Registry:
     manifest_listing: ManifestListing
 
 
-def build_registry(settings: Settings) -> Registry:
-    """Wire storage, index and services from validated settings."""
+def build_registry(settings: Settings, *, create_root: bool = False) -> Registry:
+    """Wire storage, index and services from validated settings.
+
+    The storage root must be a registry's (services/root.py); only the
+    server passes ``create_root`` and may start a new one.
+
+    Raises:
+        RootRefused: the storage root must not be used (one line saying why).
+    """
     if not settings.redis.url:
         from registry_ext.config import ConfigError
 
@@ -34,6 +42,7 @@ def build_registry(settings: Settings) -> Registry:
                           "which runs a private redis-server")
     storage = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
     index = open_index(settings.redis.url, settings.redis.key_prefix)
+    claim_root(storage, index, create=create_root)
     blobs = BlobService(storage, index)
     return Registry(storage, index, blobs, UploadService(storage, blobs),
                     ManifestService(storage, index, settings.storage.delete_enabled),

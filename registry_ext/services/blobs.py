@@ -5,12 +5,17 @@ A blob is visible in a repository when its bytes are in the global store
 their digest was verified; a failed finish removes the session, so nothing
 partial is ever visible. Finishing and cancelling hold the session's lock
 until its data file has left the session, so a PATCH, PUT or DELETE racing
-them finds the session gone (404) instead of changing a stored blob.
+them finds the session gone (404) instead of changing a stored blob. An
+upload has succeeded once its blob is linked on storage: the catalog entry
+in Redis follows, through the journal if Redis refuses it.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import BinaryIO, Iterator
+
+import redis
 
 from registry_ext import failpoints
 from registry_ext.errors import ErrorCode, RegistryError
@@ -19,6 +24,8 @@ from registry_ext.oci.digest import Digest, digest_file, parse_digest
 from registry_ext.oci.reference import validate_name
 from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadGone, UploadInfo
 from registry_ext.storage.uploads import append_locked
+
+log = logging.getLogger(__name__)
 
 
 class BlobService:
@@ -44,11 +51,23 @@ class BlobService:
         self.storage.repos.unlink_blob(name, digest)
 
     def link(self, name: str, digest: Digest) -> None:
-        """Make the blob visible in ``name`` and list the repository in the catalog."""
-        with self.storage.journal.pending(Intent(name, catalog=True)):
-            self.storage.repos.link_blob(name, digest)
-            failpoints.hit("blob.after-link")
+        """Make the blob visible in ``name`` and list the repository in the catalog.
+
+        Once the link is on storage the blob *is* in the repository: a Redis
+        that refuses the catalog write does not fail the request (a retry
+        would find the session gone). The journal entry then stays, and the
+        maintenance thread adds the repository to the catalog later.
+        """
+        journal = self.storage.journal
+        entry = journal.open(Intent(name, catalog=True))
+        self.storage.repos.link_blob(name, digest)
+        failpoints.hit("blob.after-link")
+        try:
             self.index.write.add_repo(name)
+        except redis.RedisError as exc:
+            log.warning("blob %s linked in %s; catalog update left to the journal: %s", digest, name, exc)
+            return
+        journal.close(entry)
 
 
 class UploadService:

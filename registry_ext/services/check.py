@@ -9,6 +9,10 @@ that are gone) or removes storage records that point at nothing:
 - a manifest that cannot be parsed any more (``unreadable-manifest``, report only),
 - index content that differs from what storage implies (``index-drift``),
 - a repository in the catalog with nothing on storage (``index-orphan``),
+- a tag history line that does not parse, anywhere in the log
+  (``torn-history-line``: a line torn by a crash or a short write before
+  appends were truncated back, or damage; repaired by rewriting the
+  segment without it, keeping an intact event written onto its end),
 - a write that changed storage and not the index (``unfinished-write``: a
   journal entry left by a killed worker or a Redis fault; repaired by
   replaying it, services/reconcile.py),
@@ -61,6 +65,7 @@ def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
         report.repositories += 1
         with storage.repos.lock(name):
             _check_storage(storage, name, report, repair)
+            _check_history(storage, name, report, repair)
             _check_index(storage, index, name, report, repair)
     gone = gone_repos(storage, index)
     for name in gone:
@@ -108,6 +113,17 @@ def _check_storage(storage: Storage, name: str, report: CheckReport, repair: boo
             if repair:
                 repos.delete_tag(name, tag.tag)
                 repos.record_history(name, HistoryEvent(tag.tag, tag.digest, now_ms(), "deleted", "", 0))
+
+
+def _check_history(storage: Storage, name: str, report: CheckReport, repair: bool) -> None:
+    """Lines of any tag history that do not parse (a whole read of every history: check only)."""
+    for tag in storage.repos.history_tags(name):
+        log = storage.repos.tag_history(name, tag)
+        damage = log.damaged()
+        for bad in damage:
+            report.add("torn-history-line", name, f"{tag} segment {bad.segment} offset {bad.offset}", repair)
+        if repair and damage:
+            log.repair({bad.segment for bad in damage})
 
 
 def _check_index(storage: Storage, index: Index, name: str, report: CheckReport, repair: bool) -> None:

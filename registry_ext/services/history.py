@@ -1,21 +1,20 @@
 """Tag history (distribution-spec PR #606, ``extensions/_oci.md`` component ``tag-history``): pure semantics.
 
-The history of a tag is the append-only log ``RepoStore.history`` keeps on
-storage (it outlives the tag and needs no index). This module turns it into
-the descriptors of an OCI image index, newest first, each annotated with
+The history of a tag is the append-only log ``RepoStore.tag_history`` keeps
+on storage (it outlives the tag and needs no index). This module turns it
+into the descriptors of an OCI image index, newest first, each annotated with
 ``org.opencontainers.distribution.tag.timestamp`` (RFC 3339, UTC, ms) and
 ``org.opencontainers.distribution.tag.event`` (``created`` | ``deleted``; our
 ``moved`` is reported as ``created``: the tag now points at that manifest).
 
-Every request reads and parses the tag's whole history file: these files
-hold one short line per push or delete of one tag, so they stay small, and
-no index or second copy has to be kept consistent with them.
-
-Order and paging: events sort by ``(at, seq)`` descending, ``seq`` being the
-event's position in the log (appends never move earlier lines, so positions
-are stable). The continuation ``cursor=<at>.<seq>`` names the last entry of a
-page; the next page holds the entries strictly after it in that order, so
-events sharing one millisecond are neither lost nor repeated across pages.
+A page costs O(page), however long the history (storage/history.py): the
+log is read backwards from where the page starts, and appends keep time
+monotonic, so file order is time order. ``before`` is a binary search,
+``since`` ends the scan at the first older event, ``cursor`` is the
+position of the page's last entry (``<segment>-<offset>``: stable, since the
+log only grows at its end). ``digest`` filters while scanning: at most
+``limits.scan_max`` entries are passed over per request, and a page cut
+short by that bound carries a ``Link`` to go on from where it stopped.
 """
 from __future__ import annotations
 
@@ -28,6 +27,7 @@ from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci.digest import parse_digest
 from registry_ext.oci.reference import is_valid_tag
 from registry_ext.storage import HistoryEvent, Storage
+from registry_ext.storage.history import Position, TagHistory
 
 TIMESTAMP_ANNOTATION = "org.opencontainers.distribution.tag.timestamp"
 EVENT_ANNOTATION = "org.opencontainers.distribution.tag.event"
@@ -36,7 +36,7 @@ _PUBLIC_EVENT = {"created": "created", "moved": "created", "deleted": "deleted"}
 
 _RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
                       r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})")
-_CURSOR = re.compile(r"(-?[0-9]{1,18})\.([0-9]{1,18})")
+_CURSOR = re.compile(r"([0-9]{1,9})-([0-9]{1,15})")
 _TIMESTAMP_MAX = 64
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -59,12 +59,14 @@ class HistoryPage:
     next_cursor: str | None  # set while entries remain: the `cursor` of the next page
 
 
-def tag_history(storage: Storage, name: str, tag: str, query: HistoryQuery, page_max: int) -> HistoryPage:
+def tag_history(storage: Storage, name: str, tag: str, query: HistoryQuery, page_max: int,
+                scan_max: int) -> HistoryPage:
     """One page of a tag's history, newest first. An unknown repository or tag is an empty page.
 
     ``name`` must already be valid. ``before``/``since`` are strict bounds;
     ``digest`` keeps only events of that manifest; ``cursor`` resumes after
-    the entry it names. All filters combine.
+    the entry it names. All filters combine. At most ``scan_max`` entries
+    that do not match are passed over (then the page ends early, with a cursor).
 
     Raises:
         RegistryError(UNSUPPORTED, 400): invalid tag, ``before``, ``since`` or ``cursor``.
@@ -80,27 +82,51 @@ def tag_history(storage: Storage, name: str, tag: str, query: HistoryQuery, page
     limit = min(DEFAULT_PAGE if query.n is None else query.n, page_max)
     if limit == 0:
         return HistoryPage([], 0, None)
-    events = storage.repos.history(name, tag)
-    keyed = [((e.at, seq), e) for seq, e in enumerate(events)
-             if (digest is None or e.digest == digest)
-             and (before is None or e.at < before[1])
-             and (since is None or e.at > since[0])
-             and (cursor is None or (e.at, seq) < cursor)]
-    keyed.sort(key=lambda item: item[0], reverse=True)
-    page = keyed[:limit]
-    next_cursor = f"{page[-1][0][0]}.{page[-1][0][1]}" if len(keyed) > limit else None
-    known = {e.digest: (e.media_type, e.size) for e in events if e.media_type}
-    return HistoryPage([_descriptor(e, known) for _, e in page], limit, next_cursor)
+    log = storage.repos.tag_history(name, tag)
+    if cursor is not None and not log.is_line_start(cursor):
+        raise _bad_cursor(query.cursor)
+    start = cursor
+    if before is not None:
+        bound = log.seek_time(before[1])
+        start = bound if start is None else min(start, bound)
+    page, next_cursor = _scan(log, start, limit, scan_max, digest, since[0] if since else None)
+    return HistoryPage([_descriptor(log, pos, event) for pos, event in page], limit, next_cursor)
 
 
-def _descriptor(event: HistoryEvent, known: dict[str, tuple[str, int]]) -> dict[str, Any]:
-    # A `deleted` line written when the manifest link was already gone has no media type:
-    # take it from another event of the same digest (the tag was created on it earlier).
-    media_type, size = (event.media_type, event.size) if event.media_type else \
-        known.get(event.digest, ("", event.size))
+def _scan(log: TagHistory, start: Position | None, limit: int, scan_max: int, digest: str | None,
+          since: int | None) -> tuple[list[tuple[Position, HistoryEvent]], str | None]:
+    """Up to ``limit`` matching events from ``start`` backwards, and the next page's cursor if any remain."""
+    page: list[tuple[Position, HistoryEvent]] = []
+    passed = 0
+    for pos, event in log.backwards(start):
+        if event is not None and since is not None and event.at <= since:
+            return page, None  # time is monotonic: everything further is older still
+        if event is not None and (digest is None or event.digest == digest):
+            if len(page) == limit:
+                return page, _cursor(page[-1][0])  # one more match: there is a next page
+            page.append((pos, event))
+            continue
+        passed += 1
+        if passed >= scan_max:
+            return page, _cursor(pos)  # scan bound: go on from here on the next page
+    return page, None
+
+
+def _descriptor(log: TagHistory, pos: Position, event: HistoryEvent) -> dict[str, Any]:
+    media_type, size = event.media_type, event.size
+    if not media_type:
+        # A `deleted` line written (before appends filled it in) when the manifest link was already
+        # gone has no media type: take it from the event just before, the tag's move to that digest.
+        older = log.before(pos)
+        if older is not None and older.digest == event.digest:
+            media_type, size = older.media_type, older.size
     return {"mediaType": media_type, "digest": event.digest, "size": size,
             "annotations": {TIMESTAMP_ANNOTATION: format_timestamp(event.at),
                             EVENT_ANNOTATION: _PUBLIC_EVENT.get(event.event, event.event)}}
+
+
+def _cursor(pos: Position) -> str:
+    return f"{pos[0]}-{pos[1]}"
 
 
 def format_timestamp(ms: int) -> str:
@@ -162,8 +188,8 @@ def _parse_digest(value: str) -> str:
                             message=f"query parameter digest: {err.message}") from None
 
 
-def _parse_cursor(value: str | None) -> tuple[int, int] | None:
-    """The ``(at, seq)`` a ``cursor`` from a ``Link`` header names (``None`` when absent).
+def _parse_cursor(value: str | None) -> Position | None:
+    """The position a ``cursor`` from a ``Link`` header names (``None`` when absent).
 
     Raises:
         RegistryError(UNSUPPORTED, 400)
@@ -172,6 +198,10 @@ def _parse_cursor(value: str | None) -> tuple[int, int] | None:
         return None
     match = _CURSOR.fullmatch(value)
     if match is None:
-        raise RegistryError(ErrorCode.UNSUPPORTED, {"cursor": value[:100]},
-                            message="query parameter cursor is invalid: use the Link header's URL as given")
+        raise _bad_cursor(value)
     return int(match.group(1)), int(match.group(2))
+
+
+def _bad_cursor(value: str) -> RegistryError:
+    return RegistryError(ErrorCode.UNSUPPORTED, {"cursor": value[:100]},
+                         message="query parameter cursor is invalid: use the Link header's URL as given")

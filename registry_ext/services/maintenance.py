@@ -27,6 +27,7 @@ from registry_ext.services import Registry
 from registry_ext.services.check import verify_repo
 from registry_ext.services.reconcile import Reconciler
 from registry_ext.services.reindex import gone_repos, reindex
+from registry_ext.storage.atomic import is_storage_full
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class Maintenance:
             step()
         except redis.RedisError as exc:
             log.info("index maintenance waits for Redis: %s", exc)
+        except OSError as exc:
+            if not is_storage_full(exc):
+                log.exception("index maintenance tick failed")
+                return
+            log.warning("index maintenance waits for storage space (journal entries kept): %s", exc)
         except Exception:  # noqa: BLE001 - the thread must outlive any one bad tick
             log.exception("index maintenance tick failed")
 

@@ -103,8 +103,7 @@ class Reconciler:
     def _complete_history(self, name: str, tag: str, record: TagRecord | None, entry: dict | None) -> None:
         """Append the event a write died before appending (the tag file is already the truth)."""
         repos = self.storage.repos
-        events = repos.history(name, tag)
-        last = events[-1] if events else None
+        last = repos.last_history(name, tag)  # the newest line only, however long the history
         live = last is not None and last.event != "deleted"
         if record is None and live:
             repos.record_history(name, HistoryEvent(tag, last.digest, now_ms(), "deleted",

@@ -23,10 +23,9 @@ class Storage:
 
 
 def open_storage(root: str, upload_ttl_seconds: int) -> Storage:
-    """The filesystem store rooted at ``root`` (created if needed)."""
+    """The filesystem store rooted at ``root``. Nothing is created: services/root.py
+    accepts (or creates) the root before anything is written."""
     layout = Layout(root)
-    for folder in (layout.root, layout.tmp, layout.uploads, layout.repos, layout.journal):
-        folder.mkdir(parents=True, exist_ok=True)
     return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds), RepoStore(layout),
                    Journal(layout))
 

@@ -27,6 +27,7 @@ from typing import Iterator
 
 import orjson
 
+from registry_ext.storage.atomic import file_mode, write_all
 from registry_ext.storage.layout import Layout
 
 
@@ -42,6 +43,7 @@ class Intent:
 
 class Journal:
     def __init__(self, layout: Layout):
+        self.layout = layout
         self.folder = layout.journal
 
     @contextlib.contextmanager
@@ -52,13 +54,20 @@ class Journal:
         self.close(path)
 
     def open(self, intent: Intent) -> Path:
-        """Write the entry (one ``write`` of a small JSON document) and return its path."""
-        path = self.folder / f"{uuid.uuid4().hex}.json"
+        """Write the entry (a small JSON document) and return its path.
+
+        Complete or nothing: a write that fails (a full disk) removes the
+        entry and raises, before the caller changed anything.
+        """
+        path = self.layout.journal_entry(uuid.uuid4().hex)
         data = orjson.dumps({"repo": intent.repo, "tags": intent.tags, "manifests": intent.manifests,
                              "catalog": intent.catalog})
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode())
         try:
-            os.write(fd, data)
+            write_all(fd, data)
+        except BaseException:
+            path.unlink()
+            raise
         finally:
             os.close(fd)
         return path

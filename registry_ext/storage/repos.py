@@ -1,7 +1,8 @@
 """Per-repository records on the filesystem: blob links, manifest links, tags, history.
 
 These small files are what ``reindex`` reads to rebuild Redis. Each is
-written atomically; tag history is an append-only log that outlives the tag.
+written atomically; tag history is an append-only log that outlives the tag
+(storage/history.py).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Iterator
 import orjson
 
 from registry_ext.oci.digest import ALGORITHMS, Digest
-from registry_ext.storage.atomic import append_durably, remove, write_atomic
+from registry_ext.storage.atomic import remove, write_atomic
+from registry_ext.storage.history import HistoryEvent, TagHistory
 from registry_ext.storage.layout import Layout
 
 
@@ -25,22 +27,6 @@ class ManifestRecord:
     media_type: str
     size: int
     pushed_at: int
-
-
-@dataclasses.dataclass(frozen=True)
-class HistoryEvent:
-    """One change of a tag: ``created`` (first push), ``moved`` or ``deleted``.
-
-    ``digest``, ``media_type`` and ``size`` describe the manifest the tag
-    pointed at after the change (before it, for ``deleted``).
-    """
-
-    tag: str
-    digest: str
-    at: int
-    event: str
-    media_type: str
-    size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,23 +142,25 @@ class RepoStore:
                     yield record
 
     # -- tag history --------------------------------------------------------
-    def record_history(self, name: str, event: HistoryEvent) -> None:
-        line = orjson.dumps({"digest": event.digest, "at": event.at, "event": event.event,
-                             "media_type": event.media_type, "size": event.size}) + b"\n"
-        append_durably(self.layout.history(name, event.tag), line)
+    def tag_history(self, name: str, tag: str) -> TagHistory:
+        """One tag's history log (storage/history.py): appends, reads from the end, seeks by time."""
+        return TagHistory(self.layout, name, tag)
+
+    def record_history(self, name: str, event: HistoryEvent) -> HistoryEvent:
+        """Append an event (under the repository lock); the event as stored (time made monotonic)."""
+        return self.tag_history(name, event.tag).append(event)
+
+    def last_history(self, name: str, tag: str) -> HistoryEvent | None:
+        return self.tag_history(name, tag).last()
 
     def history(self, name: str, tag: str) -> list[HistoryEvent]:
-        """Events of one tag, oldest first (a torn last line from a crash is skipped)."""
+        """Every event of one tag, oldest first (a whole read: check and tests, never a request)."""
+        return self.tag_history(name, tag).events()
+
+    def history_tags(self, name: str) -> list[str]:
+        """Tags that have a history in ``name`` (lists the folder: check only)."""
         try:
-            lines = self.layout.history(name, tag).read_bytes().splitlines()
+            entries = os.listdir(self.layout.history_dir(name))
         except FileNotFoundError:
             return []
-        events = []
-        for line in lines:
-            try:
-                raw = orjson.loads(line)
-                events.append(HistoryEvent(tag, raw["digest"], raw["at"], raw["event"], raw["media_type"],
-                                           raw["size"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                continue
-        return events
+        return sorted({entry.partition("~")[0] for entry in entries})

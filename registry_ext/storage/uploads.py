@@ -8,7 +8,9 @@ truncated back, so the offset only moves by whole accepted chunks. Whoever
 finishes or cancels a session holds that lock until the data file is gone
 from the session, and whoever gets the lock next checks that the file it
 opened is still the session's: otherwise a late PATCH would append to a
-file that is already a blob.
+file that is already a blob. Chunks are written unbuffered with
+``write_all``, so a short write (a full disk) raises and is truncated back
+like any other failure.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import orjson
 from registry_ext import failpoints
 from registry_ext.clock import now_ms
 from registry_ext.oci.reference import is_valid_upload_id
-from registry_ext.storage.atomic import write_atomic
+from registry_ext.storage.atomic import write_all, write_atomic
 from registry_ext.storage.layout import Layout
 
 CHUNK = 1 << 20
@@ -66,19 +68,23 @@ class UploadStore:
         upload_id = uuid.uuid4().hex
         folder = self.layout.upload_dir(upload_id)
         folder.mkdir(parents=True)
-        (folder / "data").touch()
         now = now_ms()
-        write_atomic(folder / "info.json", orjson.dumps({"repo": repo, "started_at": now}), self.layout.tmp)
+        try:
+            self.layout.upload_data(upload_id).touch()
+            write_atomic(self.layout.upload_info(upload_id), orjson.dumps({"repo": repo, "started_at": now}),
+                         self.layout.tmp)
+        except BaseException:
+            self.delete(upload_id)  # a full disk: no half-made session stays behind
+            raise
         return UploadInfo(upload_id, repo, now, 0)
 
     def get(self, upload_id: str) -> UploadInfo | None:
         """The session, or None when unknown, malformed or expired."""
         if not is_valid_upload_id(upload_id):
             return None
-        folder = self.layout.upload_dir(upload_id)
         try:
-            info = orjson.loads((folder / "info.json").read_bytes())
-            size = os.stat(folder / "data").st_size
+            info = orjson.loads(self.layout.upload_info(upload_id).read_bytes())
+            size = os.stat(self.layout.upload_data(upload_id)).st_size
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
         if now_ms() - info["started_at"] > self.ttl_ms:
@@ -95,7 +101,7 @@ class UploadStore:
         """
         path = self.data_path(upload_id)
         try:
-            handle = open(path, "r+b")
+            handle = open(path, "r+b", buffering=0)  # unbuffered: append_locked sees every short write
         except FileNotFoundError:
             raise UploadGone(upload_id) from None
         with handle:
@@ -105,7 +111,7 @@ class UploadStore:
             yield handle
 
     def data_path(self, upload_id: str) -> Path:
-        return self.layout.upload_dir(upload_id) / "data"
+        return self.layout.upload_data(upload_id)
 
     def delete(self, upload_id: str) -> None:
         shutil.rmtree(self.layout.upload_dir(upload_id), ignore_errors=True)
@@ -121,9 +127,9 @@ class UploadStore:
             if now_ms() - folder.stat().st_mtime * 1000 < 60_000:
                 continue  # being created right now, or just used
             try:
-                started = orjson.loads((folder / "info.json").read_bytes())["started_at"]
+                started = orjson.loads(self.layout.upload_info(folder.name).read_bytes())["started_at"]
                 fresh = (is_valid_upload_id(folder.name) and now_ms() - started <= self.ttl_ms
-                         and (folder / "data").is_file())
+                         and self.layout.upload_data(folder.name).is_file())
             except (OSError, ValueError, KeyError, TypeError):
                 fresh = False
             if not fresh:
@@ -136,7 +142,7 @@ class UploadStore:
         removed = 0
         for folder in self.layout.uploads.glob("*"):
             try:
-                started = orjson.loads((folder / "info.json").read_bytes())["started_at"]
+                started = orjson.loads(self.layout.upload_info(folder.name).read_bytes())["started_at"]
             except (OSError, ValueError, KeyError):
                 started = int(folder.stat().st_mtime * 1000)
             if started < cutoff:
@@ -157,12 +163,11 @@ def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length:
     if start is not None and start != size:
         raise OffsetMismatch(size)
     try:
-        written = _copy(stream, handle, length)
+        written = _copy(stream, handle.fileno(), length)
         if length is not None and written != length:
             raise LengthMismatch(f"expected {length} bytes, got {written}")
-        handle.flush()
     except BaseException:
-        handle.truncate(size)
+        os.ftruncate(handle.fileno(), size)  # a full disk, a short body, a dropped client
         raise
     return size + written
 
@@ -176,7 +181,7 @@ def _same_file(path: Path, handle: BinaryIO) -> bool:
     return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _copy(stream: BinaryIO, handle: BinaryIO, length: int | None) -> int:
+def _copy(stream: BinaryIO, fd: int, length: int | None) -> int:
     """Copy the stream to the file in bounded chunks; never more than length+1 bytes."""
     written = 0
     while True:
@@ -186,7 +191,7 @@ def _copy(stream: BinaryIO, handle: BinaryIO, length: int | None) -> int:
         chunk = stream.read(want)
         if not chunk:
             break
-        handle.write(chunk)
+        write_all(fd, chunk)
         if not written:
             failpoints.hit("upload.mid-chunk")
         written += len(chunk)

@@ -50,6 +50,7 @@ def test_healthz_and_readyz(client):
 
 
 def test_readyz_names_an_unreachable_redis(settings):
+    make_app(settings)  # the storage root exists (a new one needs the index to be asked: services/root.py)
     app = make_app(settings, redis={"url": f"redis://127.0.0.1:{free_port()}/0"})
     resp = app.test_client().get("/readyz")
     assert resp.status_code == 503

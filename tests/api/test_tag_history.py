@@ -14,8 +14,11 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
+from registry_ext.services.check import check
+from registry_ext.storage import history
 from registry_ext.services.history import format_timestamp
 from registry_ext.storage import HistoryEvent
+from registry_ext.storage.history import encode
 from tests.oci_client import (OCI_INDEX, OCI_MANIFEST, assert_error, body_json, link_next, make_image,
                               put_manifest_ok, query_of, with_query)
 
@@ -121,10 +124,12 @@ def test_annotations_are_exact_and_moved_is_reported_as_created(client, app):
     ]
 
 
-def test_newest_first_even_when_the_log_is_out_of_order(client, app):
+def test_a_clock_stepping_back_keeps_the_log_in_time_order(client, app):
     for digest, at in ((DA, T0 + 5), (DB, T0), (DC, T0 + 9)):  # a clock stepped back
         record(app, "order", "t", digest, at)
-    assert [e["digest"] for e in manifests(get(client, "order", "t"))] == [DC, DA, DB]
+    entries = manifests(get(client, "order", "t"))
+    assert summary(entries) == [("created", DC, format_timestamp(T0 + 9)), ("created", DB, format_timestamp(T0 + 5)),
+                                ("created", DA, format_timestamp(T0 + 5))]  # DB is stored at the time before it
 
 
 @pytest.fixture
@@ -209,6 +214,58 @@ def test_default_page_is_100_and_n_is_clamped_to_page_max(client, app, settings)
     assert len(follow(small, "big", "t")[0]) == 105
 
 
+def test_a_long_history_in_many_segments_pages_through_every_filter(client, app, settings, monkeypatch):
+    """Issue #10 item 8: pages are read from the end of a segmented log; every filter crosses segments."""
+    monkeypatch.setattr(history, "SEGMENT_BYTES", 600)  # three or four events per segment
+    for i in range(90):
+        record(app, "long", "t", (DA, DB, DB, DC)[i % 4], T0 + 10 * (i // 2))
+    assert app.extensions["registry"].storage.repos.tag_history("long", "t").newest_segment() >= 20
+    everything = manifests(get(client, "long", "t", n=1000))
+    assert len(everything) == 90
+    stamps = [e["annotations"][TS] for e in everything]
+    assert stamps == sorted(stamps, reverse=True)
+    for n in (1, 7, 89, 90):
+        assert follow(client, "long", "t", n=n)[0] == everything
+    window = {"since": format_timestamp(T0 + 100), "before": format_timestamp(T0 + 300)}
+    assert follow(client, "long", "t", n=4, **window)[0] == [
+        e for e in everything if format_timestamp(T0 + 100) < e["annotations"][TS] < format_timestamp(T0 + 300)]
+    for digest in (DA, DC):
+        assert follow(client, "long", "t", n=5, digest=digest)[0] == [e for e in everything if e["digest"] == digest]
+
+
+def test_a_filter_passes_over_at_most_scan_max_entries_per_page(client, app, settings):
+    for i in range(40):
+        record(app, "scan", "t", DA if i in (3, 30) else DB, T0 + i)
+    bounded = create_app(replace(settings, "limits", scan_max=10)).test_client()
+    sizes, resp = [], get(bounded, "scan", "t", digest=DA, n=5)
+    while True:  # 9 passed over, DA at T0+30, 1 more: 10; then 10; 10; 5, DA at T0+3, 3 and the end
+        sizes.append([e["annotations"][TS] for e in manifests(resp)])
+        if link_next(resp) is None:
+            break
+        assert query_of(link_next(resp))["digest"] == DA
+        resp = bounded.get(link_next(resp))
+    assert sizes == [[format_timestamp(T0 + 30)], [], [], [format_timestamp(T0 + 3)]]
+    unfiltered = get(bounded, "scan", "t", n=25)  # entries that are returned do not count against it
+    assert len(manifests(unfiltered)) == 25
+
+
+def test_a_cursor_stays_valid_while_the_tag_keeps_moving(client, app):
+    for i in range(10):
+        record(app, "moving", "t", DA if i % 2 else DB, T0 + i)
+    first = get(client, "moving", "t", n=4)
+    second = client.get(link_next(first))
+    for i in range(10, 30):
+        record(app, "moving", "t", DC, T0 + i)
+    assert manifests(client.get(link_next(first))) == manifests(second)
+
+
+@pytest.mark.parametrize("cursor", ["1784810096789.3", "0-1", "0-100000", "7-0", "0--1", "x-0"])
+def test_a_cursor_that_names_no_entry_is_400(client, three, cursor):
+    """Old `<ms>.<seq>` cursors, offsets inside a line or past the end, segments that do not exist."""
+    doc = assert_error(get(client, "flt", "t", cursor=cursor), 400, "UNSUPPORTED")
+    assert doc["errors"][0]["message"] == "query parameter cursor is invalid: use the Link header's URL as given"
+
+
 # ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("query, code, needle", [
@@ -279,9 +336,16 @@ def test_etag_and_if_none_match(client, app):
 
 
 def test_etag_covers_the_link(client, app):
+    """An older entry can reappear: `check --repair` salvages an event glued onto a torn line."""
+    reg = app.extensions["registry"]
+    make_image(client, "etl", tag=None)  # a repository, so that check looks at it
     record(app, "etl", "t", DA, T0 + 5)
+    path = reg.storage.layout.history_segment("etl", "t", 0)
+    older = encode(HistoryEvent("t", DB, T0 + 1, "created", OCI_MANIFEST, 100))
+    path.write_bytes(b'{"digest":"sha256:bbbb' + older + path.read_bytes())  # torn, DB written onto it, DA
     last_page = get(client, "etl", "t", n=1)
-    record(app, "etl", "t", DB, T0)  # older than the first entry (a clock stepped back)
+    assert link_next(last_page) is None
+    check(reg.storage, reg.index, repair=True)
     not_last = get(client, "etl", "t", n=1, headers={"If-None-Match": last_page.headers["ETag"]})
     assert not_last.status_code == 200 and link_next(not_last) is not None
     assert manifests(not_last) == manifests(last_page)

@@ -12,6 +12,8 @@ import pytest
 
 from registry_ext import gunicorn_setup, metrics
 from registry_ext.config import ConfigError, load_settings
+from registry_ext.storage import marker
+from registry_ext.storage.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "deploy" / "gunicorn.conf.py"
@@ -62,7 +64,11 @@ def test_the_gunicorn_config_file_runs_what_serve_runs(tmp_path, monkeypatch):
 
 def test_gunicorn_reads_the_config_file(tmp_path):
     config = tmp_path / "r.toml"
-    config.write_text('[server]\nport = 5124\nworkers = 2\nthreads = 6\n[redis]\nurl = "redis://127.0.0.1:1/0"\n')
+    root = tmp_path / "data"
+    root.mkdir()
+    marker.write(Layout(root))  # an existing store: the app starts without asking the (unreachable) index
+    config.write_text(f'[server]\nport = 5124\nworkers = 2\nthreads = 6\n[redis]\nurl = "redis://127.0.0.1:1/0"\n'
+                      f'[storage]\nroot = "{root}"\n')
     env = dict(os.environ, REGISTRY_EXT_CONFIG=str(config))
     out = subprocess.run([str(Path(sys.executable).parent / "gunicorn"), "-c", str(CONF), "--print-config",
                           "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
