@@ -32,6 +32,10 @@ class IndexReader:
             raise index_incomplete()
         return score is not None
 
+    def in_catalog(self, name: str) -> bool:
+        """Whether the catalog lists ``name`` (no completeness check: for verification and `check`)."""
+        return self.client.zscore(self.keys.repos, name) is not None
+
     def repos_page(self, last: str | None, limit: int | None) -> list[str]:
         """Repository names after ``last`` in byte order; ``limit`` None means all."""
         return self._lex_page(self.keys.repos, last, limit)

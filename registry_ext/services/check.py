@@ -8,6 +8,8 @@ that are gone) or removes storage records that point at nothing:
 - a manifest link whose bytes are missing (``missing-manifest-bytes``),
 - a manifest that cannot be parsed any more (``unreadable-manifest``, report only),
 - index content that differs from what storage implies (``index-drift``),
+- a repository on storage missing from the catalog (``missing-from-catalog``: one
+  holding only blobs has no other index key that would show the loss),
 - a repository in the catalog with nothing on storage (``index-orphan``),
 - a write that changed storage and not the index (``unfinished-write``: a
   journal entry left by a killed worker or a Redis fault; repaired by
@@ -72,13 +74,16 @@ def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
 
 
 def verify_repo(storage: Storage, index: Index, name: str) -> bool:
-    """Replace one repository's index content if it differs from storage; True if it did."""
+    """Make one repository's index content and catalog entry match storage; True if anything changed."""
     with storage.repos.lock(name):
         manifests, tags, _unreadable = expected_state(storage, name)
-        if not _drifted(index, name, manifests, tags):
-            return False
-        index.write.replace_repo(name, manifests, tags)
-        return True
+        if _drifted(index, name, manifests, tags):
+            index.write.replace_repo(name, manifests, tags)  # lists it in the catalog too
+            return True
+        if not index.read.in_catalog(name):
+            index.write.add_repo(name)
+            return True
+        return False
 
 
 def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> None:
@@ -114,6 +119,10 @@ def _check_index(storage: Storage, index: Index, name: str, report: CheckReport,
     manifests, tags, unreadable = expected_state(storage, name)
     for digest in unreadable:
         report.add("unreadable-manifest", name, digest, False)
+    if not index.read.in_catalog(name):
+        report.add("missing-from-catalog", name, name, repair)
+        if repair:
+            index.write.add_repo(name)
     if _drifted(index, name, manifests, tags):
         report.add("index-drift", name, name, repair)
         if repair:

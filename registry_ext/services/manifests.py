@@ -158,6 +158,10 @@ class ManifestService:
     def delete(self, name: str, reference: str) -> None:
         """Delete a tag, or a manifest with every tag pointing at it.
 
+        The tags of a manifest come from storage (its tag files, read under the
+        repository lock), not from the index: after a Redis fault the index may
+        not know a tag yet, and a tag left behind would point at a missing manifest.
+
         Raises:
             RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID)
         """
@@ -172,12 +176,10 @@ class ManifestService:
         with repos.lock(name):
             if repos.manifest(name, digest) is None:
                 raise self._unknown(name, reference)
-            tags = self.index.read.digest_tags(name, str(digest))
+            tags = repos.tags_pointing_at(name, str(digest))
             with self.storage.journal.pending(Intent(name, tuple(tags), (str(digest),))):
                 for tag in tags:
-                    record = repos.tag(name, tag)
-                    if record is not None and record.digest == str(digest):
-                        self._untag(name, tag, record.digest)
+                    self._untag(name, tag, str(digest))
                 failpoints.hit("delete.after-untag")
                 repos.delete_manifest(name, digest)
                 failpoints.hit("delete.before-index")

@@ -71,13 +71,19 @@ class Reconciler:
             self.index.write.add_repo(intent.repo)
 
     def sync_manifest(self, name: str, digest: str) -> None:
-        """Index the manifest if its link and bytes are on storage, else forget it with its tags."""
+        """Index the manifest if its link and bytes are on storage, else forget it; then sync its tags.
+
+        Its tags are those storage names (the tag files pointing at it) and those the
+        index names (which may point elsewhere on storage by now): each is made to say
+        what its tag file says. Called under the repository lock.
+        """
         record = self.storage.repos.manifest(name, parse_digest(digest))
         try:
             entry = manifest_entry(self.storage, record) if record is not None else None
         except Unreadable:
             entry = None
-        tags = self.index.read.digest_tags(name, digest)
+        tags = sorted(set(self.index.read.digest_tags(name, digest))
+                      | set(self.storage.repos.tags_pointing_at(name, digest)))
         if entry is None:
             self.index.write.delete_manifest(name, digest)
         else:
