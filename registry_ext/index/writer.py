@@ -8,7 +8,7 @@ separate, idempotent command.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import orjson
 import redis
@@ -26,22 +26,22 @@ class IndexWriter:
         self.client.zadd(self.keys.repos, {name: 0}, nx=True)
 
     def put_manifest(self, name: str, digest: str, entry: dict[str, Any],
-                     tag: tuple[str, int, int] | None = None) -> None:
-        """Record a manifest (and its referrer edge), and point ``tag`` = (tag, created, updated) at it.
+                     tags: Sequence[tuple[str, int, int]] = ()) -> None:
+        """Record a manifest (and its referrer edge), and point ``tags`` = [(tag, created, updated)] at it.
 
-        One transaction; the tag's previous digest is read under WATCH so
+        One transaction; the tags' previous digests are read under WATCH so
         the reverse sets stay right when pushes race.
         """
         rk = self.keys.repo(name)
 
         def write(pipe: redis.client.Pipeline) -> None:
-            old = pipe.hget(rk.tags, tag[0]) if tag else None
+            olds = pipe.hmget(rk.tags, [tag[0] for tag in tags]) if tags else []
             pipe.multi()
             _stage_manifest(pipe, rk, digest, entry)
-            if tag is not None:
+            for (tag, created_at, updated_at), old in zip(tags, olds):
                 if old is not None and old != digest:
-                    pipe.srem(rk.digest_tags(old), tag[0])
-                _stage_tag(pipe, rk, tag[0], digest, tag[1], tag[2])
+                    pipe.srem(rk.digest_tags(old), tag)
+                _stage_tag(pipe, rk, tag, digest, created_at, updated_at)
 
         self.client.transaction(write, rk.tags)
         self.add_repo(name)

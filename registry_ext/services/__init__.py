@@ -36,6 +36,6 @@ def build_registry(settings: Settings) -> Registry:
     index = open_index(settings.redis.url, settings.redis.key_prefix)
     blobs = BlobService(storage, index)
     return Registry(storage, index, blobs, UploadService(storage, blobs),
-                    ManifestService(storage, index, settings.storage.delete_enabled),
+                    ManifestService(storage, index, settings.storage.delete_enabled, settings.limits.push_tags_max),
                     ListingService(index, settings.limits), TagListing(index, settings.limits),
                     ManifestListing(index, settings.limits))

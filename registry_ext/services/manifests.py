@@ -12,7 +12,7 @@ calls mark those steps for the crash tests.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -29,6 +29,13 @@ from registry_ext.storage import HistoryEvent, Intent, ManifestRecord, Storage, 
 
 
 @dataclasses.dataclass(frozen=True)
+class PutResult:
+    digest: str
+    manifest: Manifest
+    tag_params: tuple[str, ...]  # the `tag` parameters applied (a push by digest), for OCI-Tag headers
+
+
+@dataclasses.dataclass(frozen=True)
 class StoredManifest:
     digest: str
     media_type: str
@@ -37,10 +44,11 @@ class StoredManifest:
 
 
 class ManifestService:
-    def __init__(self, storage: Storage, index: Index, delete_enabled: bool):
+    def __init__(self, storage: Storage, index: Index, delete_enabled: bool, push_tags_max: int = 100):
         self.storage = storage
         self.index = index
         self.delete_enabled = delete_enabled
+        self.push_tags_max = push_tags_max
 
     # -- reads --------------------------------------------------------------
     def get(self, name: str, reference: str, with_body: bool = True) -> StoredManifest:
@@ -70,32 +78,59 @@ class ManifestService:
         return RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference[:200]})
 
     # -- writes -------------------------------------------------------------
-    def put(self, name: str, reference: str, data: bytes, content_type: str | None) -> tuple[str, Manifest]:
+    def put(self, name: str, reference: str, data: bytes, content_type: str | None,
+            tag_params: Sequence[str] = ()) -> PutResult:
         """Validate and store a manifest, tagging it when ``reference`` is a tag.
 
+        ``tag_params`` are the ``tag`` query parameters of a push by digest
+        (distribution-spec main, "Pushing Manifests"): the manifest is stored
+        once and every tag is pointed at it, in one locked write.
+
         Raises:
-            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN)
+            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, UNSUPPORTED (400, 414))
         """
         by_digest = is_digest(reference)
         wanted = parse_digest(reference) if by_digest else None
-        tag = None if by_digest else validate_tag(reference)
+        tags = self._tags_to_push(reference, by_digest, tag_params)
         digest = digest_bytes(data, wanted.algorithm if wanted else "sha256")
         if wanted is not None and wanted != digest:
             raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": reference, "actual": str(digest)})
         manifest = parse_manifest(data, content_type)
         self._check_references(name, manifest)
         self.storage.blobs.put_bytes(digest, data)
-        intent = Intent(name, (tag,) if tag else (), (str(digest),), catalog=True)
+        intent = Intent(name, tags, (str(digest),), catalog=True)
         with self.storage.repos.lock(name), self.storage.journal.pending(intent):
             record = self._link(name, digest, manifest, len(data))
             failpoints.hit("manifest.after-link")
-            tag_record = self._move_tag(name, tag, record) if tag is not None else None
+            moved = [self._move_tag(name, tag, record) for tag in tags]
             entry = index_entry(record, manifest, load_config(self.storage, manifest))
             failpoints.hit("manifest.before-index")
-            self.index.write.put_manifest(name, str(digest), entry, tag_record and (
-                tag, tag_record.created_at, tag_record.updated_at))
+            self.index.write.put_manifest(name, str(digest), entry,
+                                          [(t.tag, t.created_at, t.updated_at) for t in moved])
             failpoints.hit("manifest.after-index")
-        return str(digest), manifest
+        return PutResult(str(digest), manifest, tags if by_digest else ())
+
+    def _tags_to_push(self, reference: str, by_digest: bool, tag_params: Sequence[str]) -> tuple[str, ...]:
+        """The tags a push points at its manifest: the reference, or the ``tag`` parameters of a push
+        by digest (valid, duplicates dropped, at most ``limits.push_tags_max``).
+
+        Raises:
+            RegistryError(MANIFEST_INVALID, UNSUPPORTED (400, 414))
+        """
+        if not by_digest:
+            if tag_params:
+                raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "tag"},
+                                    message="tag parameters are only accepted with a push by digest")
+            return (validate_tag(reference),)
+        tags = tuple(dict.fromkeys(tag_params))
+        if len(tags) > self.push_tags_max:
+            raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "tag", "limit": self.push_tags_max},
+                                status=414, message=f"at most {self.push_tags_max} tag parameters per push")
+        for tag in tags:
+            if not is_valid_tag(tag):
+                raise RegistryError(ErrorCode.MANIFEST_INVALID, {"parameter": "tag", "tag": tag[:200]},
+                                    message="invalid tag parameter")
+        return tags
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every referenced blob and child manifest must be in the repository, with its size.

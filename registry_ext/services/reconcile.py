@@ -103,7 +103,7 @@ class Reconciler:
             self.index.write.delete_tag(name, tag)
         else:
             self.index.write.put_manifest(name, record.digest, entry,
-                                          (tag, record.created_at, record.updated_at))
+                                          [(tag, record.created_at, record.updated_at)])
         self._complete_history(name, tag, record, entry)
 
     def _complete_history(self, name: str, tag: str, record: TagRecord | None, entry: dict | None) -> None:

@@ -1,4 +1,4 @@
-"""end-3, end-7 and end-9: manifests by tag or digest.
+"""end-3, end-7 and end-9: manifests by tag or digest (a push by digest may carry `?tag=` parameters).
 
 Exact bytes and the stored Content-Type are returned; Accept is not used to
 convert anything (the registry never rewrites a manifest).
@@ -27,11 +27,15 @@ def get_manifest(name: str, reference: str):
 @storage_only
 def put_manifest(name: str, reference: str):
     data = read_limited(current_app.config["MANIFEST_MAX_BYTES"])
-    digest, manifest = registry().manifests.put(name, reference, data, request.headers.get("Content-Type"))
-    headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
-    if manifest.subject is not None:
-        headers["OCI-Subject"] = manifest.subject.digest
-    return Response(status=201, headers=headers)
+    pushed = registry().manifests.put(name, reference, data, request.headers.get("Content-Type"),
+                                      request.args.getlist("tag"))
+    resp = Response(status=201, headers={"Location": f"/v2/{name}/manifests/{pushed.digest}",
+                                         "Docker-Content-Digest": pushed.digest})
+    if pushed.manifest.subject is not None:
+        resp.headers["OCI-Subject"] = pushed.manifest.subject.digest
+    for tag in pushed.tag_params:  # one OCI-Tag header per tag applied (distribution-spec main)
+        resp.headers.add("OCI-Tag", tag)
+    return resp
 
 
 @bp.delete("/<repo:name>/manifests/<segment:reference>")
