@@ -20,6 +20,10 @@ repository keys (the catalog) are updated in separate, idempotent steps::
                                                    artifactType?, annotations?}
     <p>:repo:{<name>}:manifests:pushed       ZSET  score ms pushed, member digest (tagged or not)
     <p>:repo:{<name>}:referrers:<dgst>       ZSET  score 0, member digest of a manifest whose subject is <dgst>
+    <p>:repo:{<name>}:children:<dgst>        SET   digests an index <dgst> lists in `manifests` (its children)
+    <p>:repo:{<name>}:parents:<dgst>         SET   digests of the indexes of this repository that list <dgst>
+                                                   (the reverse edges: a DELETE of <dgst> is refused while
+                                                   one remains, unless forced; kept when <dgst> itself goes)
 
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
@@ -62,6 +66,12 @@ class RepoKeys:
 
     def referrers(self, digest: str) -> str:
         return f"{self.base}:referrers:{digest}"
+
+    def children(self, digest: str) -> str:
+        return f"{self.base}:children:{digest}"
+
+    def parents(self, digest: str) -> str:
+        return f"{self.base}:parents:{digest}"
 
     @property
     def pattern(self) -> str:

@@ -50,6 +50,22 @@ class IndexReader:
     def digest_tags(self, name: str, digest: str) -> list[str]:
         return sorted(self.client.smembers(self.keys.repo(name).digest_tags(digest)))
 
+    def parents(self, name: str, digest: str) -> list[str]:
+        """Digests of the indexes that list ``digest`` as a child, in byte order."""
+        return sorted(self.client.smembers(self.keys.repo(name).parents(digest)))
+
+    def edges(self, name: str, digests: list[str]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """The children and the parents of each of ``digests`` (empty sets left out), one round trip."""
+        rk = self.keys.repo(name)
+        pipe = self.client.pipeline(transaction=False)
+        for digest in digests:
+            pipe.smembers(rk.children(digest))
+            pipe.smembers(rk.parents(digest))
+        replies = pipe.execute()
+        children = {d: replies[2 * i] for i, d in enumerate(digests) if replies[2 * i]}
+        parents = {d: replies[2 * i + 1] for i, d in enumerate(digests) if replies[2 * i + 1]}
+        return children, parents
+
     def manifest(self, name: str, digest: str) -> dict[str, Any] | None:
         raw = self.client.hget(self.keys.repo(name).manifests, digest)
         return orjson.loads(raw) if raw else None

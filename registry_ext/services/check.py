@@ -29,7 +29,7 @@ from registry_ext.clock import now_ms
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.reconcile import Reconciler
-from registry_ext.services.reindex import expected_state, gone_repos
+from registry_ext.services.reindex import RepoState, expected_state, gone_repos
 from registry_ext.storage import HistoryEvent, Storage
 
 TEMP_MAX_AGE_SECONDS = 3600
@@ -76,9 +76,9 @@ def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
 def verify_repo(storage: Storage, index: Index, name: str) -> bool:
     """Make one repository's index content and catalog entry match storage; True if anything changed."""
     with storage.repos.lock(name):
-        manifests, tags, _unreadable = expected_state(storage, name)
-        if _drifted(index, name, manifests, tags):
-            index.write.replace_repo(name, manifests, tags)  # lists it in the catalog too
+        state = expected_state(storage, name)
+        if _drifted(index, name, state):
+            _replace(index, name, state)  # lists it in the catalog too
             return True
         if not index.read.in_catalog(name):
             index.write.add_repo(name)
@@ -116,22 +116,36 @@ def _check_storage(storage: Storage, name: str, report: CheckReport, repair: boo
 
 
 def _check_index(storage: Storage, index: Index, name: str, report: CheckReport, repair: bool) -> None:
-    manifests, tags, unreadable = expected_state(storage, name)
-    for digest in unreadable:
+    state = expected_state(storage, name)
+    for digest in state.unreadable:
         report.add("unreadable-manifest", name, digest, False)
     if not index.read.in_catalog(name):
         report.add("missing-from-catalog", name, name, repair)
         if repair:
             index.write.add_repo(name)
-    if _drifted(index, name, manifests, tags):
+    if _drifted(index, name, state):
         report.add("index-drift", name, name, repair)
         if repair:
-            index.write.replace_repo(name, manifests, tags)
+            _replace(index, name, state)
 
 
-def _drifted(index: Index, name: str, manifests, tags) -> bool:
-    return (_actual_state(index, name) != _normal(manifests, tags)
-            or not _derived_sizes_match(index, name, manifests, tags))
+def _replace(index: Index, name: str, state: RepoState) -> None:
+    index.write.replace_repo(name, state.manifests, state.tags, children=state.children)
+
+
+def _drifted(index: Index, name: str, state: RepoState) -> bool:
+    return (_actual_state(index, name) != _normal(state.manifests, state.tags)
+            or not _derived_sizes_match(index, name, state.manifests, state.tags)
+            or not _edges_match(index, name, state))
+
+
+def _edges_match(index: Index, name: str, state: RepoState) -> bool:
+    """The index-to-child edges, both ways, for every manifest and every listed child."""
+    parents = state.parents()
+    digests = sorted({digest for digest, _entry in state.manifests} | set(parents))
+    children, actual_parents = index.read.edges(name, digests)
+    return (children == {d: set(listed) for d, listed in state.children.items()}
+            and actual_parents == parents)
 
 
 def _normal(manifests, tags) -> tuple[dict, dict]:

@@ -1,7 +1,7 @@
 """Manifest listing: every manifest of a repository, tagged or not, newest push first.
 
-Each entry carries its tags, size, media type, push time and number of
-referrers (GCR's ``manifest`` map in tags/list is the closest known shape;
+Each entry carries its tags, size, media type, push time, number of
+referrers and of indexes listing it (GCR's ``manifest`` map in tags/list is the closest known shape;
 docs/extensions.md compares them). Pages come from the ``manifests:pushed``
 sorted set, resumable from an opaque (push time, digest) position.
 """
@@ -60,20 +60,28 @@ class ManifestListing:
                 return [d for _i, d in found], position
 
     def details(self, name: str, digests: list[str]) -> list[dict[str, Any]]:
-        """Manifest entries with their tags and referrer counts (two round trips)."""
+        """Manifest entries with their tags and what references them (two round trips).
+
+        ``referencedBy`` counts the indexes of the repository that list the
+        manifest (a DELETE of it is refused while one remains) and the
+        manifests whose ``subject`` it is (``referrers``, also given alone).
+        """
         rk = self.index.keys.repo(name)
         entries = self.index.read.manifest_entries(name, digests)
         pipe = self.index.client.pipeline(transaction=False)
         for digest in digests:
             pipe.smembers(rk.digest_tags(digest))
             pipe.zcard(rk.referrers(digest))
+            pipe.scard(rk.parents(digest))
         replies = pipe.execute()
         out = []
         for i, digest in enumerate(digests):
             entry = entries.get(digest, {})
+            tags, referrers, indexes = replies[3 * i:3 * i + 3]
             info: dict[str, Any] = {"digest": digest, "mediaType": entry.get("mediaType"),
                                     "size": entry.get("size"), "pushed": rfc3339(entry.get("pushedAt")),
-                                    "tags": sorted(replies[2 * i]), "referrers": replies[2 * i + 1]}
+                                    "tags": sorted(tags), "referrers": referrers,
+                                    "referencedBy": {"indexes": indexes, "referrers": referrers}}
             for field in ("artifactType", "subject", "platforms", "labels"):
                 if entry.get(field):
                     info[field] = entry[field]

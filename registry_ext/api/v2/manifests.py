@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from registry_ext.api.http import Response, read_limited, registry, storage_only
+from registry_ext.errors import ErrorCode, RegistryError
 
 bp = Blueprint("manifests", __name__)
 
@@ -40,5 +41,9 @@ def put_manifest(name: str, reference: str):
 
 @bp.delete("/<repo:name>/manifests/<segment:reference>")
 def delete_manifest(name: str, reference: str):
-    registry().manifests.delete(name, reference)
+    """A tag, or a manifest; ``?force=true`` deletes a manifest an index of the repository lists."""
+    force = request.args.get("force") or "false"
+    if force not in ("true", "false"):
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "force"}, message="force must be true or false")
+    registry().manifests.delete(name, reference, force=force == "true")
     return Response(status=202)
