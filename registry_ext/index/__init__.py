@@ -48,13 +48,14 @@ class Index:
     state: IndexState
 
 
-def open_index(url: str, prefix: str) -> Index:
-    """An index over the Redis at ``url`` (connections open lazily, fork-safe pool)."""
+def open_index(url: str, prefix: str, entry_max_bytes: int = 4096) -> Index:
+    """An index over the Redis at ``url`` (connections open lazily, fork-safe pool); manifest entries
+    keep at most ``entry_max_bytes`` of pusher-sized listing fields (``limits.entry_fields_max_bytes``)."""
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
                                   socket_connect_timeout=5, health_check_interval=30)
     keys = Keys(prefix)
     reader = IndexReader(client, keys)
-    return Index(client, keys, reader, IndexWriter(client, keys), TagScanner(client, keys),
+    return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes), TagScanner(client, keys),
                  IndexMeta(client, keys.meta), IndexState(reader))
 
 

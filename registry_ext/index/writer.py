@@ -14,13 +14,19 @@ import orjson
 import redis
 
 from registry_ext.index.keys import Keys, RepoKeys
+from registry_ext.oci.metadata import bound_fields
 from registry_ext.oci.versions import member, parse_tag
 
 
 class IndexWriter:
-    def __init__(self, client: redis.Redis, keys: Keys):
+    def __init__(self, client: redis.Redis, keys: Keys, entry_max_bytes: int):
         self.client = client
         self.keys = keys
+        self.entry_max_bytes = entry_max_bytes
+
+    def stored_forms(self, entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """What is stored for a manifest entry: the bounded listing entry, and a referrer's descriptor."""
+        return stored_forms(entry, self.entry_max_bytes)
 
     def add_repo(self, name: str) -> None:
         self.client.zadd(self.keys.repos, {name: 0}, nx=True)
@@ -38,7 +44,7 @@ class IndexWriter:
         def write(pipe: redis.client.Pipeline) -> None:
             olds = pipe.hmget(rk.tags, [tag[0] for tag in tags]) if tags else []
             pipe.multi()
-            _stage_manifest(pipe, rk, digest, entry, children)
+            _stage_manifest(pipe, rk, digest, self.stored_forms(entry), children)
             for (tag, created_at, updated_at), old in zip(tags, olds):
                 if old is not None and old != digest:
                     pipe.srem(rk.digest_tags(old), tag)
@@ -76,6 +82,7 @@ class IndexWriter:
             if subject:
                 pipe.zrem(rk.referrers(subject), digest)
             pipe.hdel(rk.manifests, digest)
+            pipe.hdel(rk.descriptors, digest)
             pipe.zrem(rk.manifests_pushed, digest)
             if tags:
                 _stage_untag(pipe, rk, tags)
@@ -103,7 +110,7 @@ class IndexWriter:
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(*doomed)
             for digest, entry in manifests:
-                _stage_manifest(pipe, rk, digest, entry, children.get(digest, ()))
+                _stage_manifest(pipe, rk, digest, self.stored_forms(entry), children.get(digest, ()))
             for tag, digest, created_at, updated_at in tags:
                 _stage_tag(pipe, rk, tag, digest, created_at, updated_at)
             pipe.execute()
@@ -130,7 +137,7 @@ class IndexWriter:
 def _content_keys(rk: RepoKeys, manifests, tags, children: Mapping[str, Sequence[str]]) -> list[str]:
     """Keys that content would write (so a replace never merges into leftovers)."""
     keys = [rk.tags, rk.tags_lex, rk.tags_created, rk.tags_updated, rk.tags_semver, rk.tags_sig,
-            rk.manifests, rk.manifests_pushed]
+            rk.manifests, rk.manifests_pushed, rk.descriptors]
     keys += [rk.digest_tags(digest) for digest, _entry in manifests]
     keys += [rk.referrers(entry["subject"]) for _digest, entry in manifests if entry.get("subject")]
     keys += [rk.children(digest) for digest in children]
@@ -138,8 +145,22 @@ def _content_keys(rk: RepoKeys, manifests, tags, children: Mapping[str, Sequence
     return keys
 
 
-def _stage_manifest(pipe, rk: RepoKeys, digest: str, entry: dict[str, Any], children: Sequence[str] = ()) -> None:
+def stored_forms(entry: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The listing entry without annotations and with its pusher-sized fields bounded (every listing
+    copies it, once per tag), and for a referrer its ``artifactType`` and ``annotations`` whole (the
+    referrers API must copy them; only it reads them, by the page's byte budget)."""
+    descriptor = None
+    if entry.get("subject"):
+        descriptor = {key: entry[key] for key in ("artifactType", "annotations") if entry.get(key)} or None
+    return bound_fields({k: v for k, v in entry.items() if k != "annotations"}, max_bytes), descriptor
+
+
+def _stage_manifest(pipe, rk: RepoKeys, digest: str, forms: tuple[dict[str, Any], dict[str, Any] | None],
+                    children: Sequence[str] = ()) -> None:
+    entry, descriptor = forms
     pipe.hset(rk.manifests, digest, orjson.dumps(entry))
+    if descriptor:
+        pipe.hset(rk.descriptors, digest, orjson.dumps(descriptor))
     pipe.zadd(rk.manifests_pushed, {digest: entry["pushedAt"]})
     if entry.get("subject"):
         pipe.zadd(rk.referrers(entry["subject"]), {digest: 0})

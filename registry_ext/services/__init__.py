@@ -33,7 +33,7 @@ def build_registry(settings: Settings) -> Registry:
         raise ConfigError("redis.url is empty: set it, or start with `registry-ext serve`, "
                           "which runs a private redis-server")
     storage = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
-    index = open_index(settings.redis.url, settings.redis.key_prefix)
+    index = open_index(settings.redis.url, settings.redis.key_prefix, settings.limits.entry_fields_max_bytes)
     blobs = BlobService(storage, index)
     return Registry(storage, index, blobs, UploadService(storage, blobs),
                     ManifestService(storage, index, settings.storage.delete_enabled, settings.limits.push_tags_max),

@@ -134,7 +134,7 @@ def _replace(index: Index, name: str, state: RepoState) -> None:
 
 
 def _drifted(index: Index, name: str, state: RepoState) -> bool:
-    return (_actual_state(index, name) != _normal(state.manifests, state.tags)
+    return (_actual_state(index, name) != _normal(index, state.manifests, state.tags)
             or not _derived_sizes_match(index, name, state.manifests, state.tags)
             or not _edges_match(index, name, state))
 
@@ -148,21 +148,31 @@ def _edges_match(index: Index, name: str, state: RepoState) -> bool:
             and actual_parents == parents)
 
 
-def _normal(manifests, tags) -> tuple[dict, dict]:
-    return ({d: orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for d, e in manifests},
-            {t: (d, c, u) for t, d, c, u in tags})
+def _normal(index: Index, manifests, tags) -> tuple[dict, dict, dict]:
+    """What the index stores for these entries (bounded, referrer descriptors apart) and tags."""
+    entries, descriptors = {}, {}
+    for digest, entry in manifests:
+        stored, descriptor = index.write.stored_forms(entry)
+        entries[digest] = _canonical(stored)
+        if descriptor:
+            descriptors[digest] = _canonical(descriptor)
+    return entries, {t: (d, c, u) for t, d, c, u in tags}, descriptors
 
 
-def _actual_state(index: Index, name: str) -> tuple[dict, dict]:
+def _canonical(doc) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def _actual_state(index: Index, name: str) -> tuple[dict, dict, dict]:
     rk = index.keys.repo(name)
     client = index.client
-    raw = client.hgetall(rk.manifests)
-    manifests = {d: orjson.dumps(orjson.loads(v), option=orjson.OPT_SORT_KEYS) for d, v in raw.items()}
+    manifests = {d: _canonical(orjson.loads(v)) for d, v in client.hgetall(rk.manifests).items()}
+    descriptors = {d: _canonical(orjson.loads(v)) for d, v in client.hgetall(rk.descriptors).items()}
     digests = client.hgetall(rk.tags)
     created = dict(client.zrange(rk.tags_created, 0, -1, withscores=True))
     updated = dict(client.zrange(rk.tags_updated, 0, -1, withscores=True))
     tags = {t: (d, int(created.get(t, -1)), int(updated.get(t, -1))) for t, d in digests.items()}
-    return manifests, tags
+    return manifests, tags, descriptors
 
 
 def _derived_sizes_match(index: Index, name: str, manifests, tags) -> bool:
