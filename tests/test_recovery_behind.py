@@ -6,11 +6,14 @@ knows: a manifest ``DELETE`` takes the tags to remove from the tag files, so no 
 pointing at the deleted manifest; and verification and ``check`` compare catalog membership with
 storage, so a repository holding only blobs comes back. Real redis-servers throughout.
 """
+import os
+import time
+
 import redis
 from click.testing import CliRunner
 
 from registry_ext.cli import main
-from tests.oci_client import make_image, push_blob, push_manifest, random_config, tag_list
+from tests.oci_client import make_image, push_blob, push_manifest, random_config, sha256_digest, tag_list
 from tests.test_recovery import (  # noqa: F401 - private_redis is a fixture
     app_for, check_findings, maintenance, private_redis, refuse_writes,
 )
@@ -119,4 +122,25 @@ def test_check_repair_puts_a_blobs_only_repository_back_in_the_catalog(tmp_path,
     assert result.exit_code == 0, result.output
     assert '"missing-from-catalog"' in result.output
     assert client.get("/v2/_catalog").json["repositories"] == ["blobs-only"]
+    assert check_findings(app) == []
+
+
+def test_check_reports_a_refused_blob_link_once_it_is_over_not_while_it_may_run(tmp_path, redis_server):
+    """A catalog-only journal entry holds no lock: `check` reports it once it is older than any such
+    write lasts (a check under upload load found running ones), and a running one hides nothing."""
+    app = app_for(tmp_path, redis_server)
+    client = app.test_client()
+    refuse_writes(redis_server, True)
+    try:
+        assert client.post(f"/v2/new/blobs/uploads/?digest={sha256_digest(b'x')}", data=b"x").status_code == 503
+    finally:
+        refuse_writes(redis_server, False)
+    assert check_findings(app) == []  # young: maybe still running, and its repository is being added
+    (path, _intent), = app.extensions["registry"].storage.journal.entries()
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    assert check_findings(app) == [
+        {"kind": "unfinished-write", "repository": "new", "subject": "catalog", "repaired": False},
+        {"kind": "missing-from-catalog", "repository": "new", "subject": "new", "repaired": False}]
+    maintenance(app).tick()
+    assert client.get("/v2/_catalog").json["repositories"] == ["new"]
     assert check_findings(app) == []

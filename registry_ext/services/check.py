@@ -33,6 +33,7 @@ from registry_ext.services.reindex import RepoState, expected_state, gone_repos
 from registry_ext.storage import HistoryEvent, Storage
 
 TEMP_MAX_AGE_SECONDS = 3600
+CATALOG_WRITE_SECONDS = 10  # a catalog-only journal entry younger than this may belong to a running write
 
 
 @dataclasses.dataclass
@@ -58,12 +59,12 @@ class CheckReport:
 def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
     """Compare every repository's storage records with the index; repair when asked."""
     report = CheckReport()
-    _check_journal(storage, index, report, repair)
+    adding = _check_journal(storage, index, report, repair)
     for name in storage.repos.names():
         report.repositories += 1
         with storage.repos.lock(name):
             _check_storage(storage, name, report, repair)
-            _check_index(storage, index, name, report, repair)
+            _check_index(storage, index, name, report, repair, name in adding)
     gone = gone_repos(storage, index)
     for name in gone:
         report.add("index-orphan", name, name, repair)
@@ -86,17 +87,36 @@ def verify_repo(storage: Storage, index: Index, name: str) -> bool:
         return False
 
 
-def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> None:
-    """Journal entries of writes that are over (a held repository lock means one still runs)."""
-    for _path, intent in storage.journal.entries():
+def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> set[str]:
+    """Journal entries of writes that are over; the repositories whose catalog entry a write adds now.
+
+    A held repository lock means a tag or manifest write still runs. A
+    catalog-only entry (a blob linked) holds no lock: it counts as over once
+    older than ``CATALOG_WRITE_SECONDS``, as such a write takes milliseconds.
+    """
+    adding = set()
+    for path, intent in storage.journal.entries():
         if intent is None:
+            continue
+        if not (intent.tags or intent.manifests):
+            if _age(path) < CATALOG_WRITE_SECONDS:
+                adding.add(intent.repo)
+            else:
+                report.add("unfinished-write", intent.repo, "catalog", repair)
             continue
         with storage.repos.try_lock(intent.repo) as free:
             if free:
-                report.add("unfinished-write", intent.repo,
-                           ",".join(intent.tags + intent.manifests) or "catalog", repair)
+                report.add("unfinished-write", intent.repo, ",".join(intent.tags + intent.manifests), repair)
     if repair:
         Reconciler(storage, index).sweep()
+    return adding
+
+
+def _age(path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0  # closed meanwhile: the write is over and did its catalog step
 
 
 def _check_storage(storage: Storage, name: str, report: CheckReport, repair: bool) -> None:
@@ -115,11 +135,12 @@ def _check_storage(storage: Storage, name: str, report: CheckReport, repair: boo
                 repos.record_history(name, HistoryEvent(tag.tag, tag.digest, now_ms(), "deleted", "", 0))
 
 
-def _check_index(storage: Storage, index: Index, name: str, report: CheckReport, repair: bool) -> None:
+def _check_index(storage: Storage, index: Index, name: str, report: CheckReport, repair: bool,
+                 being_added: bool = False) -> None:
     state = expected_state(storage, name)
     for digest in state.unreadable:
         report.add("unreadable-manifest", name, digest, False)
-    if not index.read.in_catalog(name):
+    if not being_added and not index.read.in_catalog(name):
         report.add("missing-from-catalog", name, name, repair)
         if repair:
             index.write.add_repo(name)
