@@ -59,6 +59,11 @@ class LimitSettings:
     page_max: int = 10000
     referrers_page: int = 1000
     scan_max: int = 50000  # tags a filtered extension listing may examine per request
+    push_tags_max: int = 100  # `tag` parameters of one manifest push by digest (spec: at least 10)
+    # Bytes of listing metadata (artifactType, created, platforms, labels) the index keeps per manifest,
+    # and bytes of manifest entries per listing page (at least one entry): listings cost bounded memory.
+    entry_fields_max_bytes: int = 4096
+    page_max_bytes: int = 1024 * 1024
     upload_ttl_seconds: int = 7 * 24 * 3600
 
 
@@ -190,6 +195,9 @@ def _validate(settings: Settings) -> None:
                          ("limits.page_max", settings.limits.page_max),
                          ("limits.referrers_page", settings.limits.referrers_page),
                          ("limits.scan_max", settings.limits.scan_max),
+                         ("limits.push_tags_max", settings.limits.push_tags_max),
+                         ("limits.entry_fields_max_bytes", settings.limits.entry_fields_max_bytes),
+                         ("limits.page_max_bytes", settings.limits.page_max_bytes),
                          ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds),
                          ("redis.watch_interval_ms", settings.redis.watch_interval_ms)):
         if value < 1:

@@ -34,8 +34,8 @@ def list_tags_index(name: str):
     """tags/list with ``Accept: application/vnd.oci.image.index.v1+json`` (distribution-spec PR #579)."""
     limits = current_app.config["SETTINGS"].limits
     query = tag_query("sort_by", "sort_order", INDEX_SORTS, limits.page_max, limits.page_max)
-    page = registry().tag_listing.page(name, query)
-    body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [_index_descriptor(t) for t in page.tags]}
+    page = registry().tag_listing.page(name, query, _index_descriptor)
+    body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": page.tags}
     return _paged(body, page, query, content_type=OCI_INDEX)
 
 

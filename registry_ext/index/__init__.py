@@ -49,12 +49,13 @@ class Index:
     state: IndexState
 
 
-def open_index(url: str, prefix: str) -> Index:
-    """An index over the Redis at ``url`` (one server, Sentinel or Cluster: index/connection.py)."""
+def open_index(url: str, prefix: str, entry_max_bytes: int = 4096) -> Index:
+    """An index over the Redis at ``url`` (one server, Sentinel or Cluster: index/connection.py); manifest
+    entries keep at most ``entry_max_bytes`` of pusher-sized listing fields (``limits.entry_fields_max_bytes``)."""
     client = connect(url)
     keys = Keys(prefix)
     reader = IndexReader(client, keys)
-    return Index(client, keys, reader, IndexWriter(client, keys), TagScanner(client, keys),
+    return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes), TagScanner(client, keys),
                  IndexMeta(client, keys.meta), IndexState(reader))
 
 

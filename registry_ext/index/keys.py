@@ -17,9 +17,16 @@ repository keys (the catalog) are updated in separate, idempotent steps::
                                                    SBOM tags (`sha256-<hex>.sig` ...), for orphan checks
     <p>:repo:{<name>}:digest:<dgst>:tags     SET   tags pointing at a manifest (reverse lookup)
     <p>:repo:{<name>}:manifests              HASH  digest -> JSON {mediaType, size, pushedAt, subject?,
-                                                   artifactType?, annotations?}
+                                                   artifactType?, created?, platforms?, labels?, truncated?}:
+                                                   pusher-sized fields within limits.entry_fields_max_bytes
+    <p>:repo:{<name>}:descriptors            HASH  digest -> JSON {artifactType?, annotations?} of a referrer,
+                                                   whole (the referrers API must copy them); read by it alone
     <p>:repo:{<name>}:manifests:pushed       ZSET  score ms pushed, member digest (tagged or not)
     <p>:repo:{<name>}:referrers:<dgst>       ZSET  score 0, member digest of a manifest whose subject is <dgst>
+    <p>:repo:{<name>}:children:<dgst>        SET   digests an index <dgst> lists in `manifests` (its children)
+    <p>:repo:{<name>}:parents:<dgst>         SET   digests of the indexes of this repository that list <dgst>
+                                                   (the reverse edges: a DELETE of <dgst> is refused while
+                                                   one remains, unless forced; kept when <dgst> itself goes)
 
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
@@ -56,12 +63,19 @@ class RepoKeys:
         self.tags_sig = f"{base}:tags:sig"
         self.manifests = f"{base}:manifests"
         self.manifests_pushed = f"{base}:manifests:pushed"
+        self.descriptors = f"{base}:descriptors"
 
     def digest_tags(self, digest: str) -> str:
         return f"{self.base}:digest:{digest}:tags"
 
     def referrers(self, digest: str) -> str:
         return f"{self.base}:referrers:{digest}"
+
+    def children(self, digest: str) -> str:
+        return f"{self.base}:children:{digest}"
+
+    def parents(self, digest: str) -> str:
+        return f"{self.base}:parents:{digest}"
 
     @property
     def pattern(self) -> str:

@@ -32,6 +32,10 @@ class IndexReader:
             raise index_incomplete()
         return score is not None
 
+    def in_catalog(self, name: str) -> bool:
+        """Whether the catalog lists ``name`` (no completeness check: for verification and `check`)."""
+        return self.client.zscore(self.keys.repos, name) is not None
+
     def repos_page(self, last: str | None, limit: int | None) -> list[str]:
         """Repository names after ``last`` in byte order; ``limit`` None means all."""
         return self._lex_page(self.keys.repos, last, limit)
@@ -46,6 +50,22 @@ class IndexReader:
     def digest_tags(self, name: str, digest: str) -> list[str]:
         return sorted(self.client.smembers(self.keys.repo(name).digest_tags(digest)))
 
+    def parents(self, name: str, digest: str) -> list[str]:
+        """Digests of the indexes that list ``digest`` as a child, in byte order."""
+        return sorted(self.client.smembers(self.keys.repo(name).parents(digest)))
+
+    def edges(self, name: str, digests: list[str]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """The children and the parents of each of ``digests`` (empty sets left out), one round trip."""
+        rk = self.keys.repo(name)
+        pipe = self.client.pipeline(transaction=False)
+        for digest in digests:
+            pipe.smembers(rk.children(digest))
+            pipe.smembers(rk.parents(digest))
+        replies = pipe.execute()
+        children = {d: replies[2 * i] for i, d in enumerate(digests) if replies[2 * i]}
+        parents = {d: replies[2 * i + 1] for i, d in enumerate(digests) if replies[2 * i + 1]}
+        return children, parents
+
     def manifest(self, name: str, digest: str) -> dict[str, Any] | None:
         raw = self.client.hget(self.keys.repo(name).manifests, digest)
         return orjson.loads(raw) if raw else None
@@ -58,14 +78,48 @@ class IndexReader:
         raws = self.client.hmget(self.keys.repo(name).manifests, unique)
         return {d: orjson.loads(raw) for d, raw in zip(unique, raws) if raw}
 
-    def referrers(self, name: str, subject: str, last: str | None, limit: int) -> list[dict[str, Any]]:
-        """Entries of manifests whose subject is ``subject``, by digest, after ``last``."""
+    def referrers(self, name: str, subject: str, last: str | None, limit: int,
+                  max_bytes: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Entries of manifests whose subject is ``subject``, by digest, after ``last``, with their
+        ``artifactType`` and ``annotations`` whole; and the ``last`` of the next page (None: no more).
+
+        At most ``limit`` entries, and no more than ``max_bytes`` of them (at
+        least one): the descriptors' sizes are asked first (``HSTRLEN``), so an
+        oversized page is never read.
+        """
         rk = self.keys.repo(name)
-        digests = self._lex_page(rk.referrers(subject), last, limit)
+        digests = self._lex_page(rk.referrers(subject), last, limit + 1)
         if not digests:
+            return [], None
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(rk.manifests, digests[:limit])
+        for digest in digests[:limit]:
+            pipe.hstrlen(rk.descriptors, digest)
+        raws, *sizes = pipe.execute()
+        kept, used = [], 0
+        for digest, raw, size in zip(digests, raws, sizes):
+            if not raw:
+                continue  # deleted since the range read
+            if kept and used + len(raw) + size > max_bytes:
+                return self._with_descriptors(rk, kept), kept[-1][0]
+            kept.append((digest, raw))
+            used += len(raw) + size
+        return self._with_descriptors(rk, kept), digests[limit - 1] if len(digests) > limit else None
+
+    def _with_descriptors(self, rk, kept: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Referrer entries with their whole descriptor fields (entries written before the
+        ``descriptors`` hash existed still hold theirs)."""
+        if not kept:
             return []
-        entries = self.client.hmget(rk.manifests, digests)
-        return [dict(orjson.loads(raw), digest=d) for d, raw in zip(digests, entries) if raw]
+        extras = self.client.hmget(rk.descriptors, [digest for digest, _raw in kept])
+        out = []
+        for (digest, raw), extra in zip(kept, extras):
+            entry = dict(orjson.loads(raw), digest=digest)
+            if extra:  # whole, where the listing entry may hold a bounded copy
+                entry.pop("artifactType", None)
+                entry.update(orjson.loads(extra))
+            out.append(entry)
+        return out
 
     def index_complete(self) -> bool:
         return bool(self.client.exists(self.keys.meta))

@@ -4,9 +4,21 @@ Understands OCI image manifests and indexes (image-spec v1.1, with
 ``artifactType`` and ``subject``) and Docker schema 2 manifests and manifest
 lists. The digest is always computed by the caller over the raw bytes; this
 module never re-serialises.
+
+JSON types are checked as strictly as Go's ``encoding/json`` decodes into
+the image-spec structs (``specs-go/v1``) and Docker's ``manifestlist``, so
+nothing is accepted that containerd, Docker or skopeo then fail to parse:
+integers are JSON integers (``2``, not ``2.0``, ``2e0`` or ``true``) within
+int64, strings are strings, lists are lists, ``data`` is base64, platform
+fields are typed. ``null`` stands for an absent optional field, as in Go.
+Where we are stricter than Go (``schemaVersion`` must be 2, a descriptor
+needs a media type, a non-negative size and a valid digest), the reason is
+in the error.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from typing import Any
 
@@ -15,6 +27,10 @@ import orjson
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci import mediatypes as mt
 from registry_ext.oci.digest import parse_digest
+
+INT64_MAX = 2**63 - 1  # Go decodes sizes into int64
+PLATFORM_STRINGS = ("architecture", "os", "os.version", "variant")
+PLATFORM_LISTS = ("os.features", "features")  # `features`: Docker's manifest list PlatformSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +96,10 @@ def parse_manifest(data: bytes, content_type: str | None) -> Manifest:
         raise _invalid("manifest is not valid JSON") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
-    if doc.get("schemaVersion") != 2 or isinstance(doc.get("schemaVersion"), bool):
+    version = doc.get("schemaVersion")
+    if type(version) is not int:  # noqa: E721 - bool and float (2.0, 2e0) are not Go ints
+        raise _invalid("schemaVersion must be the integer 2")
+    if version != 2:
         raise _invalid("unsupported schemaVersion (only 2)")
     media_type = _media_type(doc, mt.base_type(content_type))
     subject = _descriptor(doc["subject"], "subject") if doc.get("subject") is not None else None
@@ -118,33 +137,66 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     size = raw.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise _invalid(f"{where}.mediaType missing")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if type(size) is not int or not 0 <= size <= INT64_MAX:  # noqa: E721 - not bool, not 1.0
         raise _invalid(f"{where}.size must be a non-negative integer")
     try:
         digest = str(parse_digest(raw.get("digest") if isinstance(raw.get("digest"), str) else None))
     except RegistryError:
         raise _invalid(f"{where}.digest is invalid") from None
-    urls = raw.get("urls") or ()
-    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) for u in urls):
-        raise _invalid(f"{where}.urls must be a list of strings")
-    platform = raw.get("platform")
-    if platform is not None and not isinstance(platform, dict):
-        raise _invalid(f"{where}.platform must be an object")
-    return Descriptor(media_type, digest, size, _optional_str(raw, "artifactType"),
-                      _annotations(raw.get("annotations"), f"{where}.annotations"), platform, tuple(urls))
+    urls = _strings(raw.get("urls"), f"{where}.urls")
+    _check_data(raw.get("data"), f"{where}.data")
+    return Descriptor(media_type, digest, size, _optional_str(raw, "artifactType", where),
+                      _annotations(raw.get("annotations"), f"{where}.annotations"),
+                      _platform(raw.get("platform"), f"{where}.platform"), urls)
+
+
+def _platform(raw: Any, where: str) -> dict[str, Any] | None:
+    """A platform object with typed fields (image-spec ``Platform``, Docker ``PlatformSpec``)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _invalid(f"{where} must be an object")
+    for key in PLATFORM_STRINGS:
+        _optional_str(raw, key, where)
+    for key in PLATFORM_LISTS:
+        _strings(raw.get(key), f"{where}.{key}")
+    return raw
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    """An optional list of strings (Go ``[]string``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _invalid(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def _check_data(value: Any, where: str) -> None:
+    """Embedded content (Go ``[]byte``): a standard base64 string; Go skips line breaks in it."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise _invalid(f"{where} must be a base64 string")
+    try:
+        base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid(f"{where} is not valid base64") from None
 
 
 def _list(doc: dict, key: str) -> list:
-    value = doc.get(key, [])
+    value = doc.get(key)
+    if value is None:
+        return []
     if not isinstance(value, list):
         raise _invalid(f"{key} must be a list")
     return value
 
 
-def _optional_str(doc: dict, key: str) -> str | None:
+def _optional_str(doc: dict, key: str, where: str = "") -> str | None:
     value = doc.get(key)
     if value is not None and not isinstance(value, str):
-        raise _invalid(f"{key} must be a string")
+        raise _invalid(f"{where}.{key} must be a string" if where else f"{key} must be a string")
     return value
 
 

@@ -6,10 +6,15 @@
   an image's config.
 - ``labels``: title, version, source and revision, from the manifest's
   ``org.opencontainers.image.*`` annotations, else the config's labels.
+
+These values come from the pusher and are copied into every listing entry of
+the manifest (once per tag), so ``bound_fields`` caps their size in the index.
 """
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from registry_ext.oci.manifest import Manifest
 
@@ -18,6 +23,9 @@ IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
 CONFIG_MAX_BYTES = 1 << 20
 CREATED = "org.opencontainers.image.created"
 LABELS = {f"org.opencontainers.image.{key}": key for key in ("title", "version", "source", "revision")}
+# Fields of an index entry whose size the pusher decides, in the order they get the byte budget.
+BOUNDED_FIELDS = ("artifactType", "created", "labels", "platforms")
+TRUNCATED = "truncated"  # the entry field listing what bound_fields cut or dropped
 
 
 def wants_config(manifest: Manifest) -> bool:
@@ -68,3 +76,57 @@ def _platform(doc: dict[str, Any] | None) -> str | None:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def bound_fields(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """``entry`` with its pusher-sized fields within ``max_bytes`` of JSON in all.
+
+    The fields get the budget in ``BOUNDED_FIELDS`` order. A list field
+    (``platforms``) keeps its first items that fit, a map (``labels``) the
+    entries that fit, a string is kept whole or dropped; every field cut or
+    dropped is named in ``entry["truncated"]``. Idempotent: a bounded
+    entry comes back unchanged, so `check` can compare stored entries with
+    ones derived again from storage.
+    """
+    out = {key: value for key, value in entry.items() if key not in BOUNDED_FIELDS}
+    budget, cut = max_bytes, []
+    for field in BOUNDED_FIELDS:
+        if field not in entry:
+            continue
+        value = entry[field]
+        size = len(orjson.dumps(value))
+        if size > budget:
+            value, cut = _prefix(value, budget), cut + [field]
+            if not value:
+                continue
+            size = len(orjson.dumps(value))
+        out[field] = value
+        budget -= size
+    if cut:
+        out[TRUNCATED] = cut
+    return out
+
+
+def _prefix(value: Any, budget: int) -> Any:
+    """The leading items of a list, or the entries of a map, that fit in ``budget`` bytes of JSON;
+    None for a string.
+
+    Sizes add up item by item (brackets, commas, ``"key":``), so a long list costs O(items).
+    """
+    if isinstance(value, list):
+        kept, used = [], 2
+        for item in value:
+            used += len(orjson.dumps(item)) + (1 if kept else 0)
+            if used > budget:
+                break
+            kept.append(item)
+        return kept
+    if isinstance(value, dict):
+        part, used = {}, 2
+        for key, item in value.items():
+            cost = len(orjson.dumps(key)) + 1 + len(orjson.dumps(item)) + (1 if part else 0)
+            if used + cost <= budget:
+                part[key] = item
+                used += cost
+        return part
+    return None

@@ -8,6 +8,8 @@ that are gone) or removes storage records that point at nothing:
 - a manifest link whose bytes are missing (``missing-manifest-bytes``),
 - a manifest that cannot be parsed any more (``unreadable-manifest``, report only),
 - index content that differs from what storage implies (``index-drift``),
+- a repository on storage missing from the catalog (``missing-from-catalog``: one
+  holding only blobs has no other index key that would show the loss),
 - a repository in the catalog with nothing on storage (``index-orphan``),
 - a tag history line that does not parse, anywhere in the log
   (``torn-history-line``: a line torn by a crash or a short write before
@@ -31,10 +33,11 @@ from registry_ext.clock import now_ms
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.reconcile import Reconciler
-from registry_ext.services.reindex import expected_state, gone_repos
+from registry_ext.services.reindex import RepoState, expected_state, gone_repos
 from registry_ext.storage import HistoryEvent, Storage
 
 TEMP_MAX_AGE_SECONDS = 3600
+CATALOG_WRITE_SECONDS = 10  # a catalog-only journal entry younger than this may belong to a running write
 
 
 @dataclasses.dataclass
@@ -60,13 +63,13 @@ class CheckReport:
 def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
     """Compare every repository's storage records with the index; repair when asked."""
     report = CheckReport()
-    _check_journal(storage, index, report, repair)
+    adding = _check_journal(storage, index, report, repair)
     for name in storage.repos.names():
         report.repositories += 1
         with storage.repos.lock(name):
             _check_storage(storage, name, report, repair)
             _check_history(storage, name, report, repair)
-            _check_index(storage, index, name, report, repair)
+            _check_index(storage, index, name, report, repair, name in adding)
     gone = gone_repos(storage, index)
     for name in gone:
         report.add("index-orphan", name, name, repair)
@@ -77,26 +80,48 @@ def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
 
 
 def verify_repo(storage: Storage, index: Index, name: str) -> bool:
-    """Replace one repository's index content if it differs from storage; True if it did."""
+    """Make one repository's index content and catalog entry match storage; True if anything changed."""
     with storage.repos.lock(name):
-        manifests, tags, _unreadable = expected_state(storage, name)
-        if not _drifted(index, name, manifests, tags):
-            return False
-        index.write.replace_repo(name, manifests, tags)
-        return True
+        state = expected_state(storage, name)
+        if _drifted(index, name, state):
+            _replace(index, name, state)  # lists it in the catalog too
+            return True
+        if not index.read.in_catalog(name):
+            index.write.add_repo(name)
+            return True
+        return False
 
 
-def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> None:
-    """Journal entries of writes that are over (a held repository lock means one still runs)."""
-    for _path, intent in storage.journal.entries():
+def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> set[str]:
+    """Journal entries of writes that are over; the repositories whose catalog entry a write adds now.
+
+    A held repository lock means a tag or manifest write still runs. A
+    catalog-only entry (a blob linked) holds no lock: it counts as over once
+    older than ``CATALOG_WRITE_SECONDS``, as such a write takes milliseconds.
+    """
+    adding = set()
+    for path, intent in storage.journal.entries():
         if intent is None:
+            continue
+        if not (intent.tags or intent.manifests):
+            if _age(path) < CATALOG_WRITE_SECONDS:
+                adding.add(intent.repo)
+            else:
+                report.add("unfinished-write", intent.repo, "catalog", repair)
             continue
         with storage.repos.try_lock(intent.repo) as free:
             if free:
-                report.add("unfinished-write", intent.repo,
-                           ",".join(intent.tags + intent.manifests) or "catalog", repair)
+                report.add("unfinished-write", intent.repo, ",".join(intent.tags + intent.manifests), repair)
     if repair:
         Reconciler(storage, index).sweep()
+    return adding
+
+
+def _age(path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0  # closed meanwhile: the write is over and did its catalog step
 
 
 def _check_storage(storage: Storage, name: str, report: CheckReport, repair: bool) -> None:
@@ -126,36 +151,65 @@ def _check_history(storage: Storage, name: str, report: CheckReport, repair: boo
             log.repair({bad.segment for bad in damage})
 
 
-def _check_index(storage: Storage, index: Index, name: str, report: CheckReport, repair: bool) -> None:
-    manifests, tags, unreadable = expected_state(storage, name)
-    for digest in unreadable:
+def _check_index(storage: Storage, index: Index, name: str, report: CheckReport, repair: bool,
+                 being_added: bool = False) -> None:
+    state = expected_state(storage, name)
+    for digest in state.unreadable:
         report.add("unreadable-manifest", name, digest, False)
-    if _drifted(index, name, manifests, tags):
+    if not being_added and not index.read.in_catalog(name):
+        report.add("missing-from-catalog", name, name, repair)
+        if repair:
+            index.write.add_repo(name)
+    if _drifted(index, name, state):
         report.add("index-drift", name, name, repair)
         if repair:
-            index.write.replace_repo(name, manifests, tags)
+            _replace(index, name, state)
 
 
-def _drifted(index: Index, name: str, manifests, tags) -> bool:
-    return (_actual_state(index, name) != _normal(manifests, tags)
-            or not _derived_sizes_match(index, name, manifests, tags))
+def _replace(index: Index, name: str, state: RepoState) -> None:
+    index.write.replace_repo(name, state.manifests, state.tags, children=state.children)
 
 
-def _normal(manifests, tags) -> tuple[dict, dict]:
-    return ({d: orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for d, e in manifests},
-            {t: (d, c, u) for t, d, c, u in tags})
+def _drifted(index: Index, name: str, state: RepoState) -> bool:
+    return (_actual_state(index, name) != _normal(index, state.manifests, state.tags)
+            or not _derived_sizes_match(index, name, state.manifests, state.tags)
+            or not _edges_match(index, name, state))
 
 
-def _actual_state(index: Index, name: str) -> tuple[dict, dict]:
+def _edges_match(index: Index, name: str, state: RepoState) -> bool:
+    """The index-to-child edges, both ways, for every manifest and every listed child."""
+    parents = state.parents()
+    digests = sorted({digest for digest, _entry in state.manifests} | set(parents))
+    children, actual_parents = index.read.edges(name, digests)
+    return (children == {d: set(listed) for d, listed in state.children.items()}
+            and actual_parents == parents)
+
+
+def _normal(index: Index, manifests, tags) -> tuple[dict, dict, dict]:
+    """What the index stores for these entries (bounded, referrer descriptors apart) and tags."""
+    entries, descriptors = {}, {}
+    for digest, entry in manifests:
+        stored, descriptor = index.write.stored_forms(entry)
+        entries[digest] = _canonical(stored)
+        if descriptor:
+            descriptors[digest] = _canonical(descriptor)
+    return entries, {t: (d, c, u) for t, d, c, u in tags}, descriptors
+
+
+def _canonical(doc) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def _actual_state(index: Index, name: str) -> tuple[dict, dict, dict]:
     rk = index.keys.repo(name)
     client = index.client
-    raw = client.hgetall(rk.manifests)
-    manifests = {d: orjson.dumps(orjson.loads(v), option=orjson.OPT_SORT_KEYS) for d, v in raw.items()}
+    manifests = {d: _canonical(orjson.loads(v)) for d, v in client.hgetall(rk.manifests).items()}
+    descriptors = {d: _canonical(orjson.loads(v)) for d, v in client.hgetall(rk.descriptors).items()}
     digests = client.hgetall(rk.tags)
     created = dict(client.zrange(rk.tags_created, 0, -1, withscores=True))
     updated = dict(client.zrange(rk.tags_updated, 0, -1, withscores=True))
     tags = {t: (d, int(created.get(t, -1)), int(updated.get(t, -1))) for t, d in digests.items()}
-    return manifests, tags
+    return manifests, tags, descriptors
 
 
 def _derived_sizes_match(index: Index, name: str, manifests, tags) -> bool:

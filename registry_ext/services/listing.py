@@ -45,12 +45,16 @@ class ListingService:
 
     def referrers(self, name: str, digest_str: str, artifact_type: str | None,
                   last: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        """Referrer descriptors of a subject (filtered), and the next page's ``last``."""
+        """Referrer descriptors of a subject (filtered), and the next page's ``last``.
+
+        A page holds at most ``limits.referrers_page`` descriptors and
+        ``limits.page_max_bytes`` of them (at least one); annotations are never cut
+        (the spec says they MUST be copied), a page is cut instead.
+        """
         subject = str(parse_digest(digest_str))
-        limit = self.limits.referrers_page
-        entries = self.index.read.referrers(name, subject, last, limit + 1)
-        next_last = entries[limit - 1]["digest"] if len(entries) > limit else None
-        descriptors = [_descriptor(e) for e in entries[:limit]]
+        entries, next_last = self.index.read.referrers(name, subject, last, self.limits.referrers_page,
+                                                       self.limits.page_max_bytes)
+        descriptors = [_descriptor(e) for e in entries]
         if artifact_type is not None:
             descriptors = [d for d in descriptors if d.get("artifactType") == artifact_type]
         return descriptors, next_last

@@ -1,7 +1,7 @@
 """Manifest listing: every manifest of a repository, tagged or not, newest push first.
 
-Each entry carries its tags, size, media type, push time and number of
-referrers (GCR's ``manifest`` map in tags/list is the closest known shape;
+Each entry carries its tags, size, media type, push time, number of
+referrers and of indexes listing it (GCR's ``manifest`` map in tags/list is the closest known shape;
 docs/extensions.md compares them). Pages come from the ``manifests:pushed``
 sorted set, resumable from an opaque (push time, digest) position.
 """
@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from registry_ext.config import LimitSettings
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci import pagination
-from registry_ext.services.tag_listing import rfc3339
+from registry_ext.oci.metadata import TRUNCATED
+from registry_ext.services.tag_listing import DETAIL_CHUNK, rfc3339
 
 
 class ManifestListing:
@@ -41,40 +44,56 @@ class ManifestListing:
         return found, token
 
     def _scan(self, name, n, descending, position, tagged):
-        """Matching manifests of one page, and the position to resume from (None at the end)."""
+        """Matching manifests of one page, and the position to resume from (None at the end).
+
+        Entries are read in batches of at most ``DETAIL_CHUNK``; the page ends
+        early once its entries reach ``limits.page_max_bytes`` of JSON (it
+        always holds one).
+        """
         key = self.index.keys.repo(name).manifests_pushed
         found: list[tuple[Any, dict[str, Any]]] = []
-        batch, scanned = (max(n + 1, 64) if tagged else n + 1), 0
+        batch, scanned, used = min(max(n + 1, 64) if tagged else n + 1, DETAIL_CHUNK), 0, 0
         while True:
             items = self.index.scan.scored(key, descending, position, batch)
             for item, info in zip(items, self.details(name, [i.tag for i in items])):
-                if _wanted(info, tagged):
-                    found.append((item, info))
-                    if len(found) > n:
-                        return [d for _i, d in found[:n]], found[n - 1][0].position
+                if not _wanted(info, tagged):
+                    continue
+                size = len(orjson.dumps(info)) + 1
+                if len(found) == n or (found and used + size > self.limits.page_max_bytes):
+                    return [d for _i, d in found], found[-1][0].position
+                found.append((item, info))
+                used += size
             if len(items) < batch:
                 return [d for _i, d in found], None
             position = items[-1].position
             scanned += len(items)
-            if scanned >= self.limits.scan_max:
+            if tagged and scanned >= self.limits.scan_max:  # a filter that matches rarely: bounded work
                 return [d for _i, d in found], position
 
     def details(self, name: str, digests: list[str]) -> list[dict[str, Any]]:
-        """Manifest entries with their tags and referrer counts (two round trips)."""
+        """Manifest entries with their tags and what references them (two round trips).
+
+        ``referencedBy`` counts the indexes of the repository that list the
+        manifest (a DELETE of it is refused while one remains) and the
+        manifests whose ``subject`` it is (``referrers``, also given alone).
+        """
         rk = self.index.keys.repo(name)
         entries = self.index.read.manifest_entries(name, digests)
         pipe = self.index.client.pipeline(transaction=False)
         for digest in digests:
             pipe.smembers(rk.digest_tags(digest))
             pipe.zcard(rk.referrers(digest))
+            pipe.scard(rk.parents(digest))
         replies = pipe.execute()
         out = []
         for i, digest in enumerate(digests):
             entry = entries.get(digest, {})
+            tags, referrers, indexes = replies[3 * i:3 * i + 3]
             info: dict[str, Any] = {"digest": digest, "mediaType": entry.get("mediaType"),
                                     "size": entry.get("size"), "pushed": rfc3339(entry.get("pushedAt")),
-                                    "tags": sorted(replies[2 * i]), "referrers": replies[2 * i + 1]}
-            for field in ("artifactType", "subject", "platforms", "labels"):
+                                    "tags": sorted(tags), "referrers": referrers,
+                                    "referencedBy": {"indexes": indexes, "referrers": referrers}}
+            for field in ("artifactType", "subject", "platforms", "labels", TRUNCATED):
                 if entry.get(field):
                     info[field] = entry[field]
             if entry.get("created"):

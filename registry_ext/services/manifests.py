@@ -12,7 +12,7 @@ calls mark those steps for the crash tests.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -28,6 +28,16 @@ from registry_ext.oci.reference import is_valid_tag, validate_tag
 from registry_ext.storage import HistoryEvent, Intent, ManifestRecord, Storage, TagRecord
 
 
+PARENTS_SHOWN = 10  # index digests named in the detail of a refused delete
+
+
+@dataclasses.dataclass(frozen=True)
+class PutResult:
+    digest: str
+    manifest: Manifest
+    tag_params: tuple[str, ...]  # the `tag` parameters applied (a push by digest), for OCI-Tag headers
+
+
 @dataclasses.dataclass(frozen=True)
 class StoredManifest:
     digest: str
@@ -37,10 +47,11 @@ class StoredManifest:
 
 
 class ManifestService:
-    def __init__(self, storage: Storage, index: Index, delete_enabled: bool):
+    def __init__(self, storage: Storage, index: Index, delete_enabled: bool, push_tags_max: int = 100):
         self.storage = storage
         self.index = index
         self.delete_enabled = delete_enabled
+        self.push_tags_max = push_tags_max
 
     # -- reads --------------------------------------------------------------
     def get(self, name: str, reference: str, with_body: bool = True) -> StoredManifest:
@@ -70,32 +81,77 @@ class ManifestService:
         return RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference[:200]})
 
     # -- writes -------------------------------------------------------------
-    def put(self, name: str, reference: str, data: bytes, content_type: str | None) -> tuple[str, Manifest]:
+    def put(self, name: str, reference: str, data: bytes, content_type: str | None,
+            tag_params: Sequence[str] = ()) -> PutResult:
         """Validate and store a manifest, tagging it when ``reference`` is a tag.
 
+        ``tag_params`` are the ``tag`` query parameters of a push by digest
+        (distribution-spec main, "Pushing Manifests"): the manifest is stored
+        once and every tag is pointed at it, in one locked write.
+
         Raises:
-            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN)
+            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, UNSUPPORTED (400, 414))
         """
         by_digest = is_digest(reference)
         wanted = parse_digest(reference) if by_digest else None
-        tag = None if by_digest else validate_tag(reference)
+        tags = self._tags_to_push(reference, by_digest, tag_params)
         digest = digest_bytes(data, wanted.algorithm if wanted else "sha256")
         if wanted is not None and wanted != digest:
             raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": reference, "actual": str(digest)})
         manifest = parse_manifest(data, content_type)
         self._check_references(name, manifest)
         self.storage.blobs.put_bytes(digest, data)
-        intent = Intent(name, (tag,) if tag else (), (str(digest),), catalog=True)
-        with self.storage.repos.lock(name), self.storage.journal.pending(intent):
-            record = self._link(name, digest, manifest, len(data))
-            failpoints.hit("manifest.after-link")
-            tag_record = self._move_tag(name, tag, record) if tag is not None else None
-            entry = index_entry(record, manifest, load_config(self.storage, manifest))
-            failpoints.hit("manifest.before-index")
-            self.index.write.put_manifest(name, str(digest), entry, tag_record and (
-                tag, tag_record.created_at, tag_record.updated_at))
-            failpoints.hit("manifest.after-index")
-        return str(digest), manifest
+        intent = Intent(name, tags, (str(digest),), catalog=True)
+        with self.storage.repos.lock(name):
+            self._children_still_there(name, manifest)
+            with self.storage.journal.pending(intent):
+                self._store(name, digest, manifest, data, tags)
+        return PutResult(str(digest), manifest, tags if by_digest else ())
+
+    def _store(self, name: str, digest: Digest, manifest: Manifest, data: bytes, tags: tuple[str, ...]) -> None:
+        """Link, tag and index a validated manifest (under the repository lock and a journal entry)."""
+        record = self._link(name, digest, manifest, len(data))
+        failpoints.hit("manifest.after-link")
+        moved = [self._move_tag(name, tag, record) for tag in tags]
+        entry = index_entry(record, manifest, load_config(self.storage, manifest))
+        failpoints.hit("manifest.before-index")
+        self.index.write.put_manifest(name, str(digest), entry,
+                                      [(t.tag, t.created_at, t.updated_at) for t in moved], children_of(manifest))
+        failpoints.hit("manifest.after-index")
+
+    def _children_still_there(self, name: str, manifest: Manifest) -> None:
+        """Under the lock: no child was deleted since ``_check_references`` (a racing DELETE of a
+        child, which found no index listing it yet, would leave this index without it).
+
+        Raises:
+            RegistryError(MANIFEST_BLOB_UNKNOWN)
+        """
+        for child in manifest.children:
+            if self.storage.repos.manifest(name, parse_digest(child.digest)) is None:
+                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": child.digest},
+                                    message="index references a manifest unknown to this repository")
+
+    def _tags_to_push(self, reference: str, by_digest: bool, tag_params: Sequence[str]) -> tuple[str, ...]:
+        """The tags a push points at its manifest: the reference, or the ``tag`` parameters of a push
+        by digest (valid, duplicates dropped, at most ``limits.push_tags_max``).
+
+        Raises:
+            RegistryError(MANIFEST_INVALID, UNSUPPORTED (400, 414))
+        """
+        if not by_digest:
+            if tag_params:
+                raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "tag"},
+                                    message="tag parameters are only accepted with a push by digest")
+            return (validate_tag(reference),)
+        tags = tuple(dict.fromkeys(tag_params))
+        if len(tags) > self.push_tags_max:
+            raise RegistryError(ErrorCode.UNSUPPORTED, {"parameter": "tag", "limit": self.push_tags_max},
+                                status=414, message=f"at most {self.push_tags_max} tag parameters per push")
+        for tag in tags:
+            if not is_valid_tag(tag):
+                raise RegistryError(ErrorCode.MANIFEST_INVALID, {"parameter": "tag", "tag": tag[:200]},
+                                    message="invalid tag parameter")
+        return tags
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every referenced blob and child manifest must be in the repository, with its size.
@@ -155,11 +211,17 @@ class ManifestService:
                                                 manifest.media_type, manifest.size))
         return record
 
-    def delete(self, name: str, reference: str) -> None:
+    def delete(self, name: str, reference: str, force: bool = False) -> None:
         """Delete a tag, or a manifest with every tag pointing at it.
 
+        The tags of a manifest come from storage (its tag files, read under the
+        repository lock), not from the index: after a Redis fault the index may
+        not know a tag yet, and a tag left behind would point at a missing manifest.
+        A manifest that an index of the repository lists is kept unless ``force``:
+        deleting it would break pulls of that index for its platform.
+
         Raises:
-            RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID)
+            RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID, DENIED (409))
         """
         if not self.delete_enabled:
             raise deletes_disabled("GET, HEAD, PUT")
@@ -172,16 +234,27 @@ class ManifestService:
         with repos.lock(name):
             if repos.manifest(name, digest) is None:
                 raise self._unknown(name, reference)
-            tags = self.index.read.digest_tags(name, str(digest))
+            if not force:
+                self._refuse_if_listed(name, str(digest))
+            tags = repos.tags_pointing_at(name, str(digest))
             with self.storage.journal.pending(Intent(name, tuple(tags), (str(digest),))):
                 for tag in tags:
-                    record = repos.tag(name, tag)
-                    if record is not None and record.digest == str(digest):
-                        self._untag(name, tag, record.digest)
+                    self._untag(name, tag, str(digest))
                 failpoints.hit("delete.after-untag")
                 repos.delete_manifest(name, digest)
                 failpoints.hit("delete.before-index")
                 self.index.write.delete_manifest(name, str(digest))
+
+    def _refuse_if_listed(self, name: str, digest: str) -> None:
+        """409 DENIED when an index still on storage lists the manifest (the edges come from the index,
+        each parent is confirmed on storage, so a stale edge never blocks a delete)."""
+        repos = self.storage.repos
+        parents = [p for p in self.index.read.parents(name, digest) if repos.manifest(name, parse_digest(p))]
+        if parents:
+            raise RegistryError(
+                ErrorCode.DENIED, {"digest": digest, "indexes": parents[:PARENTS_SHOWN], "count": len(parents)},
+                status=409, message="manifest is listed by an index of this repository: delete the index "
+                                    "first, or add ?force=true to delete it anyway")
 
     def _delete_tag(self, name: str, tag: str) -> None:
         repos = self.storage.repos
@@ -221,6 +294,11 @@ def load_config(storage: Storage, manifest: Manifest) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def children_of(manifest: Manifest) -> tuple[str, ...]:
+    """The distinct digests an index lists (none for an image manifest), in their first order."""
+    return tuple(dict.fromkeys(child.digest for child in manifest.children))
 
 
 def index_entry(record: ManifestRecord, manifest: Manifest, config: dict[str, Any] | None) -> dict[str, Any]:

@@ -71,17 +71,23 @@ class Reconciler:
             self.index.write.add_repo(intent.repo)
 
     def sync_manifest(self, name: str, digest: str) -> None:
-        """Index the manifest if its link and bytes are on storage, else forget it with its tags."""
+        """Index the manifest if its link and bytes are on storage, else forget it; then sync its tags.
+
+        Its tags are those storage names (the tag files pointing at it) and those the
+        index names (which may point elsewhere on storage by now): each is made to say
+        what its tag file says. Called under the repository lock.
+        """
         record = self.storage.repos.manifest(name, parse_digest(digest))
         try:
-            entry = manifest_entry(self.storage, record) if record is not None else None
+            indexed = manifest_entry(self.storage, record) if record is not None else None
         except Unreadable:
-            entry = None
-        tags = self.index.read.digest_tags(name, digest)
-        if entry is None:
+            indexed = None
+        tags = sorted(set(self.index.read.digest_tags(name, digest))
+                      | set(self.storage.repos.tags_pointing_at(name, digest)))
+        if indexed is None:
             self.index.write.delete_manifest(name, digest)
         else:
-            self.index.write.put_manifest(name, digest, entry)
+            self.index.write.put_manifest(name, digest, indexed.entry, children=indexed.children)
         for tag in tags:
             self.sync_tag(name, tag)
 
@@ -90,14 +96,15 @@ class Reconciler:
         record = self.storage.repos.tag(name, tag)
         manifest = self.storage.repos.manifest(name, parse_digest(record.digest)) if record else None
         try:
-            entry = manifest_entry(self.storage, manifest) if manifest is not None else None
+            indexed = manifest_entry(self.storage, manifest) if manifest is not None else None
         except Unreadable:
-            entry = None
-        if record is None or entry is None:
+            indexed = None
+        entry = indexed.entry if indexed is not None else None
+        if record is None or indexed is None:
             self.index.write.delete_tag(name, tag)
         else:
-            self.index.write.put_manifest(name, record.digest, entry,
-                                          (tag, record.created_at, record.updated_at))
+            self.index.write.put_manifest(name, record.digest, indexed.entry,
+                                          [(tag, record.created_at, record.updated_at)], indexed.children)
         self._complete_history(name, tag, record, entry)
 
     def _complete_history(self, name: str, tag: str, record: TagRecord | None, entry: dict | None) -> None:

@@ -8,6 +8,7 @@ are dropped from the catalog.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ from registry_ext.errors import RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
 from registry_ext.oci.manifest import parse_manifest
-from registry_ext.services.manifests import index_entry, load_config
+from registry_ext.services.manifests import children_of, index_entry, load_config
 from registry_ext.storage import ManifestRecord, Storage
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,34 @@ class Unreadable(Exception):
     """A manifest's bytes are missing or do not parse any more."""
 
 
-def manifest_entry(storage: Storage, record: ManifestRecord) -> dict[str, Any]:
-    """The index entry of a manifest link, derived from its stored bytes.
+@dataclasses.dataclass(frozen=True)
+class Indexed:
+    """What the index holds for one manifest: its entry, and the children it lists (an index)."""
+
+    entry: dict[str, Any]
+    children: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RepoState:
+    """What the index should hold for one repository, from storage alone."""
+
+    manifests: list[tuple[str, dict[str, Any]]]   # (digest, entry)
+    tags: list[tuple[str, str, int, int]]         # (tag, digest, created, updated)
+    children: dict[str, tuple[str, ...]]          # index digest -> the digests it lists
+    unreadable: list[str]                         # digests whose bytes do not parse (left out)
+
+    def parents(self) -> dict[str, set[str]]:
+        """Child digest -> the indexes listing it (the reverse of ``children``)."""
+        out: dict[str, set[str]] = {}
+        for parent, listed in self.children.items():
+            for child in listed:
+                out.setdefault(child, set()).add(parent)
+        return out
+
+
+def manifest_entry(storage: Storage, record: ManifestRecord) -> Indexed:
+    """The index entry of a manifest link, and its children, derived from its stored bytes.
 
     Raises:
         Unreadable: the bytes are missing or do not parse.
@@ -38,26 +65,30 @@ def manifest_entry(storage: Storage, record: ManifestRecord) -> dict[str, Any]:
         manifest = parse_manifest(data, record.media_type)
     except RegistryError as exc:
         raise Unreadable(exc.message) from None
-    return index_entry(record, manifest, load_config(storage, manifest))
+    return Indexed(index_entry(record, manifest, load_config(storage, manifest)), children_of(manifest))
 
 
-def expected_state(storage: Storage, name: str) -> tuple[list, list, list[str]]:
+def expected_state(storage: Storage, name: str) -> RepoState:
     """What the index should hold for one repository, from storage alone.
 
-    Returns (manifests as (digest, entry)), (tags as (tag, digest, created, updated)) and the
-    digests of manifests whose bytes do not parse (left out, as are those whose bytes are missing).
+    Manifests whose bytes do not parse are listed as unreadable (those whose bytes are missing are
+    left out silently: `check` reports them), and so are the tags pointing at either.
     """
-    manifests, unreadable = [], []
+    manifests, children, unreadable = [], {}, []
     for record in storage.repos.manifests(name):
         try:
-            manifests.append((record.digest, manifest_entry(storage, record)))
+            indexed = manifest_entry(storage, record)
         except Unreadable as exc:
             log.warning("skipping manifest %s in %s: %s", record.digest, name, exc)
             if storage.blobs.size(parse_digest(record.digest)) is not None:
                 unreadable.append(record.digest)
+            continue
+        manifests.append((record.digest, indexed.entry))
+        if indexed.children:
+            children[record.digest] = indexed.children
     known = {digest for digest, _ in manifests}
     tags = [(t.tag, t.digest, t.created_at, t.updated_at) for t in storage.repos.tags(name) if t.digest in known]
-    return manifests, tags, unreadable
+    return RepoState(manifests, tags, children, unreadable)
 
 
 def reindex(storage: Storage, index: Index, progress: Callable[[str], None] | None = None) -> dict[str, int]:
@@ -72,12 +103,12 @@ def reindex(storage: Storage, index: Index, progress: Callable[[str], None] | No
         if progress is not None:
             progress(name)
         with storage.repos.lock(name):
-            manifests, tags, unreadable = expected_state(storage, name)
-            index.write.replace_repo(name, manifests, tags, stale.get(name, []))
+            state = expected_state(storage, name)
+            index.write.replace_repo(name, state.manifests, state.tags, stale.get(name, []), state.children)
         counts["repositories"] += 1
-        counts["manifests"] += len(manifests)
-        counts["tags"] += len(tags)
-        counts["skipped"] += len(unreadable)
+        counts["manifests"] += len(state.manifests)
+        counts["tags"] += len(state.tags)
+        counts["skipped"] += len(state.unreadable)
     index.write.drop_repos(gone_repos(storage, index))
     return counts
 

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
+
+import orjson
 
 from registry_ext.config import LimitSettings
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.index.scan import Position, ScanItem
 from registry_ext.oci.digest import parse_digest
+from registry_ext.oci.metadata import TRUNCATED
 from registry_ext.oci.tag_filter import TagFilter
 from registry_ext.oci.versions import after_bound, before_bound, family_bounds, kind_bounds, member, parse_tag
 
 SORTS = ("semver", "created", "updated", "name")
+DETAIL_CHUNK = 256  # tags whose metadata one round trip reads while a page fills
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +50,15 @@ class TagListing:
         self.index = index
         self.limits = limits
 
-    def page(self, name: str, query: TagQuery) -> TagPage:
-        """One page of enriched tags. Raises: RegistryError(NAME_UNKNOWN, UNSUPPORTED, DIGEST_INVALID)."""
+    def page(self, name: str, query: TagQuery, shape: Callable[[dict], dict] | None = None) -> TagPage:
+        """One page of enriched tags, each passed through ``shape`` (the response's form of a tag).
+
+        The page ends early, with a continuation, once its shaped tags reach
+        ``limits.page_max_bytes`` of JSON (it always holds one); their metadata
+        is read in chunks, so a page never holds more in memory than that and a chunk.
+
+        Raises: RegistryError(NAME_UNKNOWN, UNSUPPORTED, DIGEST_INVALID)
+        """
         if not self.index.read.repo_exists(name):
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
         if query.n == 0:
@@ -56,7 +67,25 @@ class TagListing:
             items, resume = self._by_digest(name, query)
         else:
             items, resume = self._scan(name, query)
-        return TagPage(self.details(name, [i.tag for i in items]), resume)
+        return self._fill(name, items, resume, shape or (lambda info: info))
+
+    def _fill(self, name: str, items: list[ScanItem], resume: Position | None,
+              shape: Callable[[dict], dict]) -> TagPage:
+        """The shaped tags of ``items`` up to the byte budget; where the next page resumes."""
+        out: list[dict] = []
+        used = 0
+        for start in range(0, len(items), DETAIL_CHUNK):
+            chunk = items[start:start + DETAIL_CHUNK]
+            for item, info in zip(chunk, self._details(name, [i.tag for i in chunk])):
+                if info is None:
+                    continue  # deleted between the scan and now
+                shaped = shape(info)
+                size = len(orjson.dumps(shaped)) + 1
+                if out and used + size > self.limits.page_max_bytes:
+                    return TagPage(out, last)
+                out.append(shaped)
+                used, last = used + size, item.position
+        return TagPage(out, resume)
 
     def _scan(self, name: str, query: TagQuery) -> tuple[list[ScanItem], Position | None]:
         """Matching tags of one page, and where the next page resumes (None: nothing left)."""
@@ -220,8 +249,9 @@ class TagListing:
         return [{"name": tag, "digest": replies[2 * i], "kind": v.signature_kind, "subject": v.subject_digest}
                 for i, (tag, v) in enumerate(zip(tags, versions)) if not replies[2 * i + 1]]
 
-    def details(self, name: str, tags: list[str]) -> list[dict[str, Any]]:
-        """Tag records with their manifest metadata, in the given order (two round trips)."""
+    def _details(self, name: str, tags: list[str]) -> list[dict[str, Any] | None]:
+        """Tag records with their manifest metadata, in the given order; None for a tag deleted since
+        the scan (two round trips)."""
         if not tags:
             return []
         rk = self.index.keys.repo(name)
@@ -231,12 +261,8 @@ class TagListing:
         pipe.zmscore(rk.tags_updated, tags)
         digests, created, updated = pipe.execute()
         entries = self.index.read.manifest_entries(name, [d for d in digests if d])
-        out = []
-        for tag, digest, made, moved in zip(tags, digests, created, updated):
-            if digest is None:
-                continue  # deleted between the scan and now
-            out.append(tag_info(tag, digest, made, moved, entries.get(digest, {})))
-        return out
+        return [tag_info(tag, digest, made, moved, entries.get(digest, {})) if digest is not None else None
+                for tag, digest, made, moved in zip(tags, digests, created, updated)]
 
 
 def tag_info(tag: str, digest: str, created: float | None, updated: float | None,
@@ -244,7 +270,7 @@ def tag_info(tag: str, digest: str, created: float | None, updated: float | None
     """One tag as the JSON extension shows it."""
     info: dict[str, Any] = {"name": tag, "digest": digest, "mediaType": entry.get("mediaType"),
                             "size": entry.get("size"), "created": rfc3339(created), "updated": rfc3339(updated)}
-    for field in ("artifactType", "platforms", "labels"):
+    for field in ("artifactType", "platforms", "labels", TRUNCATED):
         if entry.get(field):
             info[field] = entry[field]
     if entry.get("created"):

@@ -9,6 +9,8 @@ examples get past ``orjson.loads`` and exercise the validation itself.
 """
 from __future__ import annotations
 
+import base64
+
 import orjson
 from hypothesis import example, given, strategies as st
 
@@ -66,10 +68,14 @@ DOCUMENTS = st.fixed_dictionaries(
               "artifactType": maybe_junk(st.text(max_size=40)), "extra": JUNK})
 VALID_DESCRIPTORS = st.fixed_dictionaries(
     {"mediaType": st.sampled_from([mt.OCI_EMPTY, "application/vnd.oci.image.layer.v1.tar+gzip", mt.OCI_MANIFEST]),
-     "digest": st.sampled_from([GOOD_DIGEST, "sha512:" + "b" * 128]), "size": st.integers(0, 2**64 - 1)},
+     "digest": st.sampled_from([GOOD_DIGEST, "sha512:" + "b" * 128]), "size": st.integers(0, 2**63 - 1)},
     optional={"annotations": STRING_MAPS, "artifactType": st.text(max_size=20),
-              "platform": st.fixed_dictionaries({"os": st.text(max_size=8), "architecture": st.text(max_size=8)}),
-              "urls": st.lists(st.text(max_size=20), max_size=2)})
+              "platform": st.fixed_dictionaries(
+                  {"os": st.text(max_size=8), "architecture": st.text(max_size=8)},
+                  optional={"variant": st.text(max_size=4), "os.version": st.text(max_size=8),
+                            "os.features": st.lists(st.text(max_size=8), max_size=2)}),
+              "urls": st.lists(st.text(max_size=20), max_size=2),
+              "data": st.binary(max_size=12).map(lambda b: base64.b64encode(b).decode())})
 VALID_DOCUMENTS = st.one_of(
     st.fixed_dictionaries({"schemaVersion": st.just(2), "config": VALID_DESCRIPTORS,
                            "layers": st.lists(VALID_DESCRIPTORS, max_size=3)},

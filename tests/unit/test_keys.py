@@ -7,8 +7,9 @@ from registry_ext.index.keys import Keys
 def test_repository_keys_share_one_slot():
     rk = Keys("regext").repo("library/nginx")
     keys = [rk.tags, rk.tags_lex, rk.tags_created, rk.tags_updated, rk.tags_semver, rk.tags_sig,
-            rk.manifests, rk.manifests_pushed,
-            rk.digest_tags("sha256:" + "a" * 64), rk.referrers("sha256:" + "b" * 64)]
+            rk.manifests, rk.manifests_pushed, rk.descriptors,
+            rk.digest_tags("sha256:" + "a" * 64), rk.referrers("sha256:" + "b" * 64),
+            rk.children("sha256:" + "c" * 64), rk.parents("sha512:" + "d" * 128)]
     assert len({key_slot(k.encode()) for k in keys}) == 1
 
 

@@ -92,3 +92,62 @@ def test_invalid_manifests(body, content_type, reason):
         parse_manifest(body, content_type)
     assert info.value.code is ErrorCode.MANIFEST_INVALID
     assert reason in info.value.message
+
+
+def index(platform):
+    return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+            "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": D1, "size": 5, "platform": platform}]}
+
+
+# What Go's encoding/json refuses to decode into the image-spec structs (specs-go/v1), so that
+# containerd, Docker and skopeo would fail on after pulling it: each is refused here with its field.
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"schemaVersion": 2.0, "config": {}}', "schemaVersion must be the integer 2"),
+    (b'{"schemaVersion": 2e0, "config": {}}', "schemaVersion must be the integer 2"),
+    (b'{"schemaVersion": 20e-1, "config": {}}', "schemaVersion must be the integer 2"),
+    (b'{"schemaVersion": "2", "config": {}}', "schemaVersion must be the integer 2"),
+    (b'{"schemaVersion": true, "config": {}}', "schemaVersion must be the integer 2"),
+    (json.dumps(image(config={"mediaType": "x", "digest": D1, "size": 1.0})).encode(),
+     "config.size must be a non-negative integer"),
+    (json.dumps(image(config={"mediaType": "x", "digest": D1, "size": 2**63})).encode(),
+     "config.size must be a non-negative integer"),
+    (json.dumps(image(config={"mediaType": "x", "digest": D1, "size": 1, "urls": ""})).encode(),
+     "config.urls must be a list of strings"),
+    (json.dumps(image(config={"mediaType": "x", "digest": D1, "size": 1, "urls": {}})).encode(),
+     "config.urls must be a list of strings"),
+    (json.dumps(image(config={"mediaType": "x", "digest": D1, "size": 1, "data": 5})).encode(),
+     "config.data must be a base64 string"),
+    (json.dumps(image(config={"mediaType": "x", "digest": D1, "size": 1, "data": "not base64!"})).encode(),
+     "config.data is not valid base64"),
+    (json.dumps(image(config={"mediaType": "x", "digest": D1, "size": 1, "artifactType": 3})).encode(),
+     "config.artifactType must be a string"),
+    (json.dumps(index({"os": 7, "architecture": "amd64"})).encode(), "manifests[0].platform.os must be a string"),
+    (json.dumps(index({"os": "linux", "architecture": ["amd64"]})).encode(),
+     "manifests[0].platform.architecture must be a string"),
+    (json.dumps(index({"os": "linux", "architecture": "arm64", "variant": 8})).encode(),
+     "manifests[0].platform.variant must be a string"),
+    (json.dumps(index({"os": "windows", "architecture": "amd64", "os.version": 10})).encode(),
+     "manifests[0].platform.os.version must be a string"),
+    (json.dumps(index({"os": "windows", "architecture": "amd64", "os.features": "win32k"})).encode(),
+     "manifests[0].platform.os.features must be a list of strings"),
+    (json.dumps(index({"os": "linux", "architecture": "amd64", "features": [1]})).encode(),
+     "manifests[0].platform.features must be a list of strings"),
+    (json.dumps(index("linux/amd64")).encode(), "manifests[0].platform must be an object"),
+])
+def test_json_types_go_clients_cannot_decode_are_refused(raw, reason):
+    with pytest.raises(RegistryError) as info:
+        parse_manifest(raw, None)
+    assert info.value.code is ErrorCode.MANIFEST_INVALID
+    assert info.value.message == reason
+
+
+def test_what_go_decodes_is_accepted():
+    """null for optional fields (Go leaves them empty), base64 with line breaks, typed platform fields."""
+    doc = index({"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.1",
+                 "os.features": ["win32k"], "variant": None, "features": None})
+    doc.update(annotations=None, subject=None, artifactType=None)
+    manifest = parse(doc, mt.OCI_INDEX)
+    assert manifest.children[0].platform["os.version"] == "10.0.17763.1"
+    doc = image(layers=None, config={"mediaType": "x", "digest": D1, "size": 2**63 - 1, "urls": None,
+                                     "data": "e30=\n", "annotations": None, "platform": None})
+    assert parse(doc).layers == () and parse(doc).config.size == 2**63 - 1
