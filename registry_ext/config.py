@@ -206,6 +206,10 @@ def _validate(settings: Settings) -> None:
     url = settings.redis.url
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
+    if url.startswith("unix://") and not url.startswith("unix:///"):
+        # redis-py would read unix://data/redis.sock as host "data", socket /redis.sock
+        raise ConfigError(f"redis.url: {url!r} is not an absolute socket path; write unix:///abs/path/redis.sock "
+                          "(three slashes)")
     if not settings.storage.root:
         raise ConfigError("storage.root: must not be empty")
     _validate_mirror(settings.mirror)

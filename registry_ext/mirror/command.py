@@ -108,8 +108,10 @@ def mirror_diff(ctx, src, dst, repos, all_repos, fmt, output, progress, password
     try:
         side_a = _side(src, opts, local_settings, bar)
         side_b = _side(dst, opts, local_settings, bar)
-    except (RemoteError, click.UsageError) as exc:
+    except RemoteError as exc:
         _fail(str(exc))
+    except click.ClickException as exc:
+        _fail(exc.format_message())
     except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable for `local`
         _fail(f"cannot open a side: {exc}")
     pairs = None if all_repos else _repo_pairs(repos)
