@@ -62,7 +62,7 @@ def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | Remo
         settings = local_settings()
         return LocalSide(build_registry(settings), page=settings.limits.page_max)
     client = RemoteClient(normalize_url(target, opts["plain_http"]), username=opts["username"],
-                          password=opts["password"], timeout=opts["timeout"], concurrency=opts["concurrency"],
+                          password=opts["password"], realm=opts["realm"], timeout=opts["timeout"], concurrency=opts["concurrency"],
                           verify=not opts["insecure"], retries=opts["retries"])
     return RemoteSide(client, page=opts["page_size"], progress=progress)
 
@@ -80,6 +80,8 @@ def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | Remo
 @click.option("--plain-http", is_flag=True, help="Use http:// for host[:port] targets.")
 @click.option("--username", help="User for Basic or token auth (both remotes).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--realm", metavar="URL", help="Token service that may receive the credentials, when not on "
+              "the remote's own origin (e.g. https://auth.docker.io/token).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=30.0, show_default=True,
               help="Seconds per request.")
