@@ -149,10 +149,14 @@ def check(config, data_dir, redis_url, key_prefix, repair) -> None:
 @main.command("check-config")
 @common
 def check_config(config, data_dir, redis_url, key_prefix) -> None:
-    """Validate the configuration and print it."""
+    """Validate the configuration and print it (remote passwords masked)."""
     import dataclasses
 
-    click.echo(json.dumps(dataclasses.asdict(_settings(config, data_dir, redis_url, key_prefix)), indent=2))
+    shown = dataclasses.asdict(_settings(config, data_dir, redis_url, key_prefix))
+    for remote in shown["mirror"]["remotes"].values():  # printed configs end up in tickets and logs
+        if remote.get("password"):
+            remote["password"] = "********"
+    click.echo(json.dumps(shown, indent=2))
 
 
 @main.command("purge-uploads")

@@ -36,6 +36,9 @@ class ServerSettings:
     x_accel_prefix: str = ""
     # Proxies in front whose X-Forwarded-For/-Proto/-Host/-Port are believed (0: none).
     trusted_proxies: int = 0
+    # Where this registry's docs/ folder is published (a URL ending in "/"): extension discovery
+    # then links to it. Empty: discovery's `_regext` entry has no `url`.
+    docs_url: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +205,10 @@ def _validate(settings: Settings) -> None:
     if accel and not _ACCEL_PREFIX.fullmatch(accel):
         raise ConfigError("server.x_accel_prefix: must be empty or a path like /_blobs "
                           "(leading slash, no trailing slash, letters, digits, _ - / only)")
+    docs = settings.server.docs_url
+    if docs and not (_HTTP_URL.fullmatch(docs) and docs.endswith("/")):
+        raise ConfigError("server.docs_url: must be empty or an http(s) URL ending in /, like "
+                          "https://docs.example/registry-ext/docs/")
     prefix = settings.redis.key_prefix
     if not prefix or any(c in prefix for c in "{}: \t\n*?[]"):
         raise ConfigError("redis.key_prefix: must be non-empty, without braces, colons, spaces or globs")
