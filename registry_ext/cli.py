@@ -1,12 +1,54 @@
-"""The `registry-ext` command: serve, reindex, check, check-config, purge-uploads, mirror-diff."""
+"""The `registry-ext` command: serve, reindex, check, check-config, purge-uploads, mirror-diff.
+
+Errors a user can act on (a bad configuration, Redis unreachable, a busy
+port, a data directory that cannot be written, redis-server missing) end
+in one line on stderr, ``registry-ext: error: <what failed>; <what to do>``,
+and exit 2 (usage or configuration) or 1 (operational), never a traceback.
+"""
 from __future__ import annotations
 
 import json
 import sys
 
 import click
+import redis
 
+from registry_ext import __version__
 from registry_ext.config import ConfigError, load_settings
+
+USAGE, OPERATIONAL = 2, 1
+
+
+class CliError(click.ClickException):
+    """One line on stderr: what failed and what to do."""
+
+    def __init__(self, message: str, exit_code: int = OPERATIONAL):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"registry-ext: error: {self.message}", err=True)
+
+
+class Commands(click.Group):
+    """The command group; turns operational failures of any command into a :class:`CliError`."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise CliError(f"{exc}; fix the configuration (registry-ext check-config shows it)", USAGE) from None
+        except redis.RedisError as exc:
+            url = ctx.meta.get("redis_url", "the configured URL")
+            raise CliError(f"Redis at {url} failed: {_first_line(exc)}; check that redis-server runs there "
+                           "and --redis-url (redis.url) names it") from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise CliError(f"{exc.strerror or exc}{where}; check the path and its permissions") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
 
 
 def _settings(config: str | None, data_dir: str | None, redis_url: str | None, key_prefix: str | None,
@@ -22,9 +64,11 @@ def _settings(config: str | None, data_dir: str | None, redis_url: str | None, k
     if server:
         data["server"] = server
     try:
-        return load_settings(config, data=data)
+        settings = load_settings(config, data=data)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise CliError(f"{exc}; fix the configuration or the option", USAGE) from None
+    click.get_current_context().meta["redis_url"] = settings.redis.url
+    return settings
 
 
 def _registry(settings):
@@ -35,7 +79,7 @@ def _registry(settings):
     try:
         return build_registry(settings)
     except RootRefused as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 _common = [
@@ -52,7 +96,8 @@ def common(func):
     return func
 
 
-@click.group()
+@click.group(cls=Commands)
+@click.version_option(__version__, prog_name="registry-ext")
 def main() -> None:
     """An OCI Distribution v1.1 registry with enriched tag listings."""
 
@@ -66,15 +111,15 @@ def main() -> None:
 @click.option("--access-log", help="Access log file ('-' for stderr).")
 def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads, access_log) -> None:
     """Run the registry under gunicorn."""
-    from registry_ext.serve import serve as run
+    from registry_ext.serve import StartupError, serve as run
     from registry_ext.services.root import RootRefused
 
+    settings = _settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
+                         threads=threads)
     try:
-        run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
-                       threads=threads),
-            access_log)
-    except RootRefused as exc:
-        raise click.ClickException(str(exc)) from None
+        run(settings, access_log)
+    except (StartupError, RootRefused) as exc:
+        raise CliError(str(exc)) from None
 
 
 @main.command()
@@ -85,8 +130,8 @@ def reindex(config, data_dir, redis_url, key_prefix) -> None:
 
     settings = _settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
-        raise click.UsageError("reindex needs --redis-url (or redis.url); with the embedded Redis use "
-                               "unix://<data-dir>/redis/redis.sock while serve runs")
+        raise CliError("reindex needs --redis-url (or redis.url); for the embedded Redis "
+                       "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
     reg = _registry(settings)
     counts = run(reg.storage, reg.index)
     reg.index.meta.mark(reg.index.meta.status().run_id)  # the index is complete for this Redis
@@ -102,7 +147,8 @@ def check(config, data_dir, redis_url, key_prefix, repair) -> None:
 
     settings = _settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
-        raise click.UsageError("check needs --redis-url (or redis.url)")
+        raise CliError("check needs --redis-url (or redis.url); for the embedded Redis "
+                       "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
     reg = _registry(settings)
     report = run(reg.storage, reg.index, repair=repair)
     click.echo(json.dumps(report.to_json(), indent=2))
@@ -113,10 +159,14 @@ def check(config, data_dir, redis_url, key_prefix, repair) -> None:
 @main.command("check-config")
 @common
 def check_config(config, data_dir, redis_url, key_prefix) -> None:
-    """Validate the configuration and print it."""
+    """Validate the configuration and print it (remote passwords masked)."""
     import dataclasses
 
-    click.echo(json.dumps(dataclasses.asdict(_settings(config, data_dir, redis_url, key_prefix)), indent=2))
+    shown = dataclasses.asdict(_settings(config, data_dir, redis_url, key_prefix))
+    for remote in shown["mirror"]["remotes"].values():  # printed configs end up in tickets and logs
+        if remote.get("password"):
+            remote["password"] = "********"
+    click.echo(json.dumps(shown, indent=2))
 
 
 @main.command("purge-uploads")
@@ -132,7 +182,7 @@ def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
     try:
         claim_root(store, None, create=False)
     except RootRefused as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     click.echo(f"removed {store.uploads.purge(older_than)} upload sessions")
 
 

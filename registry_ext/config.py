@@ -36,6 +36,9 @@ class ServerSettings:
     x_accel_prefix: str = ""
     # Proxies in front whose X-Forwarded-For/-Proto/-Host/-Port are believed (0: none).
     trusted_proxies: int = 0
+    # Where this registry's docs/ folder is published (a URL ending in "/"): extension discovery
+    # then links to it. Empty: discovery's `_regext` entry has no `url`.
+    docs_url: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +79,10 @@ class MetricsSettings:
 @dataclasses.dataclass(frozen=True)
 class MirrorSettings:
     # Remotes the mirror-diff API may compare with, by name:
-    #   remotes = { upstream = { url = "https://host:port", timeout = 30, username = "", password = "" } }
-    # A request names a remote; a URL is never taken from a request (docs/mirror-diff.md).
+    #   remotes = { upstream = { url = "https://host:port", timeout = 30, username = "", password = "",
+    #                            realm = "https://auth.host/token" } }
+    # A request names a remote; a URL is never taken from a request (docs/mirror-diff.md). The
+    # credentials go only to the remote's own origin and to its `realm` (the token service).
     remotes: dict = dataclasses.field(default_factory=dict)
     cache_seconds: int = 5  # how long an API answer is reused for the same (remote, repository)
 
@@ -208,6 +213,10 @@ def _validate(settings: Settings) -> None:
     if accel and not _ACCEL_PREFIX.fullmatch(accel):
         raise ConfigError("server.x_accel_prefix: must be empty or a path like /_blobs "
                           "(leading slash, no trailing slash, letters, digits, _ - / only)")
+    docs = settings.server.docs_url
+    if docs and not (_HTTP_URL.fullmatch(docs) and docs.endswith("/")):
+        raise ConfigError("server.docs_url: must be empty or an http(s) URL ending in /, like "
+                          "https://docs.example/registry-ext/docs/")
     prefix = settings.redis.key_prefix
     if not prefix or any(c in prefix for c in "{}: \t\n*?[]"):
         raise ConfigError("redis.key_prefix: must be non-empty, without braces, colons, spaces or globs")
@@ -223,8 +232,9 @@ def _validate(settings: Settings) -> None:
     _validate_mirror(settings.mirror)
 
 
+_HTTP_URL = re.compile(r"https?://[^/?#\s]+(/[^\s]*)?")
 _REMOTE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_REMOTE_KEYS = {"url": str, "timeout": (int, float), "username": str, "password": str}
+_REMOTE_KEYS = {"url": str, "timeout": (int, float), "username": str, "password": str, "realm": str}
 
 
 def _validate_mirror(mirror: MirrorSettings) -> None:
@@ -243,5 +253,7 @@ def _validate_mirror(mirror: MirrorSettings) -> None:
                 raise ConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
         if not str(remote.get("url", "")).startswith(("http://", "https://")):
             raise ConfigError(f"{where}.url: required, http:// or https://")
+        if remote.get("realm") and not _HTTP_URL.fullmatch(remote["realm"]):
+            raise ConfigError(f"{where}.realm: an http:// or https:// URL, like https://auth.example/token")
         if not 0 < remote.get("timeout", 30) <= 300:
             raise ConfigError(f"{where}.timeout: must be in (0, 300] seconds")

@@ -7,6 +7,7 @@ thread in the gunicorn master if it dies. All workers share it.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -16,6 +17,11 @@ from pathlib import Path
 import redis
 
 log = logging.getLogger(__name__)
+_SUN_PATH_MAX = 107  # bytes of a unix socket path (sockaddr_un.sun_path is 108 with its NUL)
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The private redis-server cannot run; the message says why and what to do."""
 
 
 class EmbeddedRedis:
@@ -33,9 +39,16 @@ class EmbeddedRedis:
     def start(self) -> "EmbeddedRedis":
         """Start redis-server and wait until it answers PING."""
         if self.binary is None:
-            raise RuntimeError("redis-server not found on PATH: install it (Debian: apt-get install "
-                               "redis-server) or configure redis.url")
-        self.dir.mkdir(parents=True, exist_ok=True)
+            raise EmbeddedRedisError("redis-server not found on PATH; install it (Debian: apt-get install "
+                                     "redis-server) or give --redis-url (redis.url)")
+        if len(os.fsencode(self.socket)) > _SUN_PATH_MAX:
+            raise EmbeddedRedisError(f"the embedded Redis's socket path {self.socket} is longer than "
+                                     f"{_SUN_PATH_MAX} bytes; use a shorter --data-dir or give --redis-url")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot create {self.dir} ({exc.strerror}); choose a writable "
+                                     "--data-dir") from None
         self._spawn()
         threading.Thread(target=self._supervise, name="embedded-redis", daemon=True).start()
         return self
@@ -54,8 +67,19 @@ class EmbeddedRedis:
             except (redis.ConnectionError, redis.BusyLoadingError):
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"embedded redis-server failed to start; see {self.dir / 'redis.log'}")
+                self.proc.kill()  # no-op when it exited; never leave a half-started one behind
+                self.proc.wait()
+                raise EmbeddedRedisError(f"the embedded redis-server did not start ({self._last_log_line()}); "
+                                         f"see {self.dir / 'redis.log'}")
             time.sleep(0.05)
+
+    def _last_log_line(self) -> str:
+        """redis-server's last words (``pid:role date # message`` -> message)."""
+        try:
+            lines = (self.dir / "redis.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1].split(" # ", 1)[-1].split(" * ", 1)[-1][:200] if lines else "empty log"
 
     def _supervise(self) -> None:
         while not self._stopping.wait(1.0):
@@ -63,7 +87,7 @@ class EmbeddedRedis:
                 log.error("embedded redis-server exited (%s); restarting", self.proc.returncode)
                 try:
                     self._spawn()
-                except RuntimeError as exc:
+                except EmbeddedRedisError as exc:
                     log.error("%s", exc)
 
     def stop(self) -> None:

@@ -1,12 +1,19 @@
 """`registry-ext serve`: the app under gunicorn, with a private Redis when none is configured."""
 from __future__ import annotations
 
+import errno
 import os
+import socket
+import tempfile
 
 from gunicorn.app.base import BaseApplication
 
 from registry_ext import gunicorn_setup
 from registry_ext.config import Settings
+
+
+class StartupError(Exception):
+    """serve cannot start; the message says what failed and what to do (one line)."""
 
 
 class RegistryApplication(BaseApplication):
@@ -51,15 +58,22 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
     """Run in the foreground until SIGINT/SIGTERM.
 
     Raises:
+        StartupError: the port is taken, the data directory cannot be written,
+            or the embedded redis-server is missing or does not start.
         RootRefused: the storage root is not a registry's (nothing was started but the embedded Redis).
     """
     from registry_ext.config import replace
 
+    check_port(settings.server.host, settings.server.port)
+    check_data_dir(settings.storage.root)
     embedded = None
     if not settings.redis.url:
-        from registry_ext.embedded_redis import EmbeddedRedis
+        from registry_ext.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
-        embedded = EmbeddedRedis(settings.storage.root).start()
+        try:
+            embedded = EmbeddedRedis(settings.storage.root).start()
+        except EmbeddedRedisError as exc:
+            raise StartupError(str(exc)) from None
         settings = replace(settings, "redis", url=embedded.url)
     master = os.getpid()
     try:
@@ -72,3 +86,43 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
             gunicorn_setup.stop_metrics()
             if embedded is not None:
                 embedded.stop()
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once, as gunicorn will, so a busy port fails at once with one line
+    (gunicorn itself retries for five seconds and logs each attempt).
+
+    Raises:
+        StartupError: the address is in use, not local, or not allowed.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot resolve --host {host!r} ({exc.strerror}); give an address such as "
+                           "127.0.0.1") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            what = {errno.EADDRINUSE: "choose another --port or stop the process using it",
+                    errno.EACCES: "ports below 1024 need privileges: choose a port of 1024 or more",
+                    errno.EADDRNOTAVAIL: "give an address of this machine as --host"}
+            raise StartupError(f"cannot listen on {host}:{port} ({exc.strerror}); "
+                               f"{what.get(exc.errno, 'check --host and --port')}") from None
+
+
+def check_data_dir(root: str) -> None:
+    """Create the storage root and write a file in it.
+
+    Raises:
+        StartupError: it cannot be created or written (a file in the way, a read-only mount...).
+    """
+    try:
+        os.makedirs(root, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise StartupError(f"data directory {root} is not writable ({exc.strerror}); choose a writable "
+                           "directory with --data-dir (storage.root)") from None

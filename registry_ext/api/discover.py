@@ -3,15 +3,23 @@
 ``GET /v2/_oci/ext/discover`` lists registry-level and repository-level
 endpoints with ``<name>`` placeholders; ``GET /v2/<name>/_oci/ext/discover``
 lists the same with the repository's name filled in.
+
+Each extension's ``url`` must lead to its documentation. ``_oci`` is defined
+by the distribution-spec itself (``OCI_EXT_SPEC``). Where this registry's own
+documentation is published only the operator knows: ``server.docs_url`` is
+that base, and ``_regext``'s ``url`` is its ``extensions.md``. Unset, the
+field is left out rather than filled with a link that leads nowhere (a path
+in this source tree, which no client can open).
 """
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from registry_ext.api.http import Response, conditional, storage_only
 
 bp = Blueprint("discover", __name__)
+OCI_EXT_SPEC = "https://github.com/opencontainers/distribution-spec/blob/main/extensions/_oci.md"
 
 EXTENSIONS = (
     {
@@ -20,7 +28,7 @@ EXTENSIONS = (
                        "digests, media types, timestamps and platforms; newer-than queries; digest to tags; "
                        "orphaned signature tags; mirror-diff against configured remotes. tags/list also answers Accept: "
                        "application/vnd.oci.image.index.v1+json (distribution-spec PR #579).",
-        "url": "docs/extensions.md",
+        "doc": "extensions.md",  # under server.docs_url
         "endpoints": ("/v2/<name>/_regext/tags", "/v2/<name>/_regext/tags/<tag>/newer",
                       "/v2/<name>/_regext/digests/<digest>/tags", "/v2/<name>/_regext/manifests",
                       "/v2/<name>/_regext/orphans", "/v2/<name>/_regext/mirror-diff"),
@@ -28,7 +36,7 @@ EXTENSIONS = (
     {
         "name": "_oci",
         "description": "Tag history (distribution-spec PR #606) and extension discovery.",
-        "url": "docs/tag-history.md",
+        "url": OCI_EXT_SPEC,
         "endpoints": ("/v2/_oci/ext/discover", "/v2/<name>/_oci/ext/discover",
                       "/v2/<name>/_oci/tag-history/<tag>"),
     },
@@ -36,12 +44,16 @@ EXTENSIONS = (
 
 
 def _render(name: str | None) -> Response:
+    docs_url = current_app.config["SETTINGS"].server.docs_url
     extensions = []
     for ext in EXTENSIONS:
         endpoints = list(ext["endpoints"])
         if name is not None:
             endpoints = [e.replace("<name>", name) for e in endpoints if "<name>" in e]
-        extensions.append({**ext, "endpoints": endpoints})
+        entry = {key: value for key, value in ext.items() if key != "doc"}
+        if "doc" in ext and docs_url:
+            entry["url"] = docs_url + ext["doc"]
+        extensions.append({**entry, "endpoints": endpoints})
     return conditional(Response(orjson.dumps({"extensions": extensions}), content_type="application/json"))
 
 

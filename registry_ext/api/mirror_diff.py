@@ -49,8 +49,8 @@ def mirror_diff(name: str):
 def _compare(name: str, remote_repo: str, remote: dict, untagged: bool, page: int) -> dict:
     timeout = float(remote.get("timeout", 30))
     client = RemoteClient(normalize_url(remote["url"]), username=remote.get("username") or None,
-                          password=remote.get("password") or None, timeout=timeout, retries=1,
-                          max_wait=min(timeout, 10.0), concurrency=4)
+                          password=remote.get("password") or None, realm=remote.get("realm") or None,
+                          timeout=timeout, retries=1, max_wait=min(timeout, 10.0), concurrency=4)
     local = LocalSide(registry(), page=page, name="local")
     side = RemoteSide(client, page=page, deadline=time.monotonic() + timeout)
     side.name = request.args.get("remote", "")

@@ -66,7 +66,7 @@ def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | Remo
         except RootRefused as exc:
             _fail(str(exc))
     client = RemoteClient(normalize_url(target, opts["plain_http"]), username=opts["username"],
-                          password=opts["password"], timeout=opts["timeout"], concurrency=opts["concurrency"],
+                          password=opts["password"], realm=opts["realm"], timeout=opts["timeout"], concurrency=opts["concurrency"],
                           verify=not opts["insecure"], retries=opts["retries"])
     return RemoteSide(client, page=opts["page_size"], progress=progress)
 
@@ -84,6 +84,8 @@ def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | Remo
 @click.option("--plain-http", is_flag=True, help="Use http:// for host[:port] targets.")
 @click.option("--username", help="User for Basic or token auth (both remotes).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--realm", metavar="URL", help="Token service that may receive the credentials, when not on "
+              "the remote's own origin (e.g. https://auth.docker.io/token).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=30.0, show_default=True,
               help="Seconds per request.")
@@ -112,8 +114,10 @@ def mirror_diff(ctx, src, dst, repos, all_repos, fmt, output, progress, password
     try:
         side_a = _side(src, opts, local_settings, bar)
         side_b = _side(dst, opts, local_settings, bar)
-    except (RemoteError, click.UsageError) as exc:
+    except RemoteError as exc:
         _fail(str(exc))
+    except click.ClickException as exc:
+        _fail(exc.format_message())
     except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable for `local`
         _fail(f"cannot open a side: {exc}")
     pairs = None if all_repos else _repo_pairs(repos)

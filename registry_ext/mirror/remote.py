@@ -7,9 +7,22 @@
   client stops sending requests (they would only earn 429s).
 - Token auth (distribution ``docs/spec/auth/token.md``): a 401 with
   ``WWW-Authenticate: Bearer realm=...,service=...,scope=...`` fetches a token
-  from the realm (anonymous, or Basic with the credentials when the realm is
-  on the registry's own domain), caches it per scope and retries once; a
-  Basic challenge is answered with the credentials.
+  from the realm, caches it per scope and retries once; a Basic challenge is
+  answered with the credentials.
+- Credentials (Basic, and the tokens they buy) go only to the remote's own
+  origin (scheme, host, port: exactly) and to the token realm configured for
+  it (``realm``) or one on the remote's origin. A challenge naming any other
+  realm gets an anonymous token request: public images still compare, and a
+  remote cannot collect the password by naming a realm of its choosing.
+- Redirects are followed by hand, at most ``MAX_REDIRECTS`` hops, on the
+  remote's origin only: mirror-diff reads listings and manifests, never blobs
+  (the one kind of request registries send to other hosts, their CDNs), so a
+  redirect elsewhere is refused and the report says so.
+- Any host other than the remote's own (a token realm) is resolved first and
+  refused when an address is loopback, private, link-local, unspecified,
+  multicast or reserved (IPv4-mapped, 6to4 and NAT64 IPv6 read as IPv4), unless
+  the remote itself resolves into that same network: a remote cannot make this
+  server fetch from its internal network or a cloud metadata service.
 - ``pages`` follows ``Link: <...>; rel="next"`` on the same origin only, stops
   on a loop and after ``max_pages``, and reports why a listing is incomplete.
 - ``docker.io`` / ``index.docker.io`` mean ``registry-1.docker.io``, where
@@ -28,9 +41,13 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import requests
 
+from registry_ext.mirror.addresses import internal_network, resolve
+
 HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 HUB_HOST = "registry-1.docker.io"
 _LOOPBACK = ("127.", "localhost", "[::1]")
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -86,24 +103,32 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _same_site(a: str, b: str) -> bool:
-    """Whether host ``b`` is ``a`` or shares its registrable domain (last two labels)."""
-    if a == b:
-        return True
-    da, db = a.split(".")[-2:], b.split(".")[-2:]
-    return len(da) == 2 and da == db
+Origin = tuple[str, str, int]
+
+
+def origin(url: str) -> Origin:
+    """(scheme, host, port) of an http(s) URL, the port made explicit. Raises: RemoteError."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise RemoteError(f"not an http(s) URL: {url[:200]!r}")
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 class RemoteClient:
     """One remote registry; safe to use from several threads."""
 
     def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
-                 timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, max_wait: float = 60.0,
-                 concurrency: int = 8, verify: bool = True, max_pages: int = 10000,
+                 realm: str | None = None, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,
+                 max_wait: float = 60.0, concurrency: int = 8, verify: bool = True, max_pages: int = 10000,
                  sleep: Callable[[float], None] = time.sleep):
         self.base_url = base_url.rstrip("/")
-        self.origin = urlsplit(self.base_url).netloc
+        self.origin = origin(self.base_url)
         self.credentials = (username, password) if username else None
+        self.realm = _realm_key(realm) if realm else None
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self.concurrency, self.verify, self.max_pages, self.sleep = concurrency, verify, max_pages, sleep
         self.requests = 0
@@ -112,6 +137,8 @@ class RemoteClient:
         self._local = threading.local()
         self._tokens: dict[str, str] = {}
         self._basic = False
+        self._withheld: str | None = None  # a realm that got an anonymous request instead of the credentials
+        self._home: set | None = None
 
     def _session(self) -> requests.Session:
         sess = getattr(self._local, "session", None)
@@ -160,18 +187,38 @@ class RemoteClient:
         return resp
 
     def _once(self, method: str, url: str, scope: str, headers: dict | None) -> requests.Response:
-        headers = dict(headers or {})
-        token = self._tokens.get(scope)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        auth = self.credentials if self._basic and not token else None
-        with self._lock:
-            self.requests += 1
-        return self._session().request(method, url, headers=headers, auth=auth, timeout=self.timeout,
-                                       verify=self.verify, allow_redirects=method == "GET")
+        """One request, following redirects on the remote's origin by hand; credentials only there.
+
+        Raises:
+            RemoteError: a redirect to another origin, or more than ``MAX_REDIRECTS`` of them.
+        """
+        for hop in range(MAX_REDIRECTS + 1):
+            if origin(url) != self.origin:
+                raise RemoteError(f"{method} {_short(url)}: not on the remote's origin; not sent")
+            sent = dict(headers or {})
+            token = self._tokens.get(scope)
+            if token:
+                sent["Authorization"] = f"Bearer {token}"
+            auth = self.credentials if self._basic and not token else None
+            with self._lock:
+                self.requests += 1
+            resp = self._session().request(method, url, headers=sent, auth=auth, timeout=self.timeout,
+                                           verify=self.verify, allow_redirects=False)
+            location = resp.headers.get("Location")
+            if resp.status_code not in _REDIRECTS or not location:
+                return resp
+            resp.close()
+            target = urljoin(url, location)
+            if hop == MAX_REDIRECTS:
+                raise RemoteError(f"{method} {_short(url)}: more than {MAX_REDIRECTS} redirects")
+            if _safe_origin(target) != self.origin:
+                raise RemoteError(f"{method} {_short(url)}: redirect to another origin ({_where(target)}) "
+                                  "refused: only the remote's own origin is followed")
+            url = target
+        raise AssertionError("unreachable")
 
     def _authenticate(self, resp: requests.Response, scope: str) -> bool:
-        """Answer a 401 challenge; True when a retry makes sense."""
+        """Answer a 401 challenge; True when a retry makes sense. Raises: RemoteError."""
         resp.close()
         scheme, params = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
         if scheme == "basic":
@@ -182,17 +229,22 @@ class RemoteClient:
         if scheme != "bearer" or not params.get("realm") or scope in self._tokens:
             return False
         realm = params["realm"]
+        realm_origin, configured = origin(realm), _realm_key(realm) == self.realm
+        if realm_origin != self.origin and not configured:  # the operator chose a configured realm
+            self._check_destination(realm_origin, f"token realm {_where(realm)}")
         query: dict[str, Any] = {"service": params.get("service", "")}
         query["scope"] = params.get("scope") or scope or None
         auth = None
-        if self.credentials and _same_site(urlsplit(self.base_url).hostname or "", urlsplit(realm).hostname or ""):
+        if self.credentials and (realm_origin == self.origin or configured):
             auth = self.credentials
             query["account"] = self.credentials[0]
+        elif self.credentials:
+            self._withheld = realm.split("?", 1)[0]
         with self._lock:
             self.requests += 1
         try:
             got = self._session().get(realm, params={k: v for k, v in query.items() if v}, auth=auth,
-                                      timeout=self.timeout, verify=self.verify)
+                                      timeout=self.timeout, verify=self.verify, allow_redirects=False)
         except requests.RequestException as exc:
             raise RemoteError(f"token request to {realm} failed ({_reason(exc)})") from None
         if got.status_code != 200:
@@ -204,11 +256,34 @@ class RemoteClient:
         self._tokens[scope] = token
         return True
 
+    def _check_destination(self, where: Origin, what: str) -> None:
+        """Refuse a host outside the remote's origin that resolves into an internal network
+        the remote itself is not in (every address is checked). Raises: RemoteError."""
+        if self._home is None:
+            try:
+                home = resolve(self.origin[1], self.origin[2])
+            except OSError:
+                home = set()
+            self._home = {internal_network(a) for a in home} - {None}
+        try:
+            addresses = resolve(where[1], where[2])
+        except OSError as exc:
+            raise RemoteError(f"{what}: cannot resolve {where[1]} ({exc.strerror or exc})") from None
+        for address in sorted(addresses):
+            network = internal_network(address)
+            if network is not None and network not in self._home:
+                named = f"{address} is" if where[1] == address else f"{where[1]} resolves to {address},"
+                raise RemoteError(f"{what} refused: {named} an internal address ({network}) outside the "
+                                  "remote's own network")
+
     def _failure(self, method: str, url: str, resp: requests.Response) -> tuple[RemoteError, float | None]:
         status = resp.status_code
         code = _error_code(resp)
         what = {401: "unauthorized", 403: "denied", 429: "too many requests"}.get(status, "failed")
         message = f"{method} {url}: HTTP {status} {what}" + (f" ({code})" if code else "")
+        if status in (401, 403) and self._withheld:
+            message += (f"; the credentials were not sent to the token realm {self._withheld} (not the "
+                        f"remote's origin): configure realm = \"{self._withheld}\" for this remote to allow it")
         wait = retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None
         return RemoteError(message, status), wait
 
@@ -250,10 +325,27 @@ class RemoteClient:
         if match is None:
             return None
         url = urljoin(resp.url, match.group(1))
-        if urlsplit(url).netloc != self.origin:
+        if _safe_origin(url) != self.origin:
             _note(partial, f"Link points to another host ({urlsplit(url).netloc}); not followed")
             return None
         return url
+
+
+def _safe_origin(url: str) -> Origin | None:
+    try:
+        return origin(url)
+    except RemoteError:
+        return None
+
+
+def _realm_key(url: str) -> tuple[Origin, str]:
+    """A token realm as compared with the configured one: origin and path (the query ignored)."""
+    return origin(url), urlsplit(url).path or "/"
+
+
+def _where(url: str) -> str:
+    scheme, host, port = _safe_origin(url) or ("?", url[:100], 0)
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _note(partial: list[str] | None, message: str) -> None:

@@ -156,6 +156,22 @@ def test_discover(client, clock):
     assert "/v2/team/app/_regext/tags" in {e["name"]: e for e in repo["extensions"]}["_regext"]["endpoints"]
 
 
+def test_discover_urls_are_links_a_client_can_open(client, settings):
+    """`url`: the spec for `_oci`; for `_regext`, server.docs_url + extensions.md, or no `url` when unset."""
+    from registry_ext import create_app
+    from registry_ext.config import replace
+
+    spec = "https://github.com/opencontainers/distribution-spec/blob/main/extensions/_oci.md"
+    for path in ("/v2/_oci/ext/discover", "/v2/team/app/_oci/ext/discover"):
+        names = {e["name"]: e for e in client.get(path).json["extensions"]}
+        assert "url" not in names["_regext"] and names["_oci"]["url"] == spec
+    published = create_app(replace(settings, "server", docs_url="https://docs.example/registry-ext/docs/"))
+    for path in ("/v2/_oci/ext/discover", "/v2/team/app/_oci/ext/discover"):
+        names = {e["name"]: e for e in published.test_client().get(path).json["extensions"]}
+        assert names["_regext"]["url"] == "https://docs.example/registry-ext/docs/extensions.md"
+        assert names["_oci"]["url"] == spec
+
+
 @pytest.mark.parametrize("path", ["/v2/app/tags/list", "/v2/_catalog", "/v2/app/_regext/manifests",
                                   "/v2/app/_regext/orphans", "/v2/_oci/ext/discover"])
 def test_every_listing_has_an_etag(client, clock, path):

@@ -1,17 +1,19 @@
 """A tiny HTTP server in a thread that stands in for a misbehaving remote registry.
 
-``FakeRemote(handler)``: ``handler(method, path, headers) -> (status, headers, body)``;
-every request is recorded in ``.requests`` as (method, path, headers).
+``FakeRemote(handler, host="127.0.0.1")``: ``handler(method, path, headers) -> (status, headers, body)``;
+every request is recorded in ``.requests`` as (method, path, headers). Another loopback address
+(``127.0.0.2``) gives a server on another origin.
 """
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeRemote:
-    def __init__(self, handler):
+    def __init__(self, handler, host: str = "127.0.0.1"):
         self.handler = handler
         self.requests: list[tuple[str, str, dict]] = []
         fake = self
@@ -43,9 +45,13 @@ class FakeRemote:
 
             do_GET = do_HEAD = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = ThreadingHTTPServer
+        if ":" in host:  # an IPv6 address
+            server_class = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        self.server = server_class((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = self.server.server_address[1]
+        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):

@@ -243,3 +243,15 @@ def test_helpers():
                    "scope": "repository:samalba/my-app:pull,push"})
     assert retry_after("7") == 7.0 and retry_after(None) is None and retry_after("soon") is None
     assert 0 <= retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0
+
+
+def test_internal_networks():
+    from registry_ext.mirror.addresses import internal_network
+
+    assert internal_network("8.8.8.8") is None and internal_network("2606:4700::1111") is None
+    assert str(internal_network("64:ff9b::a9fe:a9fe")) == "169.254.0.0/16"  # NAT64 of the metadata service
+    assert str(internal_network("::ffff:127.0.0.1")) == "127.0.0.0/8"
+    assert str(internal_network("fe80::1%eth0")) == "fe80::/10"
+    assert str(internal_network("::7f00:1")) == "::/96"  # IPv4-compatible (deprecated) form
+    assert str(internal_network("192.0.2.7")) == "192.0.2.7/32"  # other non-global: a network of its own
+    assert str(internal_network("100.64.1.1")) == "100.64.0.0/10"

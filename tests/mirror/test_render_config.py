@@ -48,6 +48,8 @@ def test_html_is_self_contained_and_escaped():
     ({"remotes": {"up": {"url": "ftp://x"}}}, "mirror.remotes.up.url"),
     ({"remotes": {"up": {"url": "http://x", "token": "t"}}}, "unknown key mirror.remotes.up.token"),
     ({"remotes": {"up": {"url": "http://x", "timeout": 0}}}, "mirror.remotes.up.timeout"),
+    ({"remotes": {"up": {"url": "http://x", "realm": "auth.example/token"}}}, "mirror.remotes.up.realm"),
+    ({"remotes": {"up": {"url": "http://x", "realm": 7}}}, "mirror.remotes.up.realm: wrong type int"),
     ({"remotes": {"Up": {"url": "http://x"}}}, "mirror.remotes.Up"),
     ({"remotes": {"up": "http://x"}}, "must be a table"),
     ({"cache_seconds": -1}, "mirror.cache_seconds"),

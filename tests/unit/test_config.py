@@ -41,6 +41,9 @@ def test_config_file_named_by_environment(tmp_path):
     ({"redis": {"url": "http://x"}}, "redis.url"),
     ({"storage": {"delete_enabled": "maybe"}}, "expected true or false"),
     ({"limits": "x"}, "must be a table"),
+    ({"redis": {"url": "unix://data/redis.sock"}}, "not an absolute socket path; write unix:///abs/path"),
+    ({"server": {"docs_url": "docs/"}}, "server.docs_url"),
+    ({"server": {"docs_url": "https://docs.example/registry-ext/docs"}}, "server.docs_url"),  # no trailing /
 ])
 def test_bad_settings_are_rejected(data, message):
     with pytest.raises(ConfigError, match=message):
