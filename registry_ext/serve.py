@@ -114,15 +114,23 @@ def check_port(host: str, port: int) -> None:
 
 
 def check_data_dir(root: str) -> None:
-    """Create the storage root and write a file in it.
+    """Check that the storage root can be written: a file in it, or (a new root, created later by the
+    root check, services/root.py) the nearest folder that exists above it.
 
     Raises:
         StartupError: it cannot be created or written (a file in the way, a read-only mount...).
     """
+    target = os.path.abspath(root)
+    while not os.path.exists(target):
+        target = os.path.dirname(target)
     try:
-        os.makedirs(root, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
-            pass
+        if not os.path.isdir(target):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), target)
+        if target == os.path.abspath(root):
+            with tempfile.TemporaryFile(dir=target):
+                pass
+        elif not os.access(target, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), target)
     except OSError as exc:
         raise StartupError(f"data directory {root} is not writable ({exc.strerror}); choose a writable "
                            "directory with --data-dir (storage.root)") from None

@@ -36,7 +36,7 @@ def one_line(result) -> str:
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: storage root "), result.output
+    assert len(lines) == 1 and lines[0].startswith("registry-ext: error: storage root "), result.output
     return lines[0]
 
 
@@ -66,7 +66,7 @@ def test_admin_commands_refuse_a_wrong_root_and_never_create_it(live, settings, 
         wrong.mkdir()
     line = one_line(run(settings, *command, data_dir=str(wrong)))
     if command[0] == "purge-uploads":  # needs no index: anything that is not ours is refused
-        assert line == (f"Error: storage root {wrong} {'does not exist' if kind == 'missing' else 'holds no registry data'}"
+        assert line == (f"registry-ext: error: storage root {wrong} {'does not exist' if kind == 'missing' else 'holds no registry data'}"
                         f": not a registry-ext storage root (`registry-ext serve` creates one)")
     else:
         assert "but the index (redis prefix" in line and "lists repositories, e.g. 'team/app'" in line
@@ -95,7 +95,7 @@ def test_serve_refuses_a_wrong_root_before_gunicorn_starts(live, settings, tmp_p
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr  # no gunicorn banner: it never started
-    assert lines[0].startswith(f"Error: storage root {wrong} does not exist, but the index")
+    assert lines[0].startswith(f"registry-ext: error: storage root {wrong} does not exist, but the index")
     assert not wrong.exists()
     still_listed(live)
 
@@ -154,7 +154,7 @@ def test_a_marker_this_version_does_not_know_is_refused(live, settings, app, doc
     marker = app.extensions["registry"].storage.layout.root / MARKER_NAME
     marker.write_bytes(orjson.dumps(doc))
     for command in (["check"], ["reindex"], ["purge-uploads"]):
-        assert one_line(run(settings, *command)) == f"Error: storage root {settings.storage.root}: {message}"
+        assert one_line(run(settings, *command)) == f"registry-ext: error: storage root {settings.storage.root}: {message}"
     with pytest.raises(RootRefused, match="storage root"):
         create_app(settings)
     still_listed(live)

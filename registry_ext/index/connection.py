@@ -56,11 +56,13 @@ def parse(url: str) -> Target | None:
     Raises BadRedisURL.
     """
     if not url.startswith(SCHEMES):
-        raise BadRedisURL(f"redis.url must start with one of {', '.join(SCHEMES)}")
+        raise BadRedisURL(f"redis.url: must start with one of {', '.join(SCHEMES)}")
     if url.startswith("unix://"):
         path = url[len("unix://"):].split("?", 1)[0]
         if not path.startswith("/"):
-            raise BadRedisURL(f"redis.url {url!r}: a unix socket needs an absolute path (unix:///abs/path.sock)")
+            # redis-py would read unix://data/redis.sock as host "data", socket /redis.sock
+            raise BadRedisURL(f"redis.url: {url!r} is not an absolute socket path; write "
+                              "unix:///abs/path/redis.sock (three slashes)")
         return None
     scheme = url.split("://", 1)[0]
     if "+" not in scheme:
