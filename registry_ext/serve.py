@@ -1,7 +1,9 @@
 """`registry-ext serve`: the app under gunicorn, with a private Redis when none is configured."""
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
 
 from gunicorn.app.base import BaseApplication
 
@@ -32,6 +34,9 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
     """Run in the foreground until SIGINT/SIGTERM."""
     from registry_ext.config import replace
 
+    warning = open_access_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     embedded = None
     if not settings.redis.url:
         from registry_ext.embedded_redis import EmbeddedRedis
@@ -49,3 +54,18 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
             gunicorn_setup.stop_metrics()
             if embedded is not None:
                 embedded.stop()
+
+
+def open_access_warning(settings: Settings) -> str | None:
+    """One line when the registry listens beyond loopback without access control (docs/auth.md)."""
+    if settings.auth.scheme != "none":
+        return None
+    host = settings.server.host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        loopback = False
+    if loopback:
+        return None
+    return (f"WARNING: listening on {settings.server.host} without authentication: anyone who can reach "
+            f"port {settings.server.port} can push and delete (set [auth] scheme, see docs/auth.md)")
