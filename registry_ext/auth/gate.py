@@ -111,8 +111,9 @@ def _check(auth: Auth, need: Need, who: Caller) -> None:
 
 
 def _deny(auth: Auth, who: Caller, scope: Scope) -> None:
-    if not who.authenticated:
-        raise _unauthorized(auth, scope, "authentication required")
+    if who.user is None:  # anonymous, or an anonymous token: logging in may help
+        raise _unauthorized(auth, scope, "authentication required",
+                            "insufficient_scope" if who.grant is not None else None)
     if who.grant is not None and (not who.grant.own or not scope.actions - auth.rules_allow(who, scope.name)):
         raise _unauthorized(auth, scope, "token lacks the scope", "insufficient_scope")
     raise _denied(scope, "not allowed by the access rules")
@@ -131,7 +132,7 @@ def _unauthorized(auth: Auth, scope: Scope | None, reason: str, error: str | Non
             challenge += f',scope="{scope}"'
         if error:
             challenge += f',error="{error}"'
-    return _error(ErrorCode.UNAUTHORIZED, None, _detail(scope), headers={"WWW-Authenticate": challenge})
+    return _error(ErrorCode.UNAUTHORIZED, reason, _detail(scope), headers={"WWW-Authenticate": challenge})
 
 
 def _denied(scope: Scope | None, reason: str) -> RegistryError:

@@ -187,7 +187,7 @@ class TokenVerifier:
             claims = jwt.decode(token, key, algorithms=[algorithm], audience=self.service, issuer=issuer,
                                 leeway=self.skew, options={"require": ["exp", "iss", "aud"]})
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise TokenInvalid(str(exc)) from None
+            raise TokenInvalid(_reason(exc)) from None
         repositories, catalog = _access(claims.get("access", []))
         subject = claims.get("sub") or None
         if subject is not None and not isinstance(subject, str):
@@ -205,10 +205,24 @@ class TokenVerifier:
         if watched is None:
             raise TokenInvalid("untrusted issuer")
         keys = watched.get()
-        entry = keys.by_kid.get(kid) if kid is not None else keys.default
+        entry = keys.by_kid.get(kid) or keys.default  # one PEM key: any kid; the signature decides
         if entry is None:
             raise TokenInvalid("unknown key id")
         return entry[0], entry[1], False
+
+
+_REASONS = ((jwt.ExpiredSignatureError, "token expired"), (jwt.ImmatureSignatureError, "token not yet valid"),
+            (jwt.InvalidAudienceError, "token for another audience"), (jwt.InvalidIssuerError, "wrong issuer"),
+            (jwt.InvalidAlgorithmError, "algorithm not allowed"), (jwt.InvalidSignatureError, "bad signature"),
+            (jwt.MissingRequiredClaimError, "a required claim is missing"))
+
+
+def _reason(exc: Exception) -> str:
+    """A fixed phrase per failure: PyJWT's own messages may quote parts of the token."""
+    for kind, reason in _REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return "malformed token"
 
 
 def _access(entries) -> tuple[dict[str, frozenset[str]], bool]:
