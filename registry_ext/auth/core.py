@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
+from registry_ext.auth import audit
 from registry_ext.auth.rules import NOTHING, Rules, Who, compile_rules, parse_who
 from registry_ext.auth.tokens import (Grant, TokenInvalid, TokenIssuer, TokenVerifier, load_or_create_key,
                                      parse_jwks, parse_public_key)
@@ -22,6 +23,7 @@ from registry_ext.config import AuthSettings, ConfigError, Settings
 from registry_ext.index.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
+_EMPTY_BASIC = base64.b64encode(b":").decode()
 MAX_HEADER = 8192  # nginx's largest header line (deploy/nginx.conf); a longer one is a 400
 
 
@@ -90,6 +92,10 @@ class Auth:
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         if scheme == "basic" and basic and self.users is not None:
+            if value.strip() == _EMPTY_BASIC:
+                # NOTE(containers/image): skopeo, podman and buildah without credentials answer a Basic
+                # challenge with an empty user and password (`Basic Og==`); that is an anonymous request.
+                return ANONYMOUS
             user, password = parse_basic(value.strip())
             self.login(user, password, address)
             return Caller(user, "basic")
@@ -175,6 +181,7 @@ def build_auth(settings: Settings, throttle: LoginThrottle) -> Auth | None:
     s = settings.auth
     if s.scheme == "none":
         return None
+    audit.configure_messages()  # htpasswd problems are reported from the start
     rules = compile_rules(s.rules, s.groups)
     try:
         users = Users(s.htpasswd) if s.htpasswd else None

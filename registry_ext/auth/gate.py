@@ -7,9 +7,11 @@ when an endpoint has no row in auth/scopes.py's ``NEEDS``. Answers:
   with the challenge (``Basic realm=...``, or ``Bearer realm=...,
   service=...,scope=...``, with ``error="invalid_token"`` for a bad token and
   ``error="insufficient_scope"`` for a token lacking the scope);
-- authenticated but not allowed: 403 ``DENIED`` (a token of ours whose user
-  the rules would allow gets the 401 instead, so the client asks for a
-  wider token);
+- authenticated but not allowed: 403 ``DENIED``; when a token lacks a scope
+  its user might get (a token of ours whose user the rules allow, or any
+  external token), the 403 carries the challenge with
+  ``error="insufficient_scope"`` and the scope (RFC 6750 section 3.1), so the
+  client asks for a wider token;
 - too many failed logins: 429 ``TOOMANYREQUESTS`` with ``Retry-After``;
 - an ``Authorization`` header over 8 KiB: 400.
 
@@ -39,7 +41,6 @@ def init_app(app: Flask, auth: Auth | None) -> None:
     if missing:
         raise RuntimeError(f"endpoints without an access rule in registry_ext/auth/scopes.py: {missing}")
     audit.configure(auth.settings.audit_log)
-    audit.configure_messages()
     app.before_request(_authorize)
     app.after_request(_audit)
 
@@ -115,24 +116,32 @@ def _deny(auth: Auth, who: Caller, scope: Scope) -> None:
         raise _unauthorized(auth, scope, "authentication required",
                             "insufficient_scope" if who.grant is not None else None)
     if who.grant is not None and (not who.grant.own or not scope.actions - auth.rules_allow(who, scope.name)):
-        raise _unauthorized(auth, scope, "token lacks the scope", "insufficient_scope")
+        # RFC 6750 section 3.1: a valid token without the scope is a 403 whose challenge names the
+        # scope; a client asks for a wider token and retries (oras-py does so only after a 403).
+        error = _denied(scope, "token lacks the scope")
+        error.headers["WWW-Authenticate"] = _challenge(auth, scope, "insufficient_scope")
+        raise error
     raise _denied(scope, "not allowed by the access rules")
 
 
 def _unauthorized(auth: Auth, scope: Scope | None, reason: str, error: str | None = None,
                   basic: bool = False) -> RegistryError:
     g.denial = reason
+    return _error(ErrorCode.UNAUTHORIZED, reason, _detail(scope),
+                  headers={"WWW-Authenticate": _challenge(auth, scope, error, basic)})
+
+
+def _challenge(auth: Auth, scope: Scope | None, error: str | None, basic: bool = False) -> str:
     s = auth.settings
     if s.scheme == "basic" or basic:
-        challenge = f'Basic realm="{s.realm}", charset="UTF-8"'
-    else:
-        realm = s.token_realm or request.host_url.rstrip("/") + "/auth/token"
-        challenge = f'Bearer realm="{realm}",service="{s.service}"'
-        if scope is not None:
-            challenge += f',scope="{scope}"'
-        if error:
-            challenge += f',error="{error}"'
-    return _error(ErrorCode.UNAUTHORIZED, reason, _detail(scope), headers={"WWW-Authenticate": challenge})
+        return f'Basic realm="{s.realm}", charset="UTF-8"'
+    realm = s.token_realm or request.host_url.rstrip("/") + "/auth/token"
+    challenge = f'Bearer realm="{realm}",service="{s.service}"'
+    if scope is not None:
+        challenge += f',scope="{scope}"'
+    if error:
+        challenge += f',error="{error}"'
+    return challenge
 
 
 def _denied(scope: Scope | None, reason: str) -> RegistryError:

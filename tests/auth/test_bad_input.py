@@ -53,6 +53,14 @@ def test_malformed_basic_headers(basic_app, header, status):
     assert head.status_code == status and head.get_data() == b""
 
 
+def test_empty_basic_credentials_are_anonymous(basic_app):
+    """skopeo and podman send `Basic Og==` (":") when they have no credentials."""
+    client = client_for(basic_app, "Basic " + b64(b":"))
+    assert client.get("/v2/public/x/tags/list").status_code == 404  # anonymous may pull public/**
+    assert_error(client.get("/v2/team/x/tags/list"), 401, "UNAUTHORIZED")
+    assert_error(client.get("/v2/"), 401, "UNAUTHORIZED")
+
+
 def own_key(app):
     return app.extensions["auth"].issuer
 
