@@ -7,11 +7,12 @@ auth on, the app refuses to start while one is missing
 an app with every feature enabled. A new blueprint (the mirror, the update
 feed) adds its rows here.
 
-Repository endpoints follow distribution (``registry/handlers/app.go``):
-GET/HEAD need ``pull``, POST/PUT/PATCH ``pull,push``, DELETE ``delete``;
-except that cancelling one's own upload (DELETE of an upload session) needs
-``pull,push`` like the rest of the upload, so a push-only robot can clean
-up after itself.
+Repository endpoints need what distribution asks for them
+(``registry/handlers/app.go``, by method): GET/HEAD ``pull``, POST/PUT/PATCH
+``pull,push``, DELETE ``delete``. So an upload session's status (GET) needs
+only ``pull`` and cancelling one (DELETE) needs ``delete``: clients ask for
+tokens by method, and a token scoped that way must work here
+(the conformance suite's client does exactly that).
 """
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ NEEDS: dict[str, Need] = {
     "v2.uploads.start_upload": PUSH,  # a mount also needs pull on `from` (else a plain upload)
     "v2.uploads.patch_upload": PUSH,
     "v2.uploads.finish_upload": PUSH,
-    "v2.uploads.get_upload_status": PUSH,
-    "v2.uploads.cancel_upload": PUSH,
+    "v2.uploads.get_upload_status": PULL,
+    "v2.uploads.cancel_upload": DELETE,
     "v2.manifests.get_manifest": PULL,
     "v2.manifests.put_manifest": PUSH,
     "v2.manifests.delete_manifest": DELETE,
