@@ -57,9 +57,12 @@ def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads,
     """Run the registry under gunicorn."""
     from registry_ext.serve import serve as run
 
-    run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
-                   threads=threads),
-        access_log)
+    settings = _settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
+                         threads=threads)
+    try:
+        run(settings, access_log)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @main.command()

@@ -37,6 +37,7 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
     warning = open_access_warning(settings)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    preflight_auth(settings)
     embedded = None
     if not settings.redis.url:
         from registry_ext.embedded_redis import EmbeddedRedis
@@ -54,6 +55,18 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
             gunicorn_setup.stop_metrics()
             if embedded is not None:
                 embedded.stop()
+
+
+def preflight_auth(settings: Settings) -> None:
+    """Read the htpasswd and key files (and make the signing key) once in the master, before any worker:
+    a missing file is a clear error here instead of workers failing to boot.
+
+    Raises:
+        ConfigError
+    """
+    from registry_ext.auth.core import build_auth
+
+    build_auth(settings, throttle=None)
 
 
 def open_access_warning(settings: Settings) -> str | None:

@@ -66,7 +66,7 @@ class Auth:
     """Built once per app from ``[auth]`` (see :func:`build_auth`)."""
 
     def __init__(self, settings: AuthSettings, rules: Rules, users: Users | None,
-                 issuer: TokenIssuer | None, verifier: TokenVerifier | None, throttle: LoginThrottle):
+                 issuer: TokenIssuer | None, verifier: TokenVerifier | None, throttle: LoginThrottle | None):
         self.settings = settings
         self.rules = rules
         self.users = users
@@ -113,7 +113,7 @@ class Auth:
         Raises:
             Unauthenticated, Throttled
         """
-        assert self.users is not None
+        assert self.users is not None and self.throttle is not None
         if self.users.cached(user, password):
             return
         s = self.settings
@@ -172,8 +172,9 @@ def parse_basic(value: str) -> tuple[str, str]:
     return user, password
 
 
-def build_auth(settings: Settings, throttle: LoginThrottle) -> Auth | None:
-    """The access control of ``settings``; None when ``auth.scheme`` is ``none``.
+def build_auth(settings: Settings, throttle: LoginThrottle | None) -> Auth | None:
+    """The access control of ``settings``; None when ``auth.scheme`` is ``none``. (``throttle`` None:
+    only to check the files, as ``serve`` does before starting workers.)
 
     Raises:
         ConfigError: an unreadable htpasswd, signing key or trusted issuer key.
