@@ -57,6 +57,19 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
                 embedded.stop()
 
 
+EVERY_USER_EVERYTHING = [{"repository": "**", "who": ["*"], "actions": ["*"]}]
+
+
+def with_htpasswd(settings: Settings, path: str) -> Settings:
+    """``serve --htpasswd``: Basic logins against ``path`` (the token scheme, if configured, stays); with
+    no rules configured, every user in the file may do everything."""
+    from registry_ext.config import replace
+
+    auth = settings.auth
+    return replace(settings, "auth", scheme="token" if auth.scheme == "token" else "basic",
+                   htpasswd=os.path.abspath(path), rules=auth.rules or EVERY_USER_EVERYTHING)
+
+
 def preflight_auth(settings: Settings) -> None:
     """Read the htpasswd and key files (and make the signing key) once in the master, before any worker:
     a missing file is a clear error here instead of workers failing to boot.

@@ -1,14 +1,17 @@
-"""`registry-ext serve` and access control: the open-access warning, a clear error for a missing htpasswd."""
+"""`registry-ext serve` and access control: the open-access warning, a clear error for a missing htpasswd,
+``--htpasswd`` (the README's one-line switch)."""
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import time
 
+import bcrypt
 import pytest
 import requests
 
-from e2e_server import cli_path, free_port
+from e2e_server import RegistryServer, cli_path, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -42,3 +45,32 @@ def test_serve_refuses_a_missing_htpasswd_before_starting(tmp_path):
     assert result.returncode == 2
     assert f"Error: auth: [Errno 2] No such file or directory: '{tmp_path / 'missing'}'" in result.stderr
     assert "Traceback" not in result.stderr and "WARNING" not in result.stderr
+
+
+class HtpasswdServer(RegistryServer):
+    def __init__(self, workdir, htpasswd):
+        super().__init__(workdir, workers=1)
+        self.htpasswd = htpasswd
+
+    def command(self) -> list[str]:
+        return super().command() + ["--htpasswd", str(self.htpasswd)]
+
+
+def test_serve_htpasswd_turns_basic_auth_on_in_one_option(tmp_path):
+    hashed = bcrypt.hashpw(b"alice-pw", bcrypt.gensalt(5)).decode()
+    (tmp_path / "htpasswd").write_text(f"alice:$2y${hashed[4:]}\n")
+    server = HtpasswdServer(tmp_path / "server", tmp_path / "htpasswd")
+    server.start()
+    try:
+        resp = requests.get(f"{server.url}/v2/", timeout=10)
+        assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Basic ")
+        blob = b"pushed by alice"
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        resp = requests.post(f"{server.url}/v2/any/repo/blobs/uploads/?digest={digest}", data=blob,
+                             auth=("alice", "alice-pw"), timeout=10)
+        assert resp.status_code == 201
+        assert requests.get(f"{server.url}/v2/any/repo/blobs/{digest}", timeout=10).status_code == 401
+        assert requests.get(f"{server.url}/v2/any/repo/blobs/{digest}", auth=("alice", "alice-pw"),
+                            timeout=10).content == blob
+    finally:
+        server.close()
