@@ -231,9 +231,13 @@ def _validate(settings: Settings) -> None:
     prefix = settings.redis.key_prefix
     if not prefix or any(c in prefix for c in "{}: \t\n*?[]"):
         raise ConfigError("redis.key_prefix: must be non-empty, without braces, colons, spaces or globs")
-    url = settings.redis.url
-    if url and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
+    if settings.redis.url:
+        from registry_ext.index.connection import BadRedisURL, parse
+
+        try:
+            parse(settings.redis.url)
+        except BadRedisURL as exc:
+            raise ConfigError(str(exc)) from None
     if not settings.storage.root:
         raise ConfigError("storage.root: must not be empty")
     _validate_mirror(settings.mirror)

@@ -98,3 +98,17 @@ def client(app):
 @pytest.fixture
 def redis_client(redis_server):
     return redis.Redis.from_url(redis_server)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (Ceph RGW, tests/support/s3server) for the whole test run; started on first use."""
+    from tests.support import s3server
+
+    workdir = tmp_path_factory.mktemp("s3")
+    try:
+        server = s3server.start(workdir)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    s3server.stop(workdir)

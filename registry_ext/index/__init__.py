@@ -9,6 +9,7 @@ import dataclasses
 
 import redis
 
+from registry_ext.index.connection import connect
 from registry_ext.index.keys import Keys
 from registry_ext.index.meta import IndexMeta
 from registry_ext.index.reader import IndexReader, index_incomplete
@@ -49,9 +50,8 @@ class Index:
 
 
 def open_index(url: str, prefix: str) -> Index:
-    """An index over the Redis at ``url`` (connections open lazily, fork-safe pool)."""
-    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
-                                  socket_connect_timeout=5, health_check_interval=30)
+    """An index over the Redis at ``url`` (one server, Sentinel or Cluster: index/connection.py)."""
+    client = connect(url)
     keys = Keys(prefix)
     reader = IndexReader(client, keys)
     return Index(client, keys, reader, IndexWriter(client, keys), TagScanner(client, keys),

@@ -22,6 +22,7 @@ import dataclasses
 import redis
 
 from registry_ext.clock import now_ms
+from registry_ext.index.connection import identity, is_cluster
 
 _REFRESH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -50,7 +51,9 @@ class IndexMeta:
         self._complete = client.register_script(_COMPLETE)
 
     def status(self) -> Status:
-        """The marker and the live run_id, in one round trip."""
+        """The marker and the live run_id (one round trip on a single server)."""
+        if is_cluster(self.client):
+            return Status(self.client.hget(self.marker, "run_id"), identity(self.client))
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(self.marker, "run_id")
         pipe.info("server")
