@@ -65,16 +65,15 @@ class LoginThrottle:
         return LoginState(int(addr or 0), max(addr_ttl, 1), int(usr or 0), max(usr_ttl, 1), known is not None)
 
     def failed(self, address: str, user: str, window: int) -> None:
-        addr_key, user_key, _known = self._keys(address, user)
-        pipe = self.client.pipeline(transaction=False)
-        self._count(keys=[addr_key], args=[window], client=pipe)
-        self._count(keys=[user_key], args=[window], client=pipe)
-        pipe.execute()
+        # Two calls, not a pipeline: a script in a Cluster pipeline is not loaded on its node
+        # (NoScriptError); called alone, redis-py loads it where needed. Only failures pay this.
+        for key in self._keys(address, user)[:2]:
+            self._count(keys=[key], args=[window])
 
     def succeeded(self, address: str, user: str) -> None:
         """Remember the address as one this user logs in from."""
         _addr, _user, known_key = self._keys(address, user)
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.client.pipeline(transaction=False)  # one key; a lost step is harmless
         pipe.zadd(known_key, {address: now_ms()})
         pipe.zremrangebyrank(known_key, 0, -KNOWN_MAX - 1)
         pipe.expire(known_key, KNOWN_SECONDS)
