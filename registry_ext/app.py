@@ -51,7 +51,25 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     if settings.metrics.enabled:
         app.register_blueprint(health.metrics_bp)
+    _access_control(app, settings, registry)
     return app
+
+
+def _access_control(app: Flask, settings: Settings, registry) -> None:
+    """[auth]: /auth/token when we issue tokens, then the hook in front of every view (last:
+    it checks that every endpoint registered above declares what it needs)."""
+    if settings.auth.scheme == "none":
+        app.extensions["auth"] = None
+        return
+    from registry_ext.api import token
+    from registry_ext.auth import gate
+    from registry_ext.auth.core import build_auth
+    from registry_ext.index.throttle import LoginThrottle
+
+    auth = build_auth(settings, LoginThrottle(registry.index.client, settings.redis.key_prefix))
+    if auth.issuer is not None:
+        app.register_blueprint(token.bp)
+    gate.init_app(app, auth)
 
 
 def create_worker_app(settings: Settings | None = None) -> Flask:

@@ -109,13 +109,18 @@ def main() -> None:
 @click.option("--workers", type=int, help="Gunicorn worker processes (server.workers).")
 @click.option("--threads", type=int, help="Threads per worker (server.threads).")
 @click.option("--access-log", help="Access log file ('-' for stderr).")
-def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads, access_log) -> None:
+@click.option("--htpasswd", type=click.Path(dir_okay=False),
+              help="Require HTTP Basic logins against this htpasswd file (htpasswd -B); without auth.rules "
+                   "in the config, every user in it may pull, push and delete (docs/auth.md).")
+def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads, access_log, htpasswd) -> None:
     """Run the registry under gunicorn."""
-    from registry_ext.serve import StartupError, serve as run
+    from registry_ext.serve import StartupError, serve as run, with_htpasswd
     from registry_ext.services.root import RootRefused
 
     settings = _settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
                          threads=threads)
+    if htpasswd:
+        settings = with_htpasswd(settings, htpasswd)
     try:
         run(settings, access_log)
     except (StartupError, RootRefused) as exc:

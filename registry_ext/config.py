@@ -88,6 +88,33 @@ class MirrorSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    # docs/auth.md. "none": everyone may do everything (the quick start); "basic": HTTP Basic
+    # against `htpasswd` on every request; "token": Docker/OCI bearer tokens (our own /auth/token
+    # and/or trusted external issuers).
+    scheme: str = "none"
+    htpasswd: str = ""            # bcrypt entries (`htpasswd -B`); re-read when it changes
+    groups: dict = dataclasses.field(default_factory=dict)    # { ci = ["robot"], ops = ["alice"] }
+    rules: list = dataclasses.field(default_factory=list)     # [{ repository, who, actions }], first match
+    catalog: list = dataclasses.field(default_factory=list)   # who gets registry:catalog:* (whole list)
+    metrics: list = dataclasses.field(default_factory=lambda: ["anonymous"])  # who may read /metrics
+    readyz: list = dataclasses.field(default_factory=lambda: ["anonymous"])   # who may read /readyz
+    realm: str = "registry-ext"   # Basic realm
+    service: str = "registry-ext"  # token `aud` and the challenge's service=
+    issuer: str = "registry-ext"   # `iss` of the tokens /auth/token signs
+    token_issuer: bool = True      # serve /auth/token (scheme = "token")
+    token_realm: str = ""          # realm= of the challenge; empty: <this host>/auth/token
+    signing_key: str = ""          # PEM (EC P-256 or RSA); empty: <storage.root>/auth/token-signing-key.pem
+    token_ttl_seconds: int = 300
+    clock_skew_seconds: int = 30
+    trusted_issuers: list = dataclasses.field(default_factory=list)  # [{ issuer, public_key | jwks }]
+    failures_per_address: int = 20  # failed logins from one address per window before 429
+    failures_per_user: int = 100    # failed logins for one user (all addresses) per window before 429
+    failure_window_seconds: int = 300
+    audit_log: str = "-"            # one JSON line per write and per denied request; "-": stderr
+
+
+@dataclasses.dataclass(frozen=True)
 class TestingSettings:
     # Crash injection for the reliability tests (registry_ext/failpoints.py). Never in production.
     failpoints_file: str = ""
@@ -101,6 +128,7 @@ class Settings:
     limits: LimitSettings = LimitSettings()
     metrics: MetricsSettings = MetricsSettings()
     mirror: MirrorSettings = MirrorSettings()
+    auth: AuthSettings = AuthSettings()
     testing: TestingSettings = TestingSettings()
 
 
@@ -230,6 +258,9 @@ def _validate(settings: Settings) -> None:
     if not settings.storage.root:
         raise ConfigError("storage.root: must not be empty")
     _validate_mirror(settings.mirror)
+    from registry_ext.auth.settings import validate_auth
+
+    validate_auth(settings.auth, ConfigError)
 
 
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/[^\s]*)?")

@@ -72,14 +72,14 @@ def render(err: RegistryError):
 
 
 def register_error_handlers(app) -> None:
-    """Render RegistryError, and HTTP errors under /v2, as OCI envelopes."""
+    """Render RegistryError, and HTTP errors under /v2 and /auth/, as OCI envelopes."""
     from flask import request
     from werkzeug.exceptions import HTTPException
 
     app.register_error_handler(RegistryError, render)
 
     def http_error(exc: HTTPException):
-        if not request.path.startswith("/v2"):
+        if not request.path.startswith(("/v2", "/auth/")):
             return exc
         code = ErrorCode.UNSUPPORTED
         if exc.code == 413:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
+import sys
 import tempfile
 
 from gunicorn.app.base import BaseApplication
@@ -66,6 +68,10 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
 
     check_port(settings.server.host, settings.server.port)
     check_data_dir(settings.storage.root)
+    warning = open_access_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    preflight_auth(settings)
     embedded = None
     if not settings.redis.url:
         from registry_ext.embedded_redis import EmbeddedRedis, EmbeddedRedisError
@@ -134,3 +140,43 @@ def check_data_dir(root: str) -> None:
     except OSError as exc:
         raise StartupError(f"data directory {root} is not writable ({exc.strerror}); choose a writable "
                            "directory with --data-dir (storage.root)") from None
+
+
+EVERY_USER_EVERYTHING = [{"repository": "**", "who": ["*"], "actions": ["*"]}]
+
+
+def with_htpasswd(settings: Settings, path: str) -> Settings:
+    """``serve --htpasswd``: Basic logins against ``path`` (the token scheme, if configured, stays); with
+    no rules configured, every user in the file may do everything."""
+    from registry_ext.config import replace
+
+    auth = settings.auth
+    return replace(settings, "auth", scheme="token" if auth.scheme == "token" else "basic",
+                   htpasswd=os.path.abspath(path), rules=auth.rules or EVERY_USER_EVERYTHING)
+
+
+def preflight_auth(settings: Settings) -> None:
+    """Read the htpasswd and key files (and make the signing key) once in the master, before any worker:
+    a missing file is a clear error here instead of workers failing to boot.
+
+    Raises:
+        ConfigError
+    """
+    from registry_ext.auth.core import build_auth
+
+    build_auth(settings, throttle=None)
+
+
+def open_access_warning(settings: Settings) -> str | None:
+    """One line when the registry listens beyond loopback without access control (docs/auth.md)."""
+    if settings.auth.scheme != "none":
+        return None
+    host = settings.server.host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        loopback = False
+    if loopback:
+        return None
+    return (f"WARNING: listening on {settings.server.host} without authentication: anyone who can reach "
+            f"port {settings.server.port} can push and delete (set [auth] scheme, see docs/auth.md)")

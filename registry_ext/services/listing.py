@@ -8,12 +8,15 @@ fewer than ``n`` results only when none remain or a Link is given (so an
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 from registry_ext.config import LimitSettings
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
+
+
+_CATALOG_BATCH = 1000  # names read per round trip by a filtered catalog
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +43,34 @@ class ListingService:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
         return page
 
-    def catalog(self, n: int | None, last: str | None) -> Page:
-        return self._page(lambda lim: self.index.read.repos_page(last, lim), n)
+    def catalog(self, n: int | None, last: str | None, visible: Callable[[str], bool] | None = None) -> Page:
+        """One page of the catalog; with ``visible``, only the repositories it accepts (access control)."""
+        if visible is None:
+            return self._page(lambda lim: self.index.read.repos_page(last, lim), n)
+        return self._visible_page(n, last, visible)
+
+    def _visible_page(self, n: int | None, last: str | None, visible: Callable[[str], bool]) -> Page:
+        """The catalog filtered, read in batches. At most ``limits.scan_max`` names are examined:
+        past that the page ends early, with a ``Link`` resuming after the last name examined."""
+        limit = None if n is None else min(n, self.limits.page_max)
+        if limit == 0:
+            return Page([], None, 0)
+        found: list[str] = []
+        examined, cursor = 0, last
+        while True:
+            names = self.index.read.repos_page(cursor, _CATALOG_BATCH)
+            for position, name in enumerate(names, 1):
+                examined += 1
+                if visible(name):
+                    if limit is not None and len(found) == limit:
+                        return Page(found, found[-1], limit)  # one more exists: this one
+                    found.append(name)
+                if examined >= self.limits.scan_max:
+                    more = position < len(names) or len(names) == _CATALOG_BATCH
+                    return Page(found, name if more else None, limit)
+            if len(names) < _CATALOG_BATCH:
+                return Page(found, None, limit)
+            cursor = names[-1]
 
     def referrers(self, name: str, digest_str: str, artifact_type: str | None,
                   last: str | None) -> tuple[list[dict[str, Any]], str | None]:

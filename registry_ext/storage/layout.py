@@ -21,6 +21,7 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       tmp/                                  temp files, renamed into place (same filesystem)
       journal/<uuid>.json                   {"repo", "tags", "manifests", "catalog"}: index updates a
                                             write has not finished yet (storage/journal.py)
+      auth/token-signing-key.pem            the token signing key (auth/tokens.py), 0600
 
 Times are integer milliseconds since the epoch. Repository names may hold
 slashes, so a repository's files sit under underscore-prefixed folders: a

@@ -83,7 +83,7 @@ class Service:
 
 
 class DeployStack:
-    def __init__(self, workdir: Path, workers: int = 2, threads: int = 16):
+    def __init__(self, workdir: Path, workers: int = 2, threads: int = 16, extra_config: str = ""):
         for tool in ("nginx", "redis-server"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} is not installed (apt-get install {tool})")
@@ -93,6 +93,7 @@ class DeployStack:
         self.nginx_dir = workdir / "nginx"
         self.redis_port, self.gunicorn_port, self.port = free_port(), free_port(), free_port()
         self.workers, self.threads = workers, threads
+        self.extra_config = extra_config  # more TOML tables for the registry (e.g. [auth])
         self.services: dict[str, Service] = {}
 
     @property
@@ -135,7 +136,7 @@ class DeployStack:
             f'threads = {self.threads}\nx_accel_prefix = "/_blobs"\ntrusted_proxies = 1\n'
             f'[storage]\nroot = "{self.data}"\n'
             f'[redis]\nurl = "redis://127.0.0.1:{self.redis_port}/0"\n'
-            f'[metrics]\ndir = "{self.metrics_dir}"\n')
+            f'[metrics]\ndir = "{self.metrics_dir}"\n' + self.extra_config)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_EXT_", "PROMETHEUS_"))}
         env.update(REGISTRY_EXT_CONFIG=str(config), PYTHONUNBUFFERED="1")
         gunicorn = str(Path(sys.executable).parent / "gunicorn")

@@ -108,10 +108,18 @@ class SentinelGroup:
                 proc.kill()
 
 
+def _cluster_port() -> int:
+    """A free port a cluster node accepts: its bus port is port + 10000, so at most 55535."""
+    while True:
+        port = free_port()
+        if port <= 55535:
+            return port
+
+
 class Cluster:
     def __init__(self, workdir: Path, primaries: int = 3):
         self.workdir = workdir
-        self.ports = [free_port() for _ in range(primaries)]
+        self.ports = [_cluster_port() for _ in range(primaries)]
         self.procs: list[subprocess.Popen] = []
 
     def start(self) -> "Cluster":

@@ -6,6 +6,7 @@ from flask import Blueprint, request
 
 from registry_ext.api.ext import list_tags_index
 from registry_ext.api.http import Response, conditional, link_next, query_int, registry
+from registry_ext.auth.gate import repository_filter
 from registry_ext.oci.mediatypes import OCI_INDEX
 
 bp = Blueprint("listing", __name__)
@@ -33,7 +34,7 @@ def _plain_tags(name: str):
 @bp.get("/_catalog")
 def catalog():
     last = request.args.get("last") or None
-    page = registry().listing.catalog(query_int("n"), last)
+    page = registry().listing.catalog(query_int("n"), last, repository_filter())
     resp = _json({"repositories": page.items})
     if page.next_last is not None:
         resp.headers["Link"] = link_next("/v2/_catalog", n=page.limit, last=page.next_last)

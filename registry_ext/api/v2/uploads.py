@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from registry_ext.api.http import Response, content_length, registry, storage_only
+from registry_ext.auth.gate import may_pull
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci.ranges import RangeError, parse_content_range
 from registry_ext.services.blobs import upload_headers
@@ -17,7 +18,7 @@ def start_upload(name: str):
     """Open a session; or upload monolithically (?digest=); or mount (?mount=&from=)."""
     reg = registry()
     mount = request.args.get("mount")
-    if mount is not None:
+    if mount is not None and may_pull(request.args.get("from")):  # else a plain upload (spec)
         digest = reg.uploads.mount(name, mount, request.args.get("from"))
         if digest is not None:
             return _created(name, str(digest))
