@@ -22,9 +22,10 @@ from registry_ext.storage.layout import LAYOUT_VERSION, Layout
 FORMAT = "registry-ext"
 # Folders a root may hold without holding data: our own, empty; then what the embedded Redis and a
 # freshly made filesystem put there, and our scratch folder (another process starting at the same
-# moment may have a temp file there, about to become the marker).
+# moment may have a temp file there, about to become the marker), and the token signing key that
+# `serve` makes before the root is claimed (auth/).
 _SKELETON = frozenset({"blobs", "repos", "uploads", "journal"})
-_ALWAYS_ALLOWED = frozenset({"redis", "lost+found", "tmp"})
+_ALWAYS_ALLOWED = frozenset({"redis", "lost+found", "tmp", "auth"})  # auth: the token signing key
 
 
 class RootRefused(Exception):

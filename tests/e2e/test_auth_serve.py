@@ -43,7 +43,7 @@ def test_serve_refuses_a_missing_htpasswd_before_starting(tmp_path):
     result = subprocess.run([cli_path(), "serve", "--config", str(config), "--port", str(free_port()),
                              "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert f"Error: auth: [Errno 2] No such file or directory: '{tmp_path / 'missing'}'" in result.stderr
+    assert f"registry-ext: error: auth: [Errno 2] No such file or directory: '{tmp_path / 'missing'}'" in result.stderr
     assert "Traceback" not in result.stderr and "WARNING" not in result.stderr
 
 
