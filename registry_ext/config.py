@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 
 _ACCEL_PREFIX = re.compile(r"(/[A-Za-z0-9_-]+)+")
+READYZ_DETAILS = ("loopback", "everyone", "nobody")
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,9 @@ class ServerSettings:
     x_accel_prefix: str = ""
     # Proxies in front whose X-Forwarded-For/-Proto/-Host/-Port are believed (0: none).
     trusted_proxies: int = 0
+    # Who sees /readyz's details (Redis address, error texts): "loopback" clients, "everyone" or "nobody".
+    # Others get the status code and {"status": "ready" | "unavailable"}.
+    readyz_details: str = "loopback"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +200,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}: must be at least 1")
     if not 0 <= settings.server.trusted_proxies <= 10:
         raise ConfigError("server.trusted_proxies: must be 0-10")
+    if settings.server.readyz_details not in READYZ_DETAILS:
+        raise ConfigError(f"server.readyz_details: must be one of {', '.join(READYZ_DETAILS)}")
     accel = settings.server.x_accel_prefix
     if accel and not _ACCEL_PREFIX.fullmatch(accel):
         raise ConfigError("server.x_accel_prefix: must be empty or a path like /_blobs "
