@@ -64,6 +64,12 @@ class LimitSettings:
     referrers_page: int = 1000
     scan_max: int = 50000  # tags a filtered extension listing may examine per request
     upload_ttl_seconds: int = 7 * 24 * 3600
+    # Upload sessions (docs/deployment.md#upload-sessions): one that never received a byte expires after
+    # upload_idle_seconds; beyond these open sessions a POST gets 429 TOOMANYREQUESTS with Retry-After.
+    upload_idle_seconds: int = 300
+    upload_sessions_max: int = 1000
+    upload_sessions_per_repo: int = 100
+    upload_sessions_per_client: int = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,9 +201,18 @@ def _validate(settings: Settings) -> None:
                          ("limits.referrers_page", settings.limits.referrers_page),
                          ("limits.scan_max", settings.limits.scan_max),
                          ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds),
+                         ("limits.upload_idle_seconds", settings.limits.upload_idle_seconds),
+                         ("limits.upload_sessions_max", settings.limits.upload_sessions_max),
+                         ("limits.upload_sessions_per_repo", settings.limits.upload_sessions_per_repo),
+                         ("limits.upload_sessions_per_client", settings.limits.upload_sessions_per_client),
                          ("redis.watch_interval_ms", settings.redis.watch_interval_ms)):
         if value < 1:
             raise ConfigError(f"{where}: must be at least 1")
+    limits = settings.limits
+    if limits.upload_idle_seconds > limits.upload_ttl_seconds:
+        raise ConfigError("limits.upload_idle_seconds: must not exceed limits.upload_ttl_seconds")
+    if max(limits.upload_sessions_per_repo, limits.upload_sessions_per_client) > limits.upload_sessions_max:
+        raise ConfigError("limits.upload_sessions_per_repo and _per_client: must not exceed limits.upload_sessions_max")
     if not 0 <= settings.server.trusted_proxies <= 10:
         raise ConfigError("server.trusted_proxies: must be 0-10")
     if settings.server.readyz_details not in READYZ_DETAILS:

@@ -32,10 +32,11 @@ def build_registry(settings: Settings) -> Registry:
 
         raise ConfigError("redis.url is empty: set it, or start with `registry-ext serve`, "
                           "which runs a private redis-server")
-    storage = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
+    limits = settings.limits
+    storage = open_storage(settings.storage.root, limits.upload_ttl_seconds, limits.upload_idle_seconds)
     index = open_index(settings.redis.url, settings.redis.key_prefix)
     blobs = BlobService(storage, index)
-    return Registry(storage, index, blobs, UploadService(storage, blobs),
+    return Registry(storage, index, blobs, UploadService(storage, blobs, limits),
                     ManifestService(storage, index, settings.storage.delete_enabled),
                     ListingService(index, settings.limits), TagListing(index, settings.limits),
                     ManifestListing(index, settings.limits))

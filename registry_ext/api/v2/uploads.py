@@ -23,9 +23,9 @@ def start_upload(name: str):
             return _created(name, str(digest))
     digest_param = request.args.get("digest")
     if digest_param is not None:
-        digest = reg.uploads.monolithic(name, digest_param, request.stream, content_length())
+        digest = reg.uploads.monolithic(name, digest_param, request.stream, content_length(), _client())
         return _created(name, str(digest))
-    info = reg.uploads.start(name)
+    info = reg.uploads.start(name, _client())
     return Response(status=202, headers=upload_headers(name, info.id, 0))
 
 
@@ -61,6 +61,11 @@ def get_upload_status(name: str, upload_id: str):
 def cancel_upload(name: str, upload_id: str):
     registry().uploads.cancel(name, upload_id)
     return Response(status=204)
+
+
+def _client() -> str:
+    """The client's address (after server.trusted_proxies): whose sessions count against its cap."""
+    return request.remote_addr or ""
 
 
 def _chunk_range() -> tuple[int | None, int | None]:
