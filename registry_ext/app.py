@@ -42,8 +42,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         hops = settings.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
-    from registry_ext.api import health
+    from registry_ext.api import health, mirror_diff
     from registry_ext.api.v2 import bp as v2
+
+    mirror_diff.init_app(app)
 
     app.register_blueprint(v2)
     app.register_blueprint(health.bp)

@@ -85,6 +85,9 @@ class MirrorSettings:
     # A request names a remote; a URL is never taken from a request (docs/mirror-diff.md).
     remotes: dict = dataclasses.field(default_factory=dict)
     cache_seconds: int = 5  # how long an API answer is reused for the same (remote, repository)
+    # Comparisons the API runs at once per worker process; as many identical requests may wait for a
+    # running one; more get 429 TOOMANYREQUESTS at once (each holds a request thread until its deadline).
+    max_comparisons: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +242,8 @@ _REMOTE_KEYS = {"url": str, "timeout": (int, float), "username": str, "password"
 def _validate_mirror(mirror: MirrorSettings) -> None:
     if not 0 <= mirror.cache_seconds <= 3600:
         raise ConfigError("mirror.cache_seconds: must be 0-3600")
+    if not 1 <= mirror.max_comparisons <= 64:
+        raise ConfigError("mirror.max_comparisons: must be 1-64")
     for name, remote in mirror.remotes.items():
         where = f"mirror.remotes.{name}"
         if not _REMOTE_NAME.fullmatch(name):

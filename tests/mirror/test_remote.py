@@ -243,3 +243,18 @@ def test_helpers():
                    "scope": "repository:samalba/my-app:pull,push"})
     assert retry_after("7") == 7.0 and retry_after(None) is None and retry_after("soon") is None
     assert 0 <= retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0
+
+
+@pytest.mark.parametrize("trickle", [None, 0.2], ids=["never answers", "trickles its body"])
+def test_a_deadline_bounds_the_whole_client_not_each_request(trickle):
+    """timeout 1.5 s x 4 attempts would be 6 s and more; the deadline (1.5 s from now) ends it all."""
+    from fake_remote import SilentRemote
+
+    with SilentRemote(trickle=trickle) as remote:
+        started = time.monotonic()
+        client = RemoteClient(remote.url, timeout=1.5, retries=3, backoff=0.1, deadline=started + 1.5)
+        with pytest.raises(RemoteError):
+            client.get_json("/v2/app/tags/list")
+        elapsed = time.monotonic() - started
+    assert 1.4 < elapsed < 2.2, elapsed
+    assert client.requests == 1, client.requests  # no retry was started after the deadline
