@@ -70,6 +70,12 @@ class LimitSettings:
     upload_sessions_max: int = 1000
     upload_sessions_per_repo: int = 100
     upload_sessions_per_client: int = 50
+    # An upload body must deliver upload_min_rate_bytes within every upload_min_rate_seconds (0 bytes: no
+    # minimum) or it is cut (408) and its client refused uploads for upload_slow_penalty_seconds (429).
+    # Needs gunicorn (api/slow_bodies.py).
+    upload_min_rate_bytes: int = 64 * 1024
+    upload_min_rate_seconds: int = 20
+    upload_slow_penalty_seconds: int = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +214,8 @@ def _validate(settings: Settings) -> None:
                          ("limits.upload_sessions_max", settings.limits.upload_sessions_max),
                          ("limits.upload_sessions_per_repo", settings.limits.upload_sessions_per_repo),
                          ("limits.upload_sessions_per_client", settings.limits.upload_sessions_per_client),
+                         ("limits.upload_min_rate_seconds", settings.limits.upload_min_rate_seconds),
+                         ("limits.upload_slow_penalty_seconds", settings.limits.upload_slow_penalty_seconds),
                          ("redis.watch_interval_ms", settings.redis.watch_interval_ms)):
         if value < 1:
             raise ConfigError(f"{where}: must be at least 1")
@@ -216,6 +224,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("limits.upload_idle_seconds: must not exceed limits.upload_ttl_seconds")
     if max(limits.upload_sessions_per_repo, limits.upload_sessions_per_client) > limits.upload_sessions_max:
         raise ConfigError("limits.upload_sessions_per_repo and _per_client: must not exceed limits.upload_sessions_max")
+    if not 0 <= limits.upload_min_rate_bytes <= 16 * 1024 * 1024:
+        raise ConfigError("limits.upload_min_rate_bytes: must be 0 (no minimum) to 16 MiB")
     if not 0 <= settings.server.trusted_proxies <= 10:
         raise ConfigError("server.trusted_proxies: must be 0-10")
     if settings.server.readyz_details not in READYZ_DETAILS:

@@ -20,6 +20,9 @@ repository keys (the catalog) are updated in separate, idempotent steps::
                                                    artifactType?, annotations?}
     <p>:repo:{<name>}:manifests:pushed       ZSET  score ms pushed, member digest (tagged or not)
     <p>:repo:{<name>}:referrers:<dgst>       ZSET  score 0, member digest of a manifest whose subject is <dgst>
+    <p>:paused:<address>                     STRING with a TTL: uploads from this client address are refused
+                                                   until it expires (a slow upload was cut; index/pauses.py).
+                                                   Not part of the index: reindex neither reads nor rebuilds it
 
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
@@ -38,6 +41,9 @@ class Keys:
     @property
     def meta(self) -> str:
         return f"{self.prefix}:{{meta}}"
+
+    def paused(self, address: str) -> str:
+        return f"{self.prefix}:paused:{address}"
 
     def repo(self, name: str) -> "RepoKeys":
         return RepoKeys(f"{self.prefix}:repo:{{{name}}}")

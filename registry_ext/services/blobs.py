@@ -10,9 +10,12 @@ them finds the session gone (404) instead of changing a stored blob.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from typing import BinaryIO, Iterator
+
+import redis
 
 from registry_ext import failpoints
 from registry_ext.config import LimitSettings
@@ -54,6 +57,7 @@ class BlobService:
             self.index.write.add_repo(name)
 
 
+log = logging.getLogger(__name__)
 SESSIONS_RETRY_AFTER = 10  # seconds a client over a session cap is asked to wait
 SWEEP_EVERY = 1.0  # at most one sweep per second per worker when a cap is reached (each reads every session)
 
@@ -97,6 +101,20 @@ class UploadService:
             if count >= limit:
                 return f"limits.{key}", limit
         return None
+
+    def pause_client(self, client: str, seconds: int) -> None:
+        """Refuse ``client``'s uploads for ``seconds`` in every worker (a Redis fault: not paused)."""
+        try:
+            self.blobs.index.pauses.pause(client, seconds)
+        except redis.RedisError as exc:
+            log.warning("cannot pause slow client %s: %s", client, exc)
+
+    def client_paused_for(self, client: str) -> float:
+        """Seconds ``client``'s uploads are still refused for (a Redis fault: 0, uploads go on)."""
+        try:
+            return self.blobs.index.pauses.remaining(client)
+        except redis.RedisError:
+            return 0.0
 
     def _sweep_due(self) -> bool:
         with self._sweep_lock:
