@@ -110,30 +110,33 @@ class GuardedBody:
         self.cut = False
 
     def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (all when negative), fewer only at the end of the body.
+        """At most ``size`` bytes and at most one piece (b"" only at the end of the body), all when negative.
+
+        One piece per call, as a raw stream may: joining pieces into the
+        caller's larger buffer cost more than the copy itself (the upload
+        loop, storage/uploads._copy, takes short reads).
 
         Raises:
             RegistryError(BLOB_UPLOAD_INVALID, 408): the body fell below the minimum rate.
         """
-        parts, want = [], size
-        while want != 0:
-            piece = self.watch.piece if want < 0 else min(want, self.watch.piece)
-            self.watch.waiting(self, time.monotonic() + self.watch.window)
-            try:
-                data = self.stream.read(piece)
-            except Exception:
-                if self.cut:
-                    raise self._too_slow() from None
-                raise
-            finally:
-                self.watch.waiting(self, None)
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self._piece(self.watch.piece), b""))
+        return self._piece(min(size, self.watch.piece)) if size else b""
+
+    def _piece(self, size: int) -> bytes:
+        """One read of up to ``size`` bytes, which must end within the window."""
+        self.watch.waiting(self, time.monotonic() + self.watch.window)
+        try:
+            data = self.stream.read(size)
+        except Exception:
             if self.cut:
-                raise self._too_slow()
-            parts.append(data)
-            want -= len(data) if want > 0 else 0
-            if len(data) < piece:
-                break
-        return b"".join(parts)
+                raise self._too_slow() from None
+            raise
+        finally:
+            self.watch.waiting(self, None)
+        if self.cut:
+            raise self._too_slow()
+        return data
 
     def _too_slow(self) -> RegistryError:
         watch = self.watch
