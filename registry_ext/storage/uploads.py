@@ -200,7 +200,8 @@ class UploadStore:
         A session loses its data file when a worker died after moving the
         verified bytes into place but before removing the session.
         """
-        return [folder.name for folder in sorted(self.layout.uploads.glob("*")) if self._state(folder) != "fresh"]
+        return [folder.name for folder in sorted(self.layout.uploads.glob("*"))
+                if self._state(folder) != "fresh" and not _in_use(folder)]
 
     def purge(self, older_than_seconds: int) -> int:
         """Remove sessions started more than ``older_than_seconds`` ago; return the count."""
@@ -215,6 +216,18 @@ class UploadStore:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether a request holds the session's data file (reading a body into it)."""
+    try:
+        with open(folder / "data", "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _owner_tag(owner: str) -> str:
