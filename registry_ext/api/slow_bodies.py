@@ -23,6 +23,7 @@ server the rate is not enforced.
 """
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -53,10 +54,11 @@ class BodyWatch:
         """Raises: RegistryError(TOOMANYREQUESTS) while ``client`` is paused for a slow upload."""
         left = self.uploads.client_paused_for(client) if self.enabled else 0
         if left > 0:
-            raise RegistryError(ErrorCode.TOOMANYREQUESTS, {"reason": "slow upload", "retry_after": int(left) + 1},
+            wait = math.ceil(left)
+            raise RegistryError(ErrorCode.TOOMANYREQUESTS, {"reason": "slow upload", "retry_after": wait},
                                 message=f"an upload from this address was slower than {self.piece} bytes in "
                                         f"{self.window} s; uploads are refused for a while",
-                                headers={"Retry-After": str(int(left) + 1)})
+                                headers={"Retry-After": str(wait)})
 
     def guard(self, stream: BinaryIO, sock: socket.socket | None, client: str) -> BinaryIO:
         """``stream`` read under the minimum rate (as is without a socket to cut, or when disabled)."""
