@@ -106,7 +106,7 @@ class UploadStore:
             size = os.stat(folder / "data").st_size
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
-        if self._expired(info["started_at"], size) and self._remove_unused(folder, expired_only=True):
+        if self._expired(info["started_at"], size) and self._remove_unused(folder):
             return None
         return UploadInfo(upload_id, info["repo"], info["started_at"], size)
 
@@ -125,7 +125,7 @@ class UploadStore:
         """Remove every expired, broken or data-less session that no request is using; the count."""
         removed = 0
         for folder in list(self.layout.uploads.iterdir()):
-            if self._state(folder) != "fresh" and self._remove_unused(folder, expired_only=False):
+            if self._state(folder) != "fresh" and self._remove_unused(folder):
                 removed += 1
         return removed
 
@@ -148,16 +148,21 @@ class UploadStore:
             return "fresh" if recent else "broken"
         return "expired" if self._expired(started, size) else "fresh"
 
-    def _remove_unused(self, folder: Path, expired_only: bool) -> bool:
-        """Remove the session unless a request holds its data file's lock; True when it is gone.
+    def _remove_unused(self, folder: Path) -> bool:
+        """Remove an expired or broken session unless a request holds its data file; True when it is gone.
 
         The lock is taken without waiting and held while the folder goes, so
-        a PATCH that gets it next finds its file gone (``locked``). With
-        ``expired_only`` the session is checked again under the lock.
+        a PATCH that gets it next finds its file gone (``locked``). The
+        session is judged again under the lock: a PATCH may have added bytes
+        since the caller looked.
         """
         try:
             handle = open(folder / "data", "rb")
         except FileNotFoundError:
+            if not folder.exists():
+                return True
+            if self._state(folder) == "fresh":  # finished a moment ago, or being created
+                return False
             shutil.rmtree(folder, ignore_errors=True)
             return True
         with handle:
@@ -165,7 +170,7 @@ class UploadStore:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False  # a request is reading a body into it: in use
-            if expired_only and self._state(folder) == "fresh":
+            if self._state(folder) == "fresh":
                 return False
             shutil.rmtree(folder, ignore_errors=True)
         return True
