@@ -106,7 +106,7 @@ def leftovers(data_dir: Path) -> dict:
             "temp_files": len(list((data_dir / "tmp").glob("*")))}
 
 
-_ACCESS = re.compile(r"^pid=<?(\d+)>? .* status=(\d{3}) ")
+_ACCESS = re.compile(r"^time=\S+ pid=<?(\d+)>? .* status=(\d{3}) ")
 
 
 def scan_gunicorn_log(path: Path) -> dict:

@@ -11,6 +11,7 @@ from registry_ext import failpoints, metrics
 from registry_ext.api import request_id
 from registry_ext.api.http import Response
 from registry_ext.api.converters import RepoNameConverter, SegmentConverter
+from registry_ext.api.slow_bodies import BodyWatch
 from registry_ext.config import Settings, load_settings
 from registry_ext.errors import ErrorCode, RegistryError, register_error_handlers, render
 from registry_ext.services import build_registry
@@ -44,8 +45,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         hops = settings.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
-    from registry_ext.api import health
+    from registry_ext.api import health, mirror_diff
     from registry_ext.api.v2 import bp as v2
+
+    mirror_diff.init_app(app)
+    app.extensions["body_watch"] = BodyWatch(settings.limits, registry.uploads)
 
     app.register_blueprint(v2)
     app.register_blueprint(health.bp)

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 
 _ACCEL_PREFIX = re.compile(r"(/[A-Za-z0-9_-]+)+")
+READYZ_DETAILS = ("loopback", "everyone", "nobody")
 
 
 class ConfigError(ValueError):
@@ -39,6 +40,9 @@ class ServerSettings:
     # Where this registry's docs/ folder is published (a URL ending in "/"): extension discovery
     # then links to it. Empty: discovery's `_regext` entry has no `url`.
     docs_url: str = ""
+    # Who sees /readyz's details (Redis address, error texts): "loopback" clients, "everyone" or "nobody".
+    # Others get the status code and {"status": "ready" | "unavailable"}.
+    readyz_details: str = "loopback"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +72,18 @@ class LimitSettings:
     entry_fields_max_bytes: int = 4096
     page_max_bytes: int = 1024 * 1024
     upload_ttl_seconds: int = 7 * 24 * 3600
+    # Upload sessions (docs/deployment.md#upload-sessions): one that never received a byte expires after
+    # upload_idle_seconds; beyond these open sessions a POST gets 429 TOOMANYREQUESTS with Retry-After.
+    upload_idle_seconds: int = 300
+    upload_sessions_max: int = 1000
+    upload_sessions_per_repo: int = 100
+    upload_sessions_per_client: int = 50
+    # An upload body must deliver upload_min_rate_bytes within every upload_min_rate_seconds (0 bytes: no
+    # minimum) or it is cut (408) and its client refused uploads for upload_slow_penalty_seconds (429).
+    # Needs gunicorn (api/slow_bodies.py).
+    upload_min_rate_bytes: int = 64 * 1024
+    upload_min_rate_seconds: int = 20
+    upload_slow_penalty_seconds: int = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +101,9 @@ class MirrorSettings:
     # credentials go only to the remote's own origin and to its `realm` (the token service).
     remotes: dict = dataclasses.field(default_factory=dict)
     cache_seconds: int = 5  # how long an API answer is reused for the same (remote, repository)
+    # Comparisons the API runs at once per worker process; as many identical requests may wait for a
+    # running one; more get 429 TOOMANYREQUESTS at once (each holds a request thread until its deadline).
+    max_comparisons: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,11 +251,26 @@ def _validate(settings: Settings) -> None:
                          ("limits.entry_fields_max_bytes", settings.limits.entry_fields_max_bytes),
                          ("limits.page_max_bytes", settings.limits.page_max_bytes),
                          ("limits.upload_ttl_seconds", settings.limits.upload_ttl_seconds),
+                         ("limits.upload_idle_seconds", settings.limits.upload_idle_seconds),
+                         ("limits.upload_sessions_max", settings.limits.upload_sessions_max),
+                         ("limits.upload_sessions_per_repo", settings.limits.upload_sessions_per_repo),
+                         ("limits.upload_sessions_per_client", settings.limits.upload_sessions_per_client),
+                         ("limits.upload_min_rate_seconds", settings.limits.upload_min_rate_seconds),
+                         ("limits.upload_slow_penalty_seconds", settings.limits.upload_slow_penalty_seconds),
                          ("redis.watch_interval_ms", settings.redis.watch_interval_ms)):
         if value < 1:
             raise ConfigError(f"{where}: must be at least 1")
+    limits = settings.limits
+    if limits.upload_idle_seconds > limits.upload_ttl_seconds:
+        raise ConfigError("limits.upload_idle_seconds: must not exceed limits.upload_ttl_seconds")
+    if max(limits.upload_sessions_per_repo, limits.upload_sessions_per_client) > limits.upload_sessions_max:
+        raise ConfigError("limits.upload_sessions_per_repo and _per_client: must not exceed limits.upload_sessions_max")
+    if not 0 <= limits.upload_min_rate_bytes <= 16 * 1024 * 1024:
+        raise ConfigError("limits.upload_min_rate_bytes: must be 0 (no minimum) to 16 MiB")
     if not 0 <= settings.server.trusted_proxies <= 10:
         raise ConfigError("server.trusted_proxies: must be 0-10")
+    if settings.server.readyz_details not in READYZ_DETAILS:
+        raise ConfigError(f"server.readyz_details: must be one of {', '.join(READYZ_DETAILS)}")
     accel = settings.server.x_accel_prefix
     if accel and not _ACCEL_PREFIX.fullmatch(accel):
         raise ConfigError("server.x_accel_prefix: must be empty or a path like /_blobs "
@@ -271,6 +305,8 @@ _REMOTE_KEYS = {"url": str, "timeout": (int, float), "username": str, "password"
 def _validate_mirror(mirror: MirrorSettings) -> None:
     if not 0 <= mirror.cache_seconds <= 3600:
         raise ConfigError("mirror.cache_seconds: must be 0-3600")
+    if not 1 <= mirror.max_comparisons <= 64:
+        raise ConfigError("mirror.max_comparisons: must be 1-64")
     for name, remote in mirror.remotes.items():
         where = f"mirror.remotes.{name}"
         if not _REMOTE_NAME.fullmatch(name):

@@ -9,6 +9,7 @@ worker is silent for a whole request and is killed after ``timeout``).
 """
 from __future__ import annotations
 
+import datetime
 import os
 
 from gunicorn.glogging import Logger
@@ -35,10 +36,18 @@ BEHIND_NGINX_LIMITS = {
     "limit_request_field_size": 16384,  # nginx: 8 KiB per line, plus what nginx adds (X-Forwarded-For)
 }
 
-# One line per request, key=value; `pid=` and `request="…"` are parsed by tests/e2e.
+# One line per request, key=value; `pid=` and `request="…"` are parsed by tests/e2e. `time` is when the
+# line was written, ISO 8601 in UTC with milliseconds (an atom of AccessLogger: gunicorn has none such).
 # bytes is what gunicorn sent: 0 for a blob handed to nginx with X-Accel-Redirect.
-ACCESS_LOG_FORMAT = ('pid=%(p)s client=%(h)s request="%(r)s" status=%(s)s bytes=%(B)s ms=%(M)s '
+ACCESS_LOG_FORMAT = ('time=%(time)s pid=%(p)s client=%(h)s request="%(r)s" status=%(s)s bytes=%(B)s ms=%(M)s '
                      'rid=%({x-request-id}o)s ua="%(a)s"')
+
+# gunicorn's warning for a request whose first line ends in a bare LF. podman, skopeo and buildah try
+# https:// first when a registry is not marked insecure; their TLS ClientHello sent to this plain-HTTP
+# port is binary, holds a 0x0A byte before any CRLF and is refused (400) with this message.
+BARE_LF = "bare LF as line terminator"
+BARE_LF_NOTE = ("; usually a TLS handshake sent to this plain-HTTP port (podman, skopeo and buildah try "
+                "https first unless the registry is marked insecure): harmless, docs/deployment.md#logs")
 
 
 def options(settings: Settings) -> dict:
@@ -120,10 +129,18 @@ class AccessLogger(Logger):
     ``access_log_format`` may use them, other ones print ``-``.
     """
 
+    def warning(self, msg, *args, **kwargs) -> None:
+        """gunicorn's warnings, except a bare-LF request line: logged at INFO with its likely cause."""
+        if isinstance(msg, str) and msg.startswith("Invalid request from ip=") and BARE_LF in msg:
+            self.info(msg + BARE_LF_NOTE, *args, **kwargs)
+            return
+        super().warning(msg, *args, **kwargs)
+
     def atoms(self, resp, req, environ, request_time) -> dict:
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         micros = request_time.seconds * 1_000_000 + request_time.microseconds
         return {
+            "time": _utc_now_ms(),
             "h": environ.get("REMOTE_ADDR", "-"),
             "r": f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}",
             "s": status,
@@ -138,6 +155,11 @@ class AccessLogger(Logger):
             "p": f"<{os.getpid()}>",
             "{x-request-id}o": _header(resp.headers, "x-request-id"),
         }
+
+
+def _utc_now_ms() -> str:
+    """Now as ``2026-11-22T11:00:29.123Z``."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _header(headers, name: str) -> str:

@@ -7,7 +7,10 @@ mmap'ed files shared by every gunicorn worker) from
 (``registry-ext serve`` and ``deploy/gunicorn.conf.py``) call
 :func:`prepare_dir` in the gunicorn master, which exports that variable
 before any worker forks; each worker then writes its own files, ``/metrics``
-merges all of them, and the ``child_exit`` hook calls :func:`mark_dead`.
+merges all of them, and the ``child_exit`` hook calls :func:`mark_dead`,
+which drops a dead worker's live gauges and folds its counters and
+histograms into one archive file per type, so the folder holds a bounded
+number of files however many workers died (:func:`compact`).
 Without the variable (one process: tests, another WSGI server) the app keeps
 its metrics in a registry of its own.
 
@@ -27,6 +30,9 @@ Metrics (``route`` is the Flask endpoint, e.g. ``v2.blobs.get_blob``, or
 """
 from __future__ import annotations
 
+import collections
+import contextlib
+import fcntl
 import glob
 import logging
 import os
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 EXTENSION = "registry_ext.metrics"
 _STARTED = "registry_ext.started"
+LOCK = ".lock"  # flock: /metrics reads shared, compact() rewrites the archives exclusive
+ARCHIVED = ("counter", "histogram", "summary")  # additive types: a dead worker's values fold into the archive
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
 
 
@@ -96,6 +104,8 @@ class Metrics:
             reg = CollectorRegistry()
             MultiProcessCollector(reg, path=self.dir)
             reg.register(_UploadsCollector(self.uploads_dir))
+            with _locked(self.dir, fcntl.LOCK_SH):  # never half-way through a compaction
+                return generate_latest(reg)
         return generate_latest(reg)
 
 
@@ -204,7 +214,7 @@ def prepare_dir(configured: str) -> tuple[str, bool]:
     if configured:
         path, private = os.path.abspath(configured), False
         os.makedirs(path, exist_ok=True)
-        for stale in glob.glob(os.path.join(path, "*.db")):
+        for stale in glob.glob(os.path.join(path, "*.db")) + glob.glob(os.path.join(path, "*.db.tmp")):
             os.remove(stale)
     else:
         path, private = tempfile.mkdtemp(prefix="registry-ext-metrics-"), True
@@ -213,12 +223,65 @@ def prepare_dir(configured: str) -> tuple[str, bool]:
 
 
 def mark_dead(pid: int) -> None:
-    """gunicorn ``child_exit``: drop a dead worker's live gauges (its counters stay summed)."""
+    """gunicorn ``child_exit``: drop a dead worker's live gauges, fold its counters into the archive."""
     path = os.environ.get(ENV)
     if path:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid, path)
+        compact(path, pid)
+
+
+def compact(path: str, pid: int) -> int:
+    """Fold the counter, histogram and summary files of dead worker ``pid`` into ``<type>_archive.db``.
+
+    prometheus_client keeps one file per type and process, and the merge at
+    scrape time reads them all: without this, a server whose workers are
+    restarted (reloads, crashes, ``max_requests``) gathers two files per dead
+    worker for ever. The values of these types are sums over processes, so
+    adding the dead worker's values to the archive's keeps every total. The
+    archive is written to a temporary name and renamed over the old one, and
+    the dead worker's file removed, under an exclusive lock that ``/metrics``
+    takes shared: a scrape sees the values either before or after, never
+    counted twice or missing. Only the gunicorn master calls this (one
+    writer). Returns the number of files folded.
+    """
+    from prometheus_client.mmap_dict import MmapedDict
+
+    dead = [f for typ in ARCHIVED for f in glob.glob(os.path.join(path, f"{typ}_{pid}.db"))]
+    if not dead:
+        return 0
+    with _locked(path, fcntl.LOCK_EX):
+        for file in dead:
+            archive = os.path.join(path, os.path.basename(file).split("_")[0] + "_archive.db")
+            totals: dict[str, float] = collections.defaultdict(float)
+            for source in (archive, file):
+                if os.path.exists(source):
+                    for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(source):
+                        totals[key] += value
+            temp = archive + ".tmp"  # not *.db: the scrape's glob skips it
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp)
+            merged = MmapedDict(temp)
+            try:
+                for key, value in totals.items():
+                    merged.write_value(key, value, 0.0)
+            finally:
+                merged.close()
+            os.replace(temp, archive)
+            os.remove(file)
+    return len(dead)
+
+
+@contextlib.contextmanager
+def _locked(path: str, mode: int):
+    """``flock`` the folder's lock file (created on first use) while the block runs."""
+    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
 
 
 def remove_dir(path: str) -> None:

@@ -4,13 +4,19 @@ The remote is looked up by name in ``[mirror] remotes``; a URL is never
 taken from the request. ``remote_repo`` names the repository on the remote
 (default: the same name); ``untagged=true`` also compares untagged
 manifests. The answer is the report as JSON (docs/mirror-diff.md), 200 even
-when the remote failed (``status: "error"``, with the message). The whole
-comparison is bounded by the remote's ``timeout``; answers are reused for
-``mirror.cache_seconds`` per (remote, repository, options) within a worker.
+when the remote failed (``status: "error"``, with the message).
+
+A comparison may wait on a remote that never answers, so it is bounded in
+time and in number: the whole comparison ends by the remote's ``timeout``
+(one deadline for every request, retry and page, mirror/remote.py); each
+worker runs at most ``mirror.max_comparisons`` at once, a request identical
+to a running one (same remote, repositories, options) waits for its answer
+instead of starting another, at most ``mirror.max_comparisons`` of them at
+once; anything beyond answers 429 TOOMANYREQUESTS with Retry-After at once
+(mirror/flight.py). Answers are reused for ``mirror.cache_seconds``.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import orjson
@@ -19,13 +25,14 @@ from flask import Blueprint, current_app, request
 from registry_ext.api.ext import EXT
 from registry_ext.api.ext_params import bad
 from registry_ext.api.http import Response, conditional, registry
+from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.mirror.engine import compare
+from registry_ext.mirror.flight import Busy, FlightGate
 from registry_ext.mirror.remote import RemoteClient, normalize_url
 from registry_ext.mirror.sides import LocalSide, RemoteSide
 from registry_ext.oci.reference import validate_name
 
 bp = Blueprint("mirror_diff", __name__)
-_lock = threading.Lock()
 
 
 @bp.get(f"/<repo:name>/{EXT}/mirror-diff")
@@ -38,42 +45,38 @@ def mirror_diff(name: str):
     remote_repo = request.args.get("remote_repo") or name
     validate_name(remote_repo)
     untagged = request.args.get("untagged", "false") == "true"
-    key = (remote_name, name, remote_repo, untagged)
-    body = _cached(key, settings.mirror.cache_seconds)
-    if body is None:
-        body = orjson.dumps(_compare(name, remote_repo, remote, untagged, settings.limits.page_max))
-        _store(key, body, settings.mirror.cache_seconds)
+    budget = float(remote.get("timeout", 30))
+    page = settings.limits.page_max
+    try:
+        body = _gate().get((remote_name, name, remote_repo, untagged),
+                           lambda: orjson.dumps(_compare(name, remote_repo, remote, untagged, page, budget)),
+                           cache_seconds=settings.mirror.cache_seconds, budget=budget)
+    except Busy as exc:
+        raise RegistryError(ErrorCode.TOOMANYREQUESTS, {"reason": exc.reason},
+                            message="too many mirror comparisons in progress, retry later",
+                            headers={"Retry-After": str(exc.retry_after)}) from None
     return conditional(Response(body, content_type="application/json"))
 
 
-def _compare(name: str, remote_repo: str, remote: dict, untagged: bool, page: int) -> dict:
-    timeout = float(remote.get("timeout", 30))
+def _compare(name: str, remote_repo: str, remote: dict, untagged: bool, page: int, budget: float) -> dict:
+    deadline = time.monotonic() + budget
     client = RemoteClient(normalize_url(remote["url"]), username=remote.get("username") or None,
                           password=remote.get("password") or None, realm=remote.get("realm") or None,
-                          timeout=timeout, retries=1, max_wait=min(timeout, 10.0), concurrency=4)
+                          timeout=budget, retries=1, max_wait=min(budget, 10.0), concurrency=4,
+                          deadline=deadline)
     local = LocalSide(registry(), page=page, name="local")
-    side = RemoteSide(client, page=page, deadline=time.monotonic() + timeout)
+    side = RemoteSide(client, page=page, deadline=deadline)
     side.name = request.args.get("remote", "")
     report = compare(local, side, [(name, remote_repo)], untagged=untagged)
     return report.to_dict()
 
 
-def _cache() -> dict:
-    return current_app.extensions.setdefault("mirror_diff_cache", {})
+def _gate() -> FlightGate:
+    """This worker's gate (made with the app: the extensions dict is set up before requests)."""
+    return current_app.extensions["mirror_diff_gate"]
 
 
-def _cached(key, ttl: int) -> bytes | None:
-    with _lock:
-        hit = _cache().get(key)
-    return hit[1] if hit and hit[0] > time.monotonic() else None
-
-
-def _store(key, body: bytes, ttl: int) -> None:
-    if ttl <= 0:
-        return
-    now = time.monotonic()
-    with _lock:
-        cache = _cache()
-        for stale in [k for k, (expires, _b) in cache.items() if expires <= now]:
-            del cache[stale]
-        cache[key] = (now + ttl, body)
+def init_app(app) -> None:
+    """One FlightGate per app (each worker process builds its own app)."""
+    slots = app.config["SETTINGS"].mirror.max_comparisons
+    app.extensions["mirror_diff_gate"] = FlightGate(slots=slots, waiters=slots)

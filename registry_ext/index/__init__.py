@@ -12,6 +12,7 @@ import redis
 from registry_ext.index.connection import connect
 from registry_ext.index.keys import Keys
 from registry_ext.index.meta import IndexMeta
+from registry_ext.index.pauses import ClientPauses
 from registry_ext.index.reader import IndexReader, index_incomplete
 from registry_ext.index.scan import TagScanner
 from registry_ext.index.writer import IndexWriter
@@ -47,6 +48,7 @@ class Index:
     scan: TagScanner
     meta: IndexMeta
     state: IndexState
+    pauses: ClientPauses
 
 
 def open_index(url: str, prefix: str, entry_max_bytes: int = 4096) -> Index:
@@ -56,7 +58,7 @@ def open_index(url: str, prefix: str, entry_max_bytes: int = 4096) -> Index:
     keys = Keys(prefix)
     reader = IndexReader(client, keys)
     return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes), TagScanner(client, keys),
-                 IndexMeta(client, keys.meta), IndexState(reader))
+                 IndexMeta(client, keys.meta), IndexState(reader), ClientPauses(client, keys))
 
 
 __all__ = ["Index", "IndexState", "open_index"]

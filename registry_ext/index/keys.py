@@ -27,6 +27,9 @@ repository keys (the catalog) are updated in separate, idempotent steps::
     <p>:repo:{<name>}:parents:<dgst>         SET   digests of the indexes of this repository that list <dgst>
                                                    (the reverse edges: a DELETE of <dgst> is refused while
                                                    one remains, unless forced; kept when <dgst> itself goes)
+    <p>:paused:<address>                     STRING with a TTL: uploads from this client address are refused
+                                                   until it expires (a slow upload was cut; index/pauses.py).
+                                                   Not part of the index: reindex neither reads nor rebuilds it
 
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
@@ -45,6 +48,9 @@ class Keys:
     @property
     def meta(self) -> str:
         return f"{self.prefix}:{{meta}}"
+
+    def paused(self, address: str) -> str:
+        return f"{self.prefix}:paused:{address}"
 
     def repo(self, name: str) -> "RepoKeys":
         return RepoKeys(f"{self.prefix}:repo:{{{name}}}")

@@ -27,6 +27,11 @@
   on a loop and after ``max_pages``, and reports why a listing is incomplete.
 - ``docker.io`` / ``index.docker.io`` mean ``registry-1.docker.io``, where
   one-component names get ``library/`` (reference/mirrors-and-proxies.md §5.2).
+- With a ``deadline`` (``time.monotonic()``), the client's whole life is
+  bounded, not each request: every connect and read waits at most until
+  then, no retry or backoff starts after it, and a body still arriving at
+  the deadline is dropped. The API uses it so one comparison holds a
+  request thread for at most the remote's ``timeout``.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
+import urllib3
 
 from registry_ext.mirror.addresses import internal_network, resolve
 
@@ -124,13 +130,14 @@ class RemoteClient:
     def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
                  realm: str | None = None, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,
                  max_wait: float = 60.0, concurrency: int = 8, verify: bool = True, max_pages: int = 10000,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, deadline: float | None = None):
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
         self.credentials = (username, password) if username else None
         self.realm = _realm_key(realm) if realm else None
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self.concurrency, self.verify, self.max_pages, self.sleep = concurrency, verify, max_pages, sleep
+        self.deadline = deadline
         self.requests = 0
         self.rate_remaining: int | None = None
         self._lock = threading.Lock()
@@ -158,6 +165,7 @@ class RemoteClient:
         """
         url = url if "://" in url else self.base_url + url
         for attempt in range(self.retries + 1):
+            self._timeout()  # raises once the deadline has passed
             if self.rate_remaining == 0:
                 raise RemoteError("rate limit exhausted (ratelimit-remaining: 0)", 429)
             try:
@@ -177,7 +185,10 @@ class RemoteClient:
                     raise RemoteError(f"{failure}; Retry-After {wait:.0f}s exceeds {self.max_wait:g}s", 429)
             if attempt == self.retries:
                 raise failure
-            self.sleep(wait if wait is not None else random.uniform(0, self.backoff * 2 ** attempt))
+            pause = wait if wait is not None else random.uniform(0, self.backoff * 2 ** attempt)
+            if self.deadline is not None and time.monotonic() + pause >= self.deadline:
+                raise failure
+            self.sleep(pause)
         raise AssertionError("unreachable")
 
     def _send(self, method: str, url: str, scope: str, headers: dict | None) -> requests.Response:
@@ -189,8 +200,12 @@ class RemoteClient:
     def _once(self, method: str, url: str, scope: str, headers: dict | None) -> requests.Response:
         """One request, following redirects on the remote's origin by hand; credentials only there.
 
+        With a deadline the body is read here, by what has arrived, so a trickling answer cannot hold
+        the comparison past it.
+
         Raises:
-            RemoteError: a redirect to another origin, or more than ``MAX_REDIRECTS`` of them.
+            RemoteError: a redirect to another origin, more than ``MAX_REDIRECTS`` of them, or the
+                deadline passed.
         """
         for hop in range(MAX_REDIRECTS + 1):
             if origin(url) != self.origin:
@@ -202,10 +217,13 @@ class RemoteClient:
             auth = self.credentials if self._basic and not token else None
             with self._lock:
                 self.requests += 1
-            resp = self._session().request(method, url, headers=sent, auth=auth, timeout=self.timeout,
-                                           verify=self.verify, allow_redirects=False)
+            resp = self._session().request(method, url, headers=sent, auth=auth, timeout=self._timeout(),
+                                           verify=self.verify, allow_redirects=False,
+                                           stream=self.deadline is not None)
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location:
+                if self.deadline is not None:
+                    self._read_body(resp)
                 return resp
             resp.close()
             target = urljoin(url, location)
@@ -216,6 +234,49 @@ class RemoteClient:
                                   "refused: only the remote's own origin is followed")
             url = target
         raise AssertionError("unreachable")
+
+    def _timeout(self) -> float:
+        """Seconds the next connect or read may wait: ``timeout``, or less before the deadline.
+
+        Raises:
+            RemoteError: the deadline has passed.
+        """
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise RemoteError("time budget exceeded")
+        return min(self.timeout, left)
+
+    def _read_body(self, resp: requests.Response) -> None:
+        """Read a streamed body by what has arrived, giving up at the deadline.
+
+        A remote may trickle bytes for ever: each read waits at most until
+        the deadline (the socket's timeout is lowered before it) and returns
+        what has arrived (urllib3's ``read1``), so the deadline is checked
+        between arrivals, not only after a full buffer.
+        """
+        chunks = []
+        try:
+            while True:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise requests.Timeout("time budget exceeded while reading the answer")
+                sock = getattr(resp.raw.connection, "sock", None)
+                if sock is not None:
+                    sock.settimeout(min(self.timeout, left))
+                try:
+                    chunk = resp.raw.read1(65536, decode_content=True)
+                except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
+                    raise requests.Timeout(exc) from None
+                except (OSError, urllib3.exceptions.HTTPError) as exc:
+                    raise requests.ConnectionError(exc) from None
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            resp.close()
+        resp._content = b"".join(chunks)  # what requests sets when it reads a body itself
 
     def _authenticate(self, resp: requests.Response, scope: str) -> bool:
         """Answer a 401 challenge; True when a retry makes sense. Raises: RemoteError."""
@@ -244,7 +305,7 @@ class RemoteClient:
             self.requests += 1
         try:
             got = self._session().get(realm, params={k: v for k, v in query.items() if v}, auth=auth,
-                                      timeout=self.timeout, verify=self.verify, allow_redirects=False)
+                                      timeout=self._timeout(), verify=self.verify, allow_redirects=False)
         except requests.RequestException as exc:
             raise RemoteError(f"token request to {realm} failed ({_reason(exc)})") from None
         if got.status_code != 200:

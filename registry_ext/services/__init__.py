@@ -40,11 +40,12 @@ def build_registry(settings: Settings, *, create_root: bool = False) -> Registry
 
         raise ConfigError("redis.url is empty: set it, or start with `registry-ext serve`, "
                           "which runs a private redis-server")
-    storage = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
-    index = open_index(settings.redis.url, settings.redis.key_prefix, settings.limits.entry_fields_max_bytes)
+    limits = settings.limits
+    storage = open_storage(settings.storage.root, limits.upload_ttl_seconds, limits.upload_idle_seconds)
+    index = open_index(settings.redis.url, settings.redis.key_prefix, limits.entry_fields_max_bytes)
     claim_root(storage, index, create=create_root)
     blobs = BlobService(storage, index)
-    return Registry(storage, index, blobs, UploadService(storage, blobs),
-                    ManifestService(storage, index, settings.storage.delete_enabled, settings.limits.push_tags_max),
+    return Registry(storage, index, blobs, UploadService(storage, blobs, limits),
+                    ManifestService(storage, index, settings.storage.delete_enabled, limits.push_tags_max),
                     ListingService(index, settings.limits), TagListing(index, settings.limits),
                     ManifestListing(index, settings.limits))

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from typing import BinaryIO, Iterator
 
 import redis
 
 from registry_ext import failpoints
+from registry_ext.config import LimitSettings
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import Digest, digest_file, parse_digest
@@ -70,13 +73,72 @@ class BlobService:
         journal.close(entry)
 
 
+log = logging.getLogger(__name__)
+SESSIONS_RETRY_AFTER = 10  # seconds a client over a session cap is asked to wait
+SWEEP_EVERY = 1.0  # at most one sweep per second per worker when a cap is reached (each reads every session)
+
+
 class UploadService:
-    def __init__(self, storage: Storage, blobs: BlobService):
+    def __init__(self, storage: Storage, blobs: BlobService, limits: LimitSettings | None = None):
         self.storage = storage
         self.blobs = blobs
+        self.limits = limits or LimitSettings()
+        self._sweep_lock = threading.Lock()
+        self._swept_at = float("-inf")
 
-    def start(self, name: str) -> UploadInfo:
-        return self.storage.uploads.create(name)
+    def start(self, name: str, client: str = "") -> UploadInfo:
+        """Open a session for ``name`` from ``client`` (its address), within the session caps.
+
+        Over a cap, expired sessions are swept first (at most once a second
+        per worker), then counted again. Several workers opening sessions at
+        the same instant may pass a cap by as many as they are (no lock
+        across them): the caps bound disk and inodes, not an exact number.
+
+        Raises:
+            RegistryError(TOOMANYREQUESTS): over upload_sessions_max, _per_repo or _per_client.
+        """
+        over = self._over_cap(name, client)
+        if over is not None and self._sweep_due():
+            self.storage.uploads.sweep()
+            over = self._over_cap(name, client)
+        if over is not None:
+            key, limit = over
+            raise RegistryError(ErrorCode.TOOMANYREQUESTS, {"limit": key, "sessions": limit},
+                                message=f"too many open upload sessions ({key} = {limit}); finish or cancel "
+                                        "some, or retry later", headers={"Retry-After": str(SESSIONS_RETRY_AFTER)})
+        return self.storage.uploads.create(name, client)
+
+    def _over_cap(self, name: str, client: str) -> tuple[str, int] | None:
+        """The first cap the open sessions reach, as (config key, value), or None."""
+        counts, limits = self.storage.uploads.counts(name, client), self.limits
+        for key, count, limit in (("upload_sessions_per_client", counts.client, limits.upload_sessions_per_client),
+                                  ("upload_sessions_per_repo", counts.repo, limits.upload_sessions_per_repo),
+                                  ("upload_sessions_max", counts.total, limits.upload_sessions_max)):
+            if count >= limit:
+                return f"limits.{key}", limit
+        return None
+
+    def pause_client(self, client: str, seconds: int) -> None:
+        """Refuse ``client``'s uploads for ``seconds`` in every worker (a Redis fault: not paused)."""
+        try:
+            self.blobs.index.pauses.pause(client, seconds)
+        except redis.RedisError as exc:
+            log.warning("cannot pause slow client %s: %s", client, exc)
+
+    def client_paused_for(self, client: str) -> float:
+        """Seconds ``client``'s uploads are still refused for (a Redis fault: 0, uploads go on)."""
+        try:
+            return self.blobs.index.pauses.remaining(client)
+        except redis.RedisError:
+            return 0.0
+
+    def _sweep_due(self) -> bool:
+        with self._sweep_lock:
+            now = time.monotonic()
+            if now - self._swept_at < SWEEP_EVERY:
+                return False
+            self._swept_at = now
+            return True
 
     def mount(self, name: str, digest_str: str, source: str | None) -> Digest | None:
         """Link a blob from ``source`` into ``name``; None when it cannot be mounted.
@@ -158,10 +220,11 @@ class UploadService:
         except LengthMismatch as exc:
             raise RegistryError(ErrorCode.SIZE_INVALID, {"reason": str(exc)}) from None
 
-    def monolithic(self, name: str, digest_str: str, body: BinaryIO, length: int | None) -> Digest:
-        """POST ?digest= with the whole blob: a session opened and finished at once."""
+    def monolithic(self, name: str, digest_str: str, body: BinaryIO, length: int | None,
+                   client: str = "") -> Digest:
+        """POST ?digest= with the whole blob: a session opened and finished at once (within the caps)."""
         parse_digest(digest_str)
-        info = self.start(name)
+        info = self.start(name, client)
         try:
             return self.finish(name, info.id, digest_str, body, None, length)
         finally:

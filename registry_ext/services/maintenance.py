@@ -12,6 +12,10 @@ Redis's ``run_id`` (index/meta.py, one round trip) and acts:
 - then it replays the journal: writes a killed worker or a Redis fault
   left half done (services/reconcile.py).
 
+Every ``UPLOAD_SWEEP_SECONDS`` it also removes expired upload sessions
+(those that never received a byte expire after ``limits.upload_idle_seconds``),
+whatever Redis's state: they count against the session caps.
+
 A Redis that cannot be reached makes the tick do nothing: requests answer
 503 by themselves, and the next tick after Redis returns does the rest.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 
 import redis
@@ -32,6 +37,7 @@ from registry_ext.storage.atomic import is_storage_full
 log = logging.getLogger(__name__)
 
 LOCK_TTL_MS = 30_000  # a rebuilder that died frees the lock this long after its last repository
+UPLOAD_SWEEP_SECONDS = 30
 
 
 class LockLost(Exception):
@@ -46,6 +52,7 @@ class Maintenance:
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_sweep = 0.0
 
     def first_look(self) -> None:
         """Look at the index once, now: a new worker never serves a flushed index as complete,
@@ -81,7 +88,13 @@ class Maintenance:
             log.exception("index maintenance tick failed")
 
     def tick(self) -> None:
-        """One round: the index's state, a rebuild or verification if due, the journal."""
+        """One round: expired upload sessions if due, the index's state, a rebuild or verification if due,
+        the journal."""
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + UPLOAD_SWEEP_SECONDS
+            removed = self.reg.storage.uploads.sweep()
+            if removed:
+                log.info("removed %d expired upload sessions", removed)
         status = self.observe()
         if status.built_on is None:
             self._exclusive(self._rebuild, status.run_id)

@@ -10,7 +10,8 @@ from registry_ext.storage.blobs import BlobStore
 from registry_ext.storage.journal import Intent, Journal
 from registry_ext.storage.layout import Layout
 from registry_ext.storage.repos import HistoryEvent, ManifestRecord, RepoStore, TagRecord
-from registry_ext.storage.uploads import LengthMismatch, OffsetMismatch, UploadGone, UploadInfo, UploadStore
+from registry_ext.storage.uploads import (LengthMismatch, OffsetMismatch, SessionCounts, UploadGone, UploadInfo,
+                                          UploadStore)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,13 +23,15 @@ class Storage:
     journal: Journal
 
 
-def open_storage(root: str, upload_ttl_seconds: int) -> Storage:
-    """The filesystem store rooted at ``root``. Nothing is created: services/root.py
-    accepts (or creates) the root before anything is written."""
+def open_storage(root: str, upload_ttl_seconds: int, upload_idle_seconds: int | None = None) -> Storage:
+    """The filesystem store rooted at ``root``. Nothing is created: services/root.py accepts (or
+    creates) the root before anything is written. Sessions that never received a byte expire after
+    ``upload_idle_seconds`` (None: after ``upload_ttl_seconds`` like the others)."""
     layout = Layout(root)
-    return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds), RepoStore(layout),
+    return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds, upload_idle_seconds),
+                   RepoStore(layout),
                    Journal(layout))
 
 
 __all__ = ["Storage", "open_storage", "Intent", "Journal", "HistoryEvent", "ManifestRecord", "TagRecord",
-           "UploadInfo", "OffsetMismatch", "LengthMismatch", "UploadGone"]
+           "UploadInfo", "SessionCounts", "OffsetMismatch", "LengthMismatch", "UploadGone"]

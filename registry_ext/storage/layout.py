@@ -9,7 +9,9 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       blobs/<alg>/<hex[0:2]>/<hex>          blob bytes, manifests included; immutable,
                                             visible only after digest and size were verified
       uploads/<id>/data                     bytes of an upload session received so far
-      uploads/<id>/info.json                {"repo", "started_at"} (shared by all workers)
+      uploads/<id>/info.json                {"repo", "started_at"} (shared by all workers); <id> is
+                                            32 hex digits: 6 naming the repository, 6 the client's
+                                            address, 20 random (storage/uploads.py)
       repos/<name>/_blobs/<alg>/<hex>       empty link: the blob belongs to this repository
       repos/<name>/_manifests/<alg>/<hex>   {"media_type", "size", "pushed_at"}: manifest link
       repos/<name>/_tags/<tag>              {"digest", "created_at", "updated_at"}: tag pointer

@@ -11,15 +11,27 @@ opened is still the session's: otherwise a late PATCH would append to a
 file that is already a blob. Chunks are written unbuffered with
 ``write_all``, so a short write (a full disk) raises and is truncated back
 like any other failure.
+
+A session expires ``ttl_seconds`` after it started, or ``idle_seconds``
+after it started when it never received a byte (a client that opens
+sessions and sends nothing). A session whose data file is locked (a PATCH
+or PUT is reading its body) is in use and never expires under it.
+
+The session id says whose it is: 6 hex digits hashing the repository, 6
+hashing the client's address, then 20 random ones (80 bits). Counting the
+open sessions of the store, of a repository or of a client is one listing
+of ``uploads/`` without opening a file (``counts``), cheap enough for every
+POST, and exact across workers and processes: the folders are the truth.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import os
+import secrets
 import shutil
-import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -58,14 +70,27 @@ class UploadInfo:
     size: int
 
 
+@dataclasses.dataclass(frozen=True)
+class SessionCounts:
+    """Sessions on storage (expired ones not yet removed included)."""
+
+    total: int
+    repo: int
+    client: int
+
+
+BUSY_GRACE_MS = 60_000  # a folder changed this recently without info or data is being created or finished
+
+
 class UploadStore:
-    def __init__(self, layout: Layout, ttl_seconds: int):
+    def __init__(self, layout: Layout, ttl_seconds: int, idle_seconds: int | None = None):
         self.layout = layout
         self.ttl_ms = ttl_seconds * 1000
+        self.idle_ms = (ttl_seconds if idle_seconds is None else idle_seconds) * 1000
 
-    def create(self, repo: str) -> UploadInfo:
-        """Open a new, empty session for ``repo``."""
-        upload_id = uuid.uuid4().hex
+    def create(self, repo: str, client: str = "") -> UploadInfo:
+        """Open a new, empty session for ``repo``, opened by ``client`` (its address)."""
+        upload_id = _owner_tag(repo) + _owner_tag(client) + secrets.token_hex(10)
         folder = self.layout.upload_dir(upload_id)
         folder.mkdir(parents=True)
         now = now_ms()
@@ -87,10 +112,75 @@ class UploadStore:
             size = os.stat(self.layout.upload_data(upload_id)).st_size
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
-        if now_ms() - info["started_at"] > self.ttl_ms:
-            self.delete(upload_id)
+        folder = self.layout.upload_dir(upload_id)
+        if self._expired(info["started_at"], size) and self._remove_unused(folder):
             return None
         return UploadInfo(upload_id, info["repo"], info["started_at"], size)
+
+    def counts(self, repo: str, client: str) -> SessionCounts:
+        """Open sessions in the store, of ``repo`` and of ``client``, from the folder names alone."""
+        repo_tag, client_tag = _owner_tag(repo), _owner_tag(client)
+        total = of_repo = of_client = 0
+        with os.scandir(self.layout.uploads) as entries:
+            for entry in entries:
+                total += 1
+                of_repo += entry.name.startswith(repo_tag)
+                of_client += entry.name[6:12] == client_tag
+        return SessionCounts(total, of_repo, of_client)
+
+    def sweep(self) -> int:
+        """Remove every expired, broken or data-less session that no request is using; the count."""
+        removed = 0
+        for folder in list(self.layout.uploads.iterdir()):
+            if self._state(folder) != "fresh" and self._remove_unused(folder):
+                removed += 1
+        return removed
+
+    def _expired(self, started_at: int, size: int) -> bool:
+        age = now_ms() - started_at
+        return age > self.ttl_ms or (size == 0 and age > self.idle_ms)
+
+    def _state(self, folder: Path) -> str:
+        """"fresh", "expired", or "broken" (no readable info, no data file; after a grace period)."""
+        try:
+            started = orjson.loads((folder / "info.json").read_bytes())["started_at"]
+            size = os.stat(folder / "data").st_size
+            if not is_valid_upload_id(folder.name) or not isinstance(started, int):
+                raise ValueError(folder.name)
+        except (OSError, ValueError, KeyError, TypeError):
+            try:
+                recent = now_ms() - folder.stat().st_mtime * 1000 < BUSY_GRACE_MS
+            except FileNotFoundError:
+                return "fresh"  # gone already
+            return "fresh" if recent else "broken"
+        return "expired" if self._expired(started, size) else "fresh"
+
+    def _remove_unused(self, folder: Path) -> bool:
+        """Remove an expired or broken session unless a request holds its data file; True when it is gone.
+
+        The lock is taken without waiting and held while the folder goes, so
+        a PATCH that gets it next finds its file gone (``locked``). The
+        session is judged again under the lock: a PATCH may have added bytes
+        since the caller looked.
+        """
+        try:
+            handle = open(folder / "data", "rb")
+        except FileNotFoundError:
+            if not folder.exists():
+                return True
+            if self._state(folder) == "fresh":  # finished a moment ago, or being created
+                return False
+            shutil.rmtree(folder, ignore_errors=True)
+            return True
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a request is reading a body into it: in use
+            if self._state(folder) == "fresh":
+                return False
+            shutil.rmtree(folder, ignore_errors=True)
+        return True
 
     @contextlib.contextmanager
     def locked(self, upload_id: str) -> Iterator[BinaryIO]:
@@ -122,19 +212,8 @@ class UploadStore:
         A session loses its data file when a worker died after moving the
         verified bytes into place but before removing the session.
         """
-        found = []
-        for folder in sorted(self.layout.uploads.glob("*")):
-            if now_ms() - folder.stat().st_mtime * 1000 < 60_000:
-                continue  # being created right now, or just used
-            try:
-                started = orjson.loads(self.layout.upload_info(folder.name).read_bytes())["started_at"]
-                fresh = (is_valid_upload_id(folder.name) and now_ms() - started <= self.ttl_ms
-                         and self.layout.upload_data(folder.name).is_file())
-            except (OSError, ValueError, KeyError, TypeError):
-                fresh = False
-            if not fresh:
-                found.append(folder.name)
-        return found
+        return [folder.name for folder in sorted(self.layout.uploads.glob("*"))
+                if self._state(folder) != "fresh" and not _in_use(folder)]
 
     def purge(self, older_than_seconds: int) -> int:
         """Remove sessions started more than ``older_than_seconds`` ago; return the count."""
@@ -149,6 +228,23 @@ class UploadStore:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether a request holds the session's data file (reading a body into it)."""
+    try:
+        with open(folder / "data", "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _owner_tag(owner: str) -> str:
+    """6 hex digits naming a repository or a client address in session ids."""
+    return hashlib.blake2b(owner.encode(), digest_size=3).hexdigest()
 
 
 def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length: int | None) -> int:

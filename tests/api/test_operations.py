@@ -152,3 +152,30 @@ def test_forwarded_headers_are_trusted_per_setting(settings, hops, expected):
     app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={
         "X-Forwarded-For": "203.0.113.1, 198.51.100.7", "X-Forwarded-Proto": "https"})
     assert seen == {"addr": expected, "scheme": "https" if hops else "http"}
+
+
+@pytest.mark.parametrize("remote, forwarded, config, details", [
+    ("127.0.0.1", None, {}, True), ("::1", None, {}, True), ("203.0.113.7", None, {}, False),
+    ("127.0.0.1", "203.0.113.7", {}, False),  # a proxy the registry was not told about
+    ("203.0.113.7", None, {"readyz_details": "everyone"}, True),
+    ("127.0.0.1", None, {"readyz_details": "nobody"}, False),
+])
+def test_readyz_details_only_for_the_host_unless_configured(settings, remote, forwarded, config, details):
+    app = make_app(settings, redis={"url": f"redis://127.0.0.1:{free_port()}/0"}, server=config)
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    resp = app.test_client().get("/readyz", environ_base={"REMOTE_ADDR": remote}, headers=headers)
+    assert resp.status_code == 503
+    if details:
+        assert resp.json["failed"] == ["redis"] and "127.0.0.1" in resp.json["checks"]["redis"], resp.json
+    else:
+        assert resp.json == {"status": "unavailable"}
+        assert b"127.0.0.1" not in resp.data and b"redis" not in resp.data
+
+
+def test_readyz_details_behind_a_trusted_proxy_follow_the_client_address(settings):
+    app = make_app(settings, server={"trusted_proxies": 1})
+    client = app.test_client()
+    outside = client.get("/readyz", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert (outside.status_code, outside.json) == (200, {"status": "ready"})
+    local = client.get("/readyz", headers={"X-Forwarded-For": "127.0.0.1"})
+    assert local.json == {"status": "ready", "checks": {"redis": "ok", "storage": "ok", "index": "ok"}}

@@ -10,7 +10,7 @@ gives up would.
 from __future__ import annotations
 
 import dataclasses
-import select
+import selectors
 import socket
 import threading
 import time
@@ -78,8 +78,7 @@ class SlowUploads:
         while not self._stop.is_set():
             with self._lock:
                 pending = [u for u in self.uploads if not u.answered]
-            readable, _w, _x = select.select([u.sock for u in pending], [], [], self.interval) if pending \
-                else ([], [], [])
+            readable = _readable([u.sock for u in pending], self.interval) if pending else []
             for upload in pending:
                 if upload.sock in readable:
                     self._read(upload)
@@ -119,3 +118,81 @@ class SlowUploads:
         with self._lock:
             for upload in self.uploads:
                 upload.sock.close()
+
+
+def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
+    """The sockets with something to read, waiting up to ``timeout`` (epoll: any descriptor number)."""
+    with selectors.DefaultSelector() as sel:
+        for sock in socks:
+            sel.register(sock, selectors.EVENT_READ)
+        return [key.fileobj for key, _events in sel.select(timeout=timeout)]
+
+
+class HeaderFlood:
+    """``count`` connections from ``source`` that send part of a request header and never finish it.
+
+    A background thread keeps ``count`` open: whenever the server closes one (its header timeout), it is
+    replaced at once, as a persistent attacker would. ``closed_by_server`` counts those closures and
+    ``lifetimes`` how long each closed one had lived.
+    """
+
+    def __init__(self, host: str, port: int, source: str, count: int):
+        self.host, self.port, self.source, self.count = host, port, source, count
+        self.open: dict[socket.socket, float] = {}
+        self.closed_by_server = 0
+        self.lifetimes: list[float] = []
+        self.refused = 0  # connects that failed (the server out of connections, the backlog full)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="header-flood", daemon=True)
+
+    def start(self) -> "HeaderFlood":
+        self._fill()
+        self._thread.start()
+        return self
+
+    def _connect(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=2, source_address=(self.source, 0))
+            sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Never-Ending: a")
+        except OSError:
+            self.refused += 1
+            return
+        self.open[sock] = time.monotonic()
+
+    def _fill(self) -> None:
+        while len(self.open) < self.count and not self._stop.is_set():
+            self._connect()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for sock in self._closed(list(self.open)):
+                self.lifetimes.append(time.monotonic() - self.open.pop(sock))
+                self.closed_by_server += 1
+                sock.close()
+            self._fill()
+            self._stop.wait(0.2)
+
+    @staticmethod
+    def _closed(socks: list[socket.socket]) -> list[socket.socket]:
+        """Sockets whose peer closed (readable with EOF or a reset), by epoll: no select() 1024 limit."""
+        found = []
+        with selectors.DefaultSelector() as sel:
+            for sock in socks:
+                sel.register(sock, selectors.EVENT_READ)
+            for key, _events in sel.select(timeout=0):
+                sock = key.fileobj
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    found.append(sock)
+        return found
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        for sock in self.open:
+            sock.close()
+        self.open.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 
 import pytest
@@ -65,6 +66,49 @@ def test_nginx_refuses_oversized_and_malformed_requests_in_the_envelope(stack, l
 def test_what_only_gunicorn_refuses_is_refused_in_the_envelope_too(stack, label, head):
     """nginx passes these on; gunicorn refuses them before the app, as JSON (gunicorn_setup.post_worker_init)."""
     oci_error(raw_request(stack.port, head), 400, "UNSUPPORTED", source="gunicorn")
+
+
+TLS_HELLO = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(32)) + b"\n\x00\x00"
+
+
+@pytest.mark.parametrize("label, head, status", [
+    ("TRACE", b"TRACE /v2/ HTTP/1.1\r\nHost: x", 405),
+    ("HTTP/2.0 on an HTTP/1 request line", b"GET /v2/ HTTP/2.0\r\nHost: x", 505),
+    ("a Transfer-Encoding other than chunked", b"POST /v2/e2e/x/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+                                               b"Transfer-Encoding: gzip", 501),
+    ("Content-Length with Transfer-Encoding", b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                              b"Transfer-Encoding: chunked", 400),
+    ("a TLS ClientHello on the plain-HTTP port", TLS_HELLO, 400),
+])
+def test_nginx_refuses_methods_versions_and_encodings_in_the_envelope(stack, label, head, status):
+    oci_error(raw_request(stack.port, head), status, "UNSUPPORTED", source="nginx")
+
+
+def test_metrics_from_another_address_is_a_json_403(stack):
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10, source_address=("127.0.0.2", 0)) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _sep, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403 ") and b"Content-Type: application/json" in head, data
+    assert json.loads(body)["errors"][0] == {"code": "DENIED", "message": "requested access to the resource is denied",
+                                             "detail": {"source": "nginx"}}
+
+
+def test_a_failed_precondition_on_a_blob_nginx_sends_is_a_json_412(stack, image):
+    resp = get(stack.port, f"/v2/{REPO}/blobs/{image['config']}", extra=b'\r\nIf-Match: "other"')
+    oci_error(resp, 412, "UNSUPPORTED", source="nginx")
+
+
+@pytest.mark.parametrize("target", ["/v2", "/v2/", "/v2?x=1"])
+def test_the_base_without_slash_is_answered_not_redirected_to_the_clients_host(stack, target):
+    for method in ("GET", "HEAD"):
+        resp = raw_request(stack.port, f"{method} {target} HTTP/1.1\r\nHost: evil.example:8443".encode())
+        assert resp.status == 200 and "location" not in resp.headers, str(resp)
+        assert "evil" not in json.dumps(resp.headers) + resp.body.decode(), str(resp)
+        if method == "GET":
+            assert resp.json() == {}
 
 
 def test_nginx_answers_unknown_and_internal_paths_in_the_envelope(stack):

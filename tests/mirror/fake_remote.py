@@ -68,3 +68,53 @@ class FakeRemote:
 
 def oci_error(code: str, status: int = 404):
     return status, {"Content-Type": "application/json"}, {"errors": [{"code": code, "message": code.lower()}]}
+
+
+class SilentRemote:
+    """A remote that accepts every connection and never answers (or, with ``trickle``, answers a 200
+    whose body arrives one byte every ``trickle`` seconds, for ever). ``.accepted`` counts connections."""
+
+    def __init__(self, trickle: float | None = None):
+        import socket
+
+        self.trickle = trickle
+        self.accepted = 0
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(512)
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._held: list = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self._sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self._held.append(conn)
+            if self.trickle is not None:
+                threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+            while not self._stop.wait(self.trickle):
+                conn.sendall(b" ")
+        except OSError:
+            pass

@@ -255,3 +255,18 @@ def test_internal_networks():
     assert str(internal_network("::7f00:1")) == "::/96"  # IPv4-compatible (deprecated) form
     assert str(internal_network("192.0.2.7")) == "192.0.2.7/32"  # other non-global: a network of its own
     assert str(internal_network("100.64.1.1")) == "100.64.0.0/10"
+
+
+@pytest.mark.parametrize("trickle", [None, 0.2], ids=["never answers", "trickles its body"])
+def test_a_deadline_bounds_the_whole_client_not_each_request(trickle):
+    """timeout 1.5 s x 4 attempts would be 6 s and more; the deadline (1.5 s from now) ends it all."""
+    from fake_remote import SilentRemote
+
+    with SilentRemote(trickle=trickle) as remote:
+        started = time.monotonic()
+        client = RemoteClient(remote.url, timeout=1.5, retries=3, backoff=0.1, deadline=started + 1.5)
+        with pytest.raises(RemoteError):
+            client.get_json("/v2/app/tags/list")
+        elapsed = time.monotonic() - started
+    assert 1.4 < elapsed < 2.2, elapsed
+    assert client.requests == 1, client.requests  # no retry was started after the deadline

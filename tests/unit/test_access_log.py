@@ -1,6 +1,7 @@
-"""The lean access logger writes the same line as gunicorn's own for the shipped format."""
+"""The lean access logger writes the same line as gunicorn's own for the shipped format, plus a UTC time."""
 import datetime
 import logging
+import re
 
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
@@ -36,8 +37,17 @@ def line(logger_class, fmt=ACCESS_LOG_FORMAT, resp=Resp) -> str:
     return records[0]
 
 
+ISO_UTC_MS = re.compile(r"^time=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z ")
+
+
 def test_the_shipped_format_is_written_exactly_as_gunicorn_writes_it():
-    assert line(AccessLogger) == line(Logger)
+    """gunicorn has no atom for an ISO 8601 UTC time: its own logger prints `time=-`."""
+    ours = line(AccessLogger)
+    stamp = ISO_UTC_MS.match(ours)
+    assert stamp, ours
+    written = datetime.datetime.fromisoformat(stamp.group(1)).replace(tzinfo=datetime.timezone.utc)
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - written).total_seconds()) < 5
+    assert ours[stamp.end():] == line(Logger).removeprefix("time=- ")
     assert 'request="GET /v2/app/tags/list?n=10 HTTP/1.1" status=200 bytes=123 ms=7 rid=rid-1' in line(AccessLogger)
 
 

@@ -44,6 +44,14 @@ def test_config_file_named_by_environment(tmp_path):
     ({"redis": {"url": "unix://data/redis.sock"}}, "not an absolute socket path; write unix:///abs/path"),
     ({"server": {"docs_url": "docs/"}}, "server.docs_url"),
     ({"server": {"docs_url": "https://docs.example/registry-ext/docs"}}, "server.docs_url"),  # no trailing /
+    ({"server": {"readyz_details": "some"}}, "server.readyz_details"),
+    ({"limits": {"upload_idle_seconds": 700, "upload_ttl_seconds": 600}}, "upload_idle_seconds"),
+    ({"limits": {"upload_sessions_per_client": 2000}}, "must not exceed limits.upload_sessions_max"),
+    ({"limits": {"upload_sessions_max": 0}}, "upload_sessions_max"),
+    ({"limits": {"upload_min_rate_bytes": -1}}, "upload_min_rate_bytes"),
+    ({"limits": {"upload_min_rate_seconds": 0}}, "upload_min_rate_seconds"),
+    ({"limits": {"upload_slow_penalty_seconds": 0}}, "upload_slow_penalty_seconds"),
+    ({"mirror": {"max_comparisons": 0}}, "mirror.max_comparisons"),
 ])
 def test_bad_settings_are_rejected(data, message):
     with pytest.raises(ConfigError, match=message):

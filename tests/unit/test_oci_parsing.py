@@ -90,12 +90,20 @@ def test_bad_content_range(header):
 @pytest.mark.parametrize("header, size, expected", [
     (None, 10, None), ("bytes=0-4", 10, (0, 4)), ("bytes=5-", 10, (5, 9)), ("bytes=-3", 10, (7, 9)),
     ("bytes=2-100", 10, (2, 9)), ("bytes=0-1,3-4", 10, None), ("items=0-1", 10, None), ("bytes=-20", 10, (0, 9)),
+    # as nginx: any case, spaces around numbers, leading zeros, empty ranges skipped, an empty blob whole
+    ("BYTES=1-2", 10, (1, 2)), ("bytes= 1 - 2 ", 10, (1, 2)), ("bytes=0001-0002", 10, (1, 2)),
+    ("bytes=1-2,7-3", 10, (1, 2)), ("bytes=7-3,1-2", 10, (1, 2)), ("bytes=0-", 0, None), ("bytes=-5", 0, None),
+    ("bytes=", 10, None), ("bytes", 10, None), ("bytes=0-0,-0", 10, (0, 0)),
 ])
 def test_download_range(header, size, expected):
     assert parse_range(header, size) == expected
 
 
-@pytest.mark.parametrize("header, size", [("bytes=10-", 10), ("bytes=5-2", 10), ("bytes=-0", 10), ("bytes=0-", 0)])
+@pytest.mark.parametrize("header, size", [
+    ("bytes=10-", 10), ("bytes=5-2", 10), ("bytes=-0", 10), ("bytes=abc", 10), ("bytes=-", 10), ("bytes=1-2x", 10),
+    ("bytes=1-2,x", 10), ("bytes=\t1-2", 10), ("bytes=9223372036854775808-", 10), ("bytes=1-" + "9" * 5000, 10),
+    ("bytes=\uff11-2", 10), ("bytes=1-2;", 10), ("bytes=,1-2", 10),
+])
 def test_unsatisfiable_range(header, size):
     with pytest.raises(RangeError):
         parse_range(header, size)

@@ -20,7 +20,7 @@ def get_blob(name: str, digest: str):
     parsed, size = reg.blobs.locate(name, digest)
     headers = {"Docker-Content-Digest": str(parsed), "Accept-Ranges": "bytes", "ETag": f'"{parsed}"'}
     try:
-        wanted = parse_range(request.headers.get("Range"), size)
+        wanted = parse_range(_range_header(headers["ETag"]), size)
     except RangeError as exc:
         raise RegistryError(ErrorCode.UNSUPPORTED, {"size": size}, status=416, message=str(exc),
                             headers={"Content-Range": f"bytes */{size}"}) from None
@@ -42,6 +42,18 @@ def get_blob(name: str, digest: str):
     if handle is None:
         raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest})
     return file_response(handle, start, end - start + 1, status, headers)
+
+
+def _range_header(etag: str) -> str | None:
+    """The ``Range`` to apply: none when an ``If-Range`` does not name this blob's ETag exactly.
+
+    As nginx does for the blobs it sends (deploy/nginx.conf drops their
+    Last-Modified, so an If-Range date never matches either).
+    """
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range != etag:
+        return None
+    return request.headers.get("Range")
 
 
 @bp.delete("/<repo:name>/blobs/<segment:digest>")

@@ -1,7 +1,7 @@
 """end-4, end-5, end-6, end-11, end-13 and upload cancel: blob upload sessions."""
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from registry_ext.api.http import Response, content_length, registry, storage_only
 from registry_ext.auth.gate import may_pull
@@ -17,6 +17,7 @@ bp = Blueprint("uploads", __name__)
 def start_upload(name: str):
     """Open a session; or upload monolithically (?digest=); or mount (?mount=&from=)."""
     reg = registry()
+    body = _body()
     mount = request.args.get("mount")
     if mount is not None and may_pull(request.args.get("from")):  # else a plain upload (spec)
         digest = reg.uploads.mount(name, mount, request.args.get("from"))
@@ -24,9 +25,9 @@ def start_upload(name: str):
             return _created(name, str(digest))
     digest_param = request.args.get("digest")
     if digest_param is not None:
-        digest = reg.uploads.monolithic(name, digest_param, request.stream, content_length())
+        digest = reg.uploads.monolithic(name, digest_param, body, content_length(), _client())
         return _created(name, str(digest))
-    info = reg.uploads.start(name)
+    info = reg.uploads.start(name, _client())
     return Response(status=202, headers=upload_headers(name, info.id, 0))
 
 
@@ -34,8 +35,9 @@ def start_upload(name: str):
 @storage_only
 def patch_upload(name: str, upload_id: str):
     """Append a chunk (Content-Range) or a streamed body (no Content-Range)."""
+    body = _body()
     start, length = _chunk_range()
-    info = registry().uploads.append(name, upload_id, request.stream, start, length)
+    info = registry().uploads.append(name, upload_id, body, start, length)
     return Response(status=202, headers=upload_headers(name, upload_id, info.size))
 
 
@@ -44,9 +46,10 @@ def patch_upload(name: str, upload_id: str):
 def finish_upload(name: str, upload_id: str):
     """Close the session with an optional last chunk; the digest is verified."""
     reg = registry()
+    body = _body()
     reg.uploads.status(name, upload_id)
     start, length = _chunk_range()
-    digest = reg.uploads.finish(name, upload_id, request.args.get("digest"), request.stream, start, length)
+    digest = reg.uploads.finish(name, upload_id, request.args.get("digest"), body, start, length)
     return _created(name, str(digest))
 
 
@@ -62,6 +65,22 @@ def get_upload_status(name: str, upload_id: str):
 def cancel_upload(name: str, upload_id: str):
     registry().uploads.cancel(name, upload_id)
     return Response(status=204)
+
+
+def _body():
+    """The request body under the minimum upload rate (api/slow_bodies.py).
+
+    Raises:
+        RegistryError(TOOMANYREQUESTS): this client was cut for a slow upload a moment ago.
+    """
+    watch = current_app.extensions["body_watch"]
+    watch.admit(_client())
+    return watch.guard(request.stream, request.environ.get("gunicorn.socket"), _client())
+
+
+def _client() -> str:
+    """The client's address (after server.trusted_proxies): whose sessions count against its cap."""
+    return request.remote_addr or ""
 
 
 def _chunk_range() -> tuple[int | None, int | None]:
