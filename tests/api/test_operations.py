@@ -161,6 +161,7 @@ def test_forwarded_headers_are_trusted_per_setting(settings, hops, expected):
     ("127.0.0.1", None, {"readyz_details": "nobody"}, False),
 ])
 def test_readyz_details_only_for_the_host_unless_configured(settings, remote, forwarded, config, details):
+    make_app(settings)  # the storage root exists (a new one needs the index to be asked: services/root.py)
     app = make_app(settings, redis={"url": f"redis://127.0.0.1:{free_port()}/0"}, server=config)
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     resp = app.test_client().get("/readyz", environ_base={"REMOTE_ADDR": remote}, headers=headers)
