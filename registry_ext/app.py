@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
     app.extensions["registry"] = registry = build_registry(settings)
-    app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms)
+    app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms,
+                                                              tuple(settings.webhooks.endpoints))
     maintenance.first_look()
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)

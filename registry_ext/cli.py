@@ -67,6 +67,7 @@ def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads,
 def reindex(config, data_dir, redis_url, key_prefix) -> None:
     """Rebuild the Redis index from storage."""
     from registry_ext.services import build_registry
+    from registry_ext.services.feed_build import FeedBuilder
     from registry_ext.services.reindex import reindex as run
 
     settings = _settings(config, data_dir, redis_url, key_prefix)
@@ -76,6 +77,8 @@ def reindex(config, data_dir, redis_url, key_prefix) -> None:
     reg = build_registry(settings)
     counts = run(reg.storage, reg.index)
     reg.index.meta.mark(reg.index.meta.status().run_id)  # the index is complete for this Redis
+    # a Redis without the update feed gets it rebuilt from the tag history too (a no-op otherwise)
+    FeedBuilder(reg.storage, reg.index, reg.feed, tuple(settings.webhooks.endpoints)).run()
     click.echo(json.dumps(counts))
 
 

@@ -9,6 +9,8 @@ import dataclasses
 
 import redis
 
+from registry_ext.config import FeedSettings
+from registry_ext.index.feed import FeedStore
 from registry_ext.index.keys import Keys
 from registry_ext.index.meta import IndexMeta
 from registry_ext.index.reader import IndexReader, index_incomplete
@@ -46,16 +48,20 @@ class Index:
     scan: TagScanner
     meta: IndexMeta
     state: IndexState
+    feed: FeedStore
 
 
-def open_index(url: str, prefix: str) -> Index:
+def open_index(url: str, prefix: str, feed: FeedSettings | None = None) -> Index:
     """An index over the Redis at ``url`` (connections open lazily, fork-safe pool)."""
+    feed = feed or FeedSettings()
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
                                   socket_connect_timeout=5, health_check_interval=30)
     keys = Keys(prefix)
     reader = IndexReader(client, keys)
-    return Index(client, keys, reader, IndexWriter(client, keys), TagScanner(client, keys),
-                 IndexMeta(client, keys.meta), IndexState(reader))
+    store = FeedStore(client, keys, feed.enabled, feed.retention_events, feed.retention_days * 86_400_000,
+                      feed.recent_per_repo)
+    return Index(client, keys, reader, IndexWriter(client, keys, events=feed.enabled), TagScanner(client, keys),
+                 IndexMeta(client, keys.meta), IndexState(reader), store)
 
 
 __all__ = ["Index", "IndexState", "open_index"]

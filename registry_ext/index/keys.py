@@ -20,6 +20,23 @@ repository keys (the catalog) are updated in separate, idempotent steps::
                                                    artifactType?, annotations?}
     <p>:repo:{<name>}:manifests:pushed       ZSET  score ms pushed, member digest (tagged or not)
     <p>:repo:{<name>}:referrers:<dgst>       ZSET  score 0, member digest of a manifest whose subject is <dgst>
+    <p>:repo:{<name>}:events                 STREAM the repository's tag events, field d = event JSON: the
+                                                   newest feed.recent_per_repo, plus any not yet in the feed
+                                                   (written in the index transaction; index/feed.py)
+
+The update feed (index/feed.py, index/hooks.py) is one slot of its own, ``{feed}``::
+
+    <p>:{feed}:stream                        STREAM every repository's events: n (sequence), r (repository),
+                                                   d (event JSON); the first entry of an epoch has r = ""
+    <p>:{feed}:meta                          HASH  epoch, n (last sequence number), built_at
+    <p>:{feed}:heads                         HASH  repository -> id of its last events entry copied to the feed
+    <p>:{feed}:lock                          STRING token of the worker building the feed (PX)
+    <p>:{feed}:build                         STREAM the feed being built, renamed over stream when done
+    <p>:{feed}:watch:<id>                    STRING a watch list's filter JSON (EX feed.watch_ttl_seconds)
+    <p>:{feed}:hook:<name>:payload           HASH  stream id -> event JSON of a delivery not yet acknowledged
+    <p>:{feed}:hook:<name>:error             HASH  stream id -> last error of that delivery
+    <p>:{feed}:hook:<name>:dead              LIST  dead letters, newest first (JSON)
+    (consumer group ``hook:<name>`` on <p>:{feed}:stream: the endpoint's read position and pending deliveries)
 
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
@@ -42,6 +59,32 @@ class Keys:
     def repo(self, name: str) -> "RepoKeys":
         return RepoKeys(f"{self.prefix}:repo:{{{name}}}")
 
+    @property
+    def feed(self) -> "FeedKeys":
+        return FeedKeys(f"{self.prefix}:{{feed}}")
+
+
+class FeedKeys:
+    """Keys of the update feed; all share the ``{feed}`` hash tag."""
+
+    def __init__(self, base: str):
+        self.stream = f"{base}:stream"
+        self.meta = f"{base}:meta"
+        self.heads = f"{base}:heads"
+        self.lock = f"{base}:lock"
+        self.build = f"{base}:build"
+        self.base = base
+
+    def watch(self, watch_id: str) -> str:
+        return f"{self.base}:watch:{watch_id}"
+
+    def hook(self, name: str, part: str) -> str:
+        return f"{self.base}:hook:{name}:{part}"
+
+    @staticmethod
+    def group(name: str) -> str:
+        return f"hook:{name}"
+
 
 class RepoKeys:
     """Keys of one repository; all share the ``{<name>}`` hash tag."""
@@ -56,6 +99,7 @@ class RepoKeys:
         self.tags_sig = f"{base}:tags:sig"
         self.manifests = f"{base}:manifests"
         self.manifests_pushed = f"{base}:manifests:pushed"
+        self.events = f"{base}:events"
 
     def digest_tags(self, digest: str) -> str:
         return f"{self.base}:digest:{digest}:tags"

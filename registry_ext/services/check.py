@@ -72,13 +72,19 @@ def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
 
 
 def verify_repo(storage: Storage, index: Index, name: str) -> bool:
-    """Replace one repository's index content if it differs from storage; True if it did."""
+    """Replace one repository's index content if it differs from storage; True if it did.
+
+    The tags the repair changes become feed events (the index's clients saw no event for them),
+    copied to the feed with any the repository had waiting (a restarted Redis may have lost the
+    copies made just before it stopped).
+    """
     with storage.repos.lock(name):
         manifests, tags, _unreadable = expected_state(storage, name)
-        if not _drifted(index, name, manifests, tags):
-            return False
-        index.write.replace_repo(name, manifests, tags)
-        return True
+        drifted = _drifted(index, name, manifests, tags)
+        if drifted:
+            index.write.replace_repo(name, manifests, tags)
+        index.feed.publish(name)
+        return drifted
 
 
 def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> None:
@@ -118,6 +124,7 @@ def _check_index(storage: Storage, index: Index, name: str, report: CheckReport,
         report.add("index-drift", name, name, repair)
         if repair:
             index.write.replace_repo(name, manifests, tags)
+            index.feed.publish(name)
 
 
 def _drifted(index: Index, name: str, manifests, tags) -> bool:

@@ -4,10 +4,14 @@ Write order (ROADMAP principles): bytes first (content-addressed blob),
 then the repository's manifest link and tag pointer, then one atomic index
 update. Tag moves hold the repository lock from the storage write to the
 index update, so concurrent pushes of one tag leave storage and index
-agreeing on the last writer. A journal entry spans the storage and index
-steps, so a write cut short between them (a killed worker, a Redis fault)
-is finished by the reconciler (services/reconcile.py). The ``failpoints``
-calls mark those steps for the crash tests.
+agreeing on the last writer. The index update stages the tag's feed event
+in the same transaction; it is then copied to the update feed
+(``index.feed.publish``, index/feed.py) before the lock is released, so
+the feed holds each repository's events in order. A journal entry spans
+the storage, index and feed steps, so a write cut short between them (a
+killed worker, a Redis fault) is finished by the reconciler
+(services/reconcile.py). The ``failpoints`` calls mark those steps for
+the crash tests.
 """
 from __future__ import annotations
 
@@ -95,6 +99,7 @@ class ManifestService:
             self.index.write.put_manifest(name, str(digest), entry, tag_record and (
                 tag, tag_record.created_at, tag_record.updated_at))
             failpoints.hit("manifest.after-index")
+            self.index.feed.publish(name)
         return str(digest), manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -174,14 +179,16 @@ class ManifestService:
                 raise self._unknown(name, reference)
             tags = self.index.read.digest_tags(name, str(digest))
             with self.storage.journal.pending(Intent(name, tuple(tags), (str(digest),))):
+                at = now_ms()
                 for tag in tags:
                     record = repos.tag(name, tag)
                     if record is not None and record.digest == str(digest):
-                        self._untag(name, tag, record.digest)
+                        self._untag(name, tag, record.digest, at)
                 failpoints.hit("delete.after-untag")
                 repos.delete_manifest(name, digest)
                 failpoints.hit("delete.before-index")
-                self.index.write.delete_manifest(name, str(digest))
+                self.index.write.delete_manifest(name, str(digest), at)
+                self.index.feed.publish(name)
 
     def _delete_tag(self, name: str, tag: str) -> None:
         repos = self.storage.repos
@@ -189,18 +196,23 @@ class ManifestService:
             record = repos.tag(name, tag) if is_valid_tag(tag) else None
             if record is None:
                 if is_valid_tag(tag):
-                    self.index.write.delete_tag(name, tag)  # a retry finishes a delete whose index step failed
+                    # a retry finishes a delete whose index step failed
+                    if self.index.write.delete_tag(name, tag):
+                        self.index.feed.publish(name)
                 raise self._unknown(name, tag)
             with self.storage.journal.pending(Intent(name, (tag,))):
-                self._untag(name, tag, record.digest)
+                at = now_ms()
+                self._untag(name, tag, record.digest, at)
                 failpoints.hit("delete.before-index")
-                self.index.write.delete_tag(name, tag)
+                self.index.write.delete_tag(name, tag, at)
+                self.index.feed.publish(name)
 
-    def _untag(self, name: str, tag: str, digest: str) -> None:
+    def _untag(self, name: str, tag: str, digest: str, at: int) -> None:
+        """Remove the tag's file and record the deletion (at ``at``: the time its feed event carries)."""
         repos = self.storage.repos
         manifest = repos.manifest(name, parse_digest(digest))
         repos.delete_tag(name, tag)
-        repos.record_history(name, HistoryEvent(tag, digest, now_ms(), "deleted",
+        repos.record_history(name, HistoryEvent(tag, digest, at, "deleted",
                                                 manifest.media_type if manifest else "",
                                                 manifest.size if manifest else 0))
 

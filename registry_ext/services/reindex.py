@@ -73,7 +73,9 @@ def reindex(storage: Storage, index: Index, progress: Callable[[str], None] | No
             progress(name)
         with storage.repos.lock(name):
             manifests, tags, unreadable = expected_state(storage, name)
-            index.write.replace_repo(name, manifests, tags, stale.get(name, []))
+            # no feed events: a rebuilt index follows a lost one, whose feed is rebuilt from the
+            # tag history (services/feed_build.py)
+            index.write.replace_repo(name, manifests, tags, stale.get(name, []), events=False)
         counts["repositories"] += 1
         counts["manifests"] += len(manifests)
         counts["tags"] += len(tags)

@@ -16,6 +16,8 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       tmp/                                  temp files, renamed into place (same filesystem)
       journal/<uuid>.json                   {"repo", "tags", "manifests", "catalog"}: index updates a
                                             write has not finished yet (storage/journal.py)
+      identity                              {"id", "key"}: the registry's identity and the key signing
+                                            update-feed cursors (storage/identity.py), mode 0600
 
 Times are integer milliseconds since the epoch. Repository names may hold
 slashes, so a repository's files sit under underscore-prefixed folders: a
@@ -44,6 +46,7 @@ class Layout:
         self.uploads = self.root / "uploads"
         self.repos = self.root / "repos"
         self.journal = self.root / "journal"
+        self.identity = self.root / "identity"
 
     def blob(self, digest: Digest) -> Path:
         return self.root / "blobs" / blob_relpath(digest)

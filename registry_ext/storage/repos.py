@@ -161,6 +161,13 @@ class RepoStore:
                              "media_type": event.media_type, "size": event.size}) + b"\n"
         append_durably(self.layout.history(name, event.tag), line)
 
+    def history_tags(self, name: str) -> list[str]:
+        """Every tag with a history, deleted ones included (the update feed's rebuild reads them all)."""
+        try:
+            return sorted(os.listdir(self.layout.history(name, "_").parent))
+        except FileNotFoundError:
+            return []
+
     def history(self, name: str, tag: str) -> list[HistoryEvent]:
         """Events of one tag, oldest first (a torn last line from a crash is skipped)."""
         try:
