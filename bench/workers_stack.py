@@ -25,11 +25,12 @@ READY_TIMEOUT = 30.0
 
 
 def render_site(listen: int, upstream: int, blobs_dir: Path, access_log: str, name: str = "registry_ext",
-                with_globals: bool = True) -> str:
-    """deploy/nginx.conf with this run's port, upstream, blob folder and log (each found exactly once)."""
+                with_globals: bool = True, waiter: int = 5001) -> str:
+    """deploy/nginx.conf with this run's port, upstream, waiter, blob folder and log (each found exactly once)."""
     text = (DEPLOY / "nginx.conf").read_text()
     for old, new in (("listen 80;", f"listen {HOST}:{listen};"),
                      ("server 127.0.0.1:5000;", f"server {HOST}:{upstream};"),
+                     ("server 127.0.0.1:5001;", f"server {HOST}:{waiter};"),
                      ("alias /var/lib/registry-ext/blobs/;", f"alias {blobs_dir}/;"),
                      ("access_log /var/log/nginx/registry-ext.access.log", f"access_log {access_log}")):
         if text.count(old) != 1:

@@ -1,4 +1,5 @@
-"""The `registry-ext` command: serve, reindex, check, check-config, purge-uploads, mirror-diff."""
+"""The `registry-ext` command: serve, feed-waiter, reindex, check, check-config, purge-uploads, mirror-diff,
+webhooks."""
 from __future__ import annotations
 
 import json
@@ -60,6 +61,18 @@ def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads,
     run(_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
                    threads=threads),
         access_log)
+
+
+@main.command("feed-waiter")
+@common
+def feed_waiter(config, data_dir, redis_url, key_prefix) -> None:
+    """Hold the update feed's long-polls for the workers (behind nginx, feed.wait_offload)."""
+    from registry_ext.waiter.server import main as run
+
+    settings = _settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise click.UsageError("feed-waiter needs --redis-url (or redis.url); `serve` starts it itself")
+    run(settings)
 
 
 @main.command()

@@ -52,7 +52,7 @@ def updates():
         raise _bad("recent", "recent applies only to a request without a cursor")
     n = max(1, min(query_int("n") or 100, settings.page_max))
     page = feed.after(flt, cursor, n, may_pull())
-    wait = min(query_int("wait") or 0, settings.wait_max_seconds)
+    wait = _wait(settings)
     if page.events or page.more or wait == 0:
         return answer(page, watch)
     if settings.wait_offload and (query_int("_hop") or 0) < MAX_HOPS:
@@ -72,6 +72,14 @@ def answer(page: Page, watch: str | None = None) -> Response:
     resp.headers["Cache-Control"] = "private, no-cache"
     resp.set_etag(feed_page.etag(data, link))
     return resp.make_conditional(request)
+
+
+def _wait(settings) -> int:
+    """Seconds to wait: ``wait`` capped at feed.wait_max_seconds, and by ``_until`` (epoch seconds,
+    set on a long-poll the waiter sends back: the time left of the client's wait)."""
+    wait = min(query_int("wait") or 0, settings.wait_max_seconds)
+    until = query_int("_until")
+    return wait if until is None else max(0, min(wait, until - int(time.time())))
 
 
 def _query_filter(settings) -> tuple[RepoFilter, str | None]:
@@ -136,13 +144,14 @@ def _wait_here(settings, flt: RepoFilter, watch, page: Page, n: int, wait: int) 
 
 def _hand_off(settings, flt: RepoFilter, watch, page: Page, n: int, wait: int) -> Response:
     """Answer with X-Accel-Redirect to the waiter: nginx holds the client, the waiter the wait."""
-    if watch is None and flt.names is not None and len(flt.names) > INLINE_NAMES:
-        watch = registry().feed.put_watch(flt)
-    doc = {"f": {"watch": watch} if watch else flt.spec(), "c": page.next,
+    stored = watch
+    if stored is None and flt.names is not None and len(flt.names) > INLINE_NAMES:
+        stored = registry().feed.put_watch(flt)
+    doc = {"f": {"watch": stored} if stored else flt.spec(), "c": page.next,
            "p": [page.position.epoch, page.position.id, page.position.n], "n": n,
            "d": time.time() + wait, "m": "direct" if may_pull() is allow_all else "resume",
-           "q": [[k, v] for k, v in request.args.items(multi=True) if k in feed_page.LINK_PARAMS
-                 and k != "wait"] + ([["watch", watch]] if watch and request.method == "POST" else []),
+           "q": [[k, v] for k, v in request.args.items(multi=True) if k in feed_page.LINK_PARAMS]
+                + ([["watch", watch]] if request.method == "POST" else []),
            "h": (query_int("_hop") or 0) + 1}
     token = sign_token(registry().feed.identity, doc, wait + 60)
     resp = Response(b"", status=200)

@@ -226,12 +226,12 @@ class FeedStore:
     def before(self, entry_id: str | None, count: int) -> list[Entry]:
         """Up to ``count`` entries before ``entry_id`` (exclusive; None: from the newest), newest first."""
         top = f"({entry_id}" if entry_id else "+"
-        return [_entry_from(i, f) for i, f in self.client.xrevrange(self.fk.stream, top, "-", count=count)]
+        return [entry_from(i, f) for i, f in self.client.xrevrange(self.fk.stream, top, "-", count=count)]
 
     def tail(self, after: str, block_ms: int, count: int) -> list[Entry]:
         """Entries after ``after``, waiting up to ``block_ms`` for the first (XREAD BLOCK)."""
         got = self.client.xread({self.fk.stream: after}, count=count, block=block_ms)
-        return [_entry_from(i, f) for _stream, entries in got for i, f in entries]
+        return [entry_from(i, f) for _stream, entries in got for i, f in entries]
 
     def newest_id(self) -> str:
         got = self.client.xrevrange(self.fk.stream, "+", "-", count=1)
@@ -294,8 +294,8 @@ class FeedStore:
 
 def _entry(raw) -> Entry:
     entry_id, fields = raw
-    return _entry_from(entry_id, dict(zip(fields[::2], fields[1::2])))
+    return entry_from(entry_id, dict(zip(fields[::2], fields[1::2])))
 
 
-def _entry_from(entry_id: str, fields: dict) -> Entry:
+def entry_from(entry_id: str, fields: dict) -> Entry:
     return Entry(entry_id, int(fields["n"]), fields["r"], fields["d"])

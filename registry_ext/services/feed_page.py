@@ -29,7 +29,7 @@ def body(events: Iterable[str], next_cursor: str, more: bool, watch: str | None 
 
 def link(args: Iterable[tuple[str, str]], next_cursor: str) -> str:
     """The ``Link`` to the next poll: the request's filter parameters and the new cursor."""
-    kept = [(k, v) for k, v in args if k in LINK_PARAMS]
+    kept = sorted(((k, v) for k, v in args if k in LINK_PARAMS), key=lambda kv: LINK_PARAMS.index(kv[0]))
     kept.append(("cursor", next_cursor))
     return f'<{PATH}?{urlencode(kept)}>; rel="next"'
 

@@ -28,13 +28,18 @@ class Identity:
     key: bytes  # 32 bytes
 
 
-def load_identity(layout: Layout) -> Identity:
-    """The registry's identity, created on first use."""
+def load_identity(layout: Layout, create: bool = True) -> Identity:
+    """The registry's identity, created on first use (unless ``create`` is false).
+
+    Raises:
+        FileNotFoundError: there is none yet and ``create`` is false.
+    """
     path = layout.identity
     try:
         return _parse(path.read_bytes())
     except FileNotFoundError:
-        pass
+        if not create:
+            raise
     data = orjson.dumps({"id": secrets.token_hex(8), "key": secrets.token_hex(32)})
     layout.tmp.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=layout.tmp)
