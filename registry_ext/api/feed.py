@@ -50,7 +50,8 @@ def updates():
         return answer(page, watch)
     if recent:
         raise _bad("recent", "recent applies only to a request without a cursor")
-    n = max(1, min(query_int("n") or 100, settings.page_max))
+    asked = query_int("n")
+    n = max(1, min(100 if asked is None else asked, settings.page_max))
     page = feed.after(flt, cursor, n, may_pull())
     wait = _wait(settings)
     if page.events or page.more or wait == 0:

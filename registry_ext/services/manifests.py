@@ -188,6 +188,7 @@ class ManifestService:
                 repos.delete_manifest(name, digest)
                 failpoints.hit("delete.before-index")
                 self.index.write.delete_manifest(name, str(digest), at)
+                failpoints.hit("delete.after-index")
                 self.index.feed.publish(name)
 
     def _delete_tag(self, name: str, tag: str) -> None:
@@ -205,6 +206,7 @@ class ManifestService:
                 self._untag(name, tag, record.digest, at)
                 failpoints.hit("delete.before-index")
                 self.index.write.delete_tag(name, tag, at)
+                failpoints.hit("delete.after-index")
                 self.index.feed.publish(name)
 
     def _untag(self, name: str, tag: str, digest: str, at: int) -> None:
