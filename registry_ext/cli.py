@@ -134,6 +134,56 @@ def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
     click.echo(f"removed {store.uploads.purge(older_than)} upload sessions")
 
 
+@main.group()
+def webhooks() -> None:
+    """Webhook deliveries: pending counts, dead letters, requeueing them."""
+
+
+def _hook_stores(config, data_dir, redis_url, key_prefix, endpoint):
+    from registry_ext.index import open_index
+    from registry_ext.index.hooks import HookStore
+
+    settings = _settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise click.UsageError("webhooks needs --redis-url (or redis.url); with the embedded Redis use "
+                               "unix://<data-dir>/redis/redis.sock while serve runs")
+    names = sorted(settings.webhooks.endpoints)
+    if endpoint is not None and endpoint not in names:
+        raise click.UsageError(f"no endpoint {endpoint!r} in webhooks.endpoints (configured: {names})")
+    index = open_index(settings.redis.url, settings.redis.key_prefix, settings.feed)
+    return {name: HookStore(index.client, index.keys, name) for name in names if endpoint in (None, name)}
+
+
+@webhooks.command("status")
+@common
+def webhooks_status(config, data_dir, redis_url, key_prefix) -> None:
+    """Pending deliveries and dead letters per configured endpoint (JSON)."""
+    stores = _hook_stores(config, data_dir, redis_url, key_prefix, None)
+    click.echo(json.dumps({name: {"pending": store.pending(), "dead_letters": store.dead_count()}
+                           for name, store in stores.items()}, indent=2))
+
+
+@webhooks.command("dead-letters")
+@common
+@click.option("--endpoint", help="Only this endpoint.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+def webhooks_dead(config, data_dir, redis_url, key_prefix, endpoint, limit) -> None:
+    """Deliveries that failed every attempt, newest first: one JSON object a line, with the last error."""
+    for name, store in _hook_stores(config, data_dir, redis_url, key_prefix, endpoint).items():
+        for letter in store.dead_letters(limit):
+            letter["event"] = json.loads(letter["event"]) if letter.get("event") else None
+            click.echo(json.dumps({"endpoint": name, **letter}))
+
+
+@webhooks.command("requeue")
+@common
+@click.option("--endpoint", required=True, help="The endpoint whose dead letters are tried again.")
+def webhooks_requeue(config, data_dir, redis_url, key_prefix, endpoint) -> None:
+    """Queue an endpoint's dead letters for delivery again (attempts counted from zero)."""
+    store = _hook_stores(config, data_dir, redis_url, key_prefix, endpoint)[endpoint]
+    click.echo(f"requeued {store.requeue_dead()} dead letters of {endpoint}")
+
+
 def _mirror_diff():
     from registry_ext.mirror.command import mirror_diff
 

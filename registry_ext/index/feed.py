@@ -95,7 +95,6 @@ _FINISH = """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 redis.call('RENAME', KEYS[4], KEYS[1])
 redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'n', ARGV[3], 'built_at', ARGV[4])
-for i = 5, #KEYS do redis.call('DEL', KEYS[i]) end
 for i = 5, #ARGV do redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[i], '$') end
 redis.call('DEL', KEYS[3])
 return 1
@@ -285,10 +284,10 @@ class FeedStore:
             pipe.xadd(self.fk.build, {"n": n, "r": repo, "d": data})
         pipe.execute()
 
-    def build_finish(self, token: str, epoch: str, n: int, groups: list[str], stale: list[str]) -> bool:
-        """Make the built stream the feed under ``epoch`` (if the lock is still ours); create the
-        webhook ``groups`` at its end and delete the ``stale`` delivery keys of the old stream."""
-        keys = [self.fk.stream, self.fk.meta, self.fk.lock, self.fk.build, *stale]
+    def build_finish(self, token: str, epoch: str, n: int, groups: list[str]) -> bool:
+        """Make the built stream the feed under ``epoch`` (if the lock is still ours), with the
+        webhook consumer ``groups`` at its end (deliveries already queued are kept: index/hooks.py)."""
+        keys = [self.fk.stream, self.fk.meta, self.fk.lock, self.fk.build]
         return bool(self._finish(keys=keys, args=[token, epoch, n, now_ms(), *groups]))
 
 

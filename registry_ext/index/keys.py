@@ -33,10 +33,11 @@ The update feed (index/feed.py, index/hooks.py) is one slot of its own, ``{feed}
     <p>:{feed}:lock                          STRING token of the worker building the feed (PX)
     <p>:{feed}:build                         STREAM the feed being built, renamed over stream when done
     <p>:{feed}:watch:<id>                    STRING a watch list's filter JSON (EX feed.watch_ttl_seconds)
-    <p>:{feed}:hook:<name>:payload           HASH  stream id -> event JSON of a delivery not yet acknowledged
-    <p>:{feed}:hook:<name>:error             HASH  stream id -> last error of that delivery
-    <p>:{feed}:hook:<name>:dead              LIST  dead letters, newest first (JSON)
-    (consumer group ``hook:<name>`` on <p>:{feed}:stream: the endpoint's read position and pending deliveries)
+    <p>:{feed}:hook:<name>:payload           HASH  stream id -> event JSON of a delivery not done yet
+    <p>:{feed}:hook:<name>:due               ZSET  stream id, score = ms its next attempt is due
+    <p>:{feed}:hook:<name>:attempts          HASH  stream id -> failed attempts so far
+    <p>:{feed}:hook:<name>:dead              LIST  dead letters, newest first (JSON with the last error)
+    (consumer group ``hook:<name>`` on <p>:{feed}:stream: the endpoint's read position; index/hooks.py)
 
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.

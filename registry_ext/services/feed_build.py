@@ -151,10 +151,8 @@ class FeedBuilder:
             self.store.build_add((start + i + 1, name, data)
                                  for i, (_at, _order, _i, name, data) in enumerate(events[start:start + 1000]))
         counts["events"] = len(events)
-        names = self.webhooks
-        groups = [self.store.fk.group(n) for n in names]
-        stale = [self.store.fk.hook(n, part) for n in names for part in ("payload", "error")]
-        if not self.store.build_finish(self.token, secrets.token_hex(8), len(events), groups, stale):
+        groups = [self.store.fk.group(n) for n in self.webhooks]
+        if not self.store.build_finish(self.token, secrets.token_hex(8), len(events), groups):
             raise LockLost()
         log.warning("update feed built from storage: %s", counts)
         return counts
