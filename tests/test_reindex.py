@@ -76,7 +76,7 @@ def redis_dump(redis_client, prefix):
     """
     dump = {}
     for key in redis_client.scan_iter(match=f"{prefix}:*"):
-        if key == f"{prefix}:{{meta}}".encode() or b"{feed}" in key or key.endswith(b":events"):
+        if key == f"{prefix}:{{meta}}".encode() or b"{feed}" in key or b":events" in key:
             continue
         kind = redis_client.type(key)
         if kind == b"hash":

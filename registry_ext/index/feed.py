@@ -61,6 +61,7 @@ end
 return added
 """
 _TRIM_REPO = _IDS + """
+redis.call('SET', KEYS[2], ARGV[1])
 local keep = tonumber(ARGV[2])
 if redis.call('XLEN', KEYS[1]) <= keep + 32 then return 0 end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', keep)
@@ -172,9 +173,15 @@ class FeedStore:
         return copied
 
     def pending(self, name: str, limit: int = 200) -> tuple[str, list[tuple[str, str]]]:
-        """The repository's head and up to ``limit`` of its outbox entries after it: (id, event JSON)."""
-        head = self.client.hget(self.fk.heads, name) or "0-0"
-        raw = self.client.xrange(self.keys.repo(name).events, f"({head}", "+", count=limit)
+        """The repository's head and up to ``limit`` of its outbox entries after it: (id, event JSON).
+
+        Without a head in ``{feed}:heads`` (a repository never copied, or a feed slot that lost its
+        data while the repository's slot kept it) the copy in the repository's slot is used, so
+        events copied before are not taken for new ones.
+        """
+        rk = self.keys.repo(name)
+        head = self.client.hget(self.fk.heads, name) or self.client.get(rk.events_copied) or "0-0"
+        raw = self.client.xrange(rk.events, f"({head}", "+", count=limit)
         return head, [(entry_id, fields["d"]) for entry_id, fields in raw]
 
     def append(self, name: str, entries: list[tuple[str, str]]) -> int:
@@ -186,8 +193,10 @@ class FeedStore:
         return int(self._append(keys=[self.fk.stream, self.fk.meta, self.fk.heads], args=args))
 
     def trim_repo(self, name: str, head: str) -> None:
-        """Keep the newest ``recent_per_repo`` outbox entries and every one after ``head``."""
-        self._trim_repo(keys=[self.keys.repo(name).events], args=[head, self.recent_per_repo])
+        """Record ``head`` (copied so far) in the repository's slot; keep the newest
+        ``recent_per_repo`` outbox entries and every one after ``head``."""
+        rk = self.keys.repo(name)
+        self._trim_repo(keys=[rk.events, rk.events_copied], args=[head, self.recent_per_repo])
 
     # -- reading -----------------------------------------------------------------------------
     def epoch(self) -> str | None:
@@ -256,14 +265,16 @@ class FeedStore:
 
     def rewrite_repo(self, name: str, history: list[bytes], pending: list[str]) -> str:
         """Replace a repository's outbox by ``history`` then ``pending`` (JSON); return the new head:
-        the id of the last history entry, or 0-0."""
+        the id of the last history entry, or 0-0 (also recorded in the repository's slot)."""
         rk = self.keys.repo(name)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(rk.events)
             for data in list(history) + list(pending):
                 pipe.xadd(rk.events, {"d": data})
             ids = pipe.execute()[1:]
-        return ids[len(history) - 1] if history else "0-0"
+        head = ids[len(history) - 1] if history else "0-0"
+        self.client.set(rk.events_copied, head)
+        return head
 
     def set_heads(self, heads: dict[str, str]) -> None:
         if heads:

@@ -23,6 +23,8 @@ repository keys (the catalog) are updated in separate, idempotent steps::
     <p>:repo:{<name>}:events                 STREAM the repository's tag events, field d = event JSON: the
                                                    newest feed.recent_per_repo, plus any not yet in the feed
                                                    (written in the index transaction; index/feed.py)
+    <p>:repo:{<name>}:events:copied          STRING id of the last events entry copied to the feed (the
+                                                   {feed} heads' copy in the repository's slot)
 
 The update feed (index/feed.py, index/hooks.py) is one slot of its own, ``{feed}``::
 
@@ -101,6 +103,7 @@ class RepoKeys:
         self.manifests = f"{base}:manifests"
         self.manifests_pushed = f"{base}:manifests:pushed"
         self.events = f"{base}:events"
+        self.events_copied = f"{base}:events:copied"
 
     def digest_tags(self, digest: str) -> str:
         return f"{self.base}:digest:{digest}:tags"

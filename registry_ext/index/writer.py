@@ -103,7 +103,7 @@ class IndexWriter:
         ``stale`` lists the repository's keys found by one ``keys_by_repo``
         scan for a whole rebuild; without it this repository's keys are
         scanned for. Either way the keys the new content uses are cleared too.
-        The ``events`` stream is kept. With ``events``, the tags that differ
+        The ``events`` stream (and its copy marker) is kept. With ``events``, the tags that differ
         from what the index said are staged as feed events (a repair is a
         transition clients saw no event for); the caller holds the repository
         lock, so the old tags read first cannot change meanwhile. Returns the
@@ -112,7 +112,7 @@ class IndexWriter:
         rk = self.keys.repo(name)
         if stale is None:
             stale = self.client.scan_iter(match=rk.pattern, count=1000)
-        doomed = (set(stale) | set(_content_keys(rk, manifests, tags))) - {rk.events}
+        doomed = (set(stale) | set(_content_keys(rk, manifests, tags))) - {rk.events, rk.events_copied}
         old = self._tag_states(rk) if events and self.events else None
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(*doomed)

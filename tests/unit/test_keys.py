@@ -25,4 +25,4 @@ def test_feed_keys_share_one_slot_apart_from_repositories():
             fk.hook("ci", "error"), fk.hook("ci", "dead")]
     assert len({key_slot(k.encode()) for k in feed}) == 1
     rk = keys.repo("library/nginx")
-    assert key_slot(rk.events.encode()) == key_slot(rk.tags.encode())
+    assert key_slot(rk.events.encode()) == key_slot(rk.events_copied.encode()) == key_slot(rk.tags.encode())
