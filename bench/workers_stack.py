@@ -50,7 +50,7 @@ class Stack:
     """redis-server + gunicorn (deploy/gunicorn.conf.py) + nginx (deploy/), optionally the peer."""
 
     def __init__(self, workdir: Path, gunicorn_args: list[str], accel: bool = True, peer: bool = False,
-                 metrics: bool = True):
+                 metrics: bool = True, waiter: bool = False):
         self.dir = workdir
         self.procs: list[Server] = []
         self.data = workdir / "data"
@@ -61,6 +61,8 @@ class Stack:
         self.peer = peer
         self.metrics = metrics
         self.peer_port = self.peer_nginx_port = None
+        self.waiter = waiter  # `registry-ext feed-waiter` holds the update feed's long-polls
+        self.waiter_port = free_port()
 
     @property
     def url(self) -> str:
@@ -85,7 +87,8 @@ class Stack:
 
     def _start(self) -> None:
         gunicorn = self._start_app()
-        site = render_site(self.nginx_port, self.gunicorn_port, self.data / "blobs", "logs/access.log")
+        site = render_site(self.nginx_port, self.gunicorn_port, self.data / "blobs", "logs/access.log",
+                           waiter=self.waiter_port)
         peer = None
         if self.peer:
             peer, peer_site = self._start_peer()
@@ -111,11 +114,16 @@ class Stack:
             f'x_accel_prefix = "{"/_blobs" if self.accel else ""}"\n'
             f'[storage]\nroot = "{self.data}"\n'
             f'[redis]\nurl = "unix://{socket_path}"\n'
-            f'[metrics]\nenabled = {str(self.metrics).lower()}\ndir = "{self.dir / "metrics"}"\n')
+            f'[metrics]\nenabled = {str(self.metrics).lower()}\ndir = "{self.dir / "metrics"}"\n'
+            + (f'[feed]\nwait_offload = "/_regext_wait"\nwaiter_listen = "{HOST}:{self.waiter_port}"\n'
+               if self.waiter else ""))
         env = dict(os.environ, REGISTRY_EXT_CONFIG=str(config), PYTHONUNBUFFERED="1")
         time.sleep(0.3)
-        return self._spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"),
-                                        *self.gunicorn_args, "wsgi:app"], env=env, cwd=ROOT)
+        gunicorn = self._spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"),
+                                            *self.gunicorn_args, "wsgi:app"], env=env, cwd=ROOT)
+        if self.waiter:
+            self._spawn("waiter", [str(VENV_BIN / "registry-ext"), "feed-waiter"], env=env, cwd=ROOT)
+        return gunicorn
 
     def _start_peer(self) -> tuple[Server, str]:
         """docker-registry as peer.py starts it, with its access log on (ours logs too) and without the
