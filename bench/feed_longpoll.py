@@ -10,7 +10,9 @@ The stack: redis-server, gunicorn (deploy/gunicorn.conf.py, 2 gthread workers x 
 2. for ``--idle`` seconds nothing happens: CPU seconds and resident memory of the waiter, nginx,
    gunicorn and redis are sampled (``/proc``), and a ``tags/list`` probe shows gunicorn still free;
 3. one tag is pushed; the delay from the push's answer to each long-poll's answer is recorded
-   (median, p99, the last one: "all answered").
+   (median, p99, the last one: "all answered");
+4. the floor: the same client against a bare asyncio server answering as many connections at once
+   (what the one-process Python client itself needs to take the answers in).
 
 Memory is also read before the polls, so the cost per held poll is the difference. Loopback only;
 the client shares the machine's cores with the stack (reported as measured).
@@ -25,17 +27,44 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS_DIR, FastClient, percentile, proc_tree_cpu_seconds, proc_tree_rss_mb  # noqa: E402
+from _common import (RESULTS_DIR, FastClient, free_port, percentile, proc_tree_cpu_seconds,  # noqa: E402
+                     proc_tree_rss_mb)
 from feed import manifest, populate  # noqa: E402
 from workers_stack import Stack  # noqa: E402
 
 REPO = "longpoll/app"
+
+# The floor: a bare asyncio server (another process) holding the same connections and answering all at
+# once when a last connection arrives; what this client needs to take in that many answers.
+FLOOR_SERVER = """
+import asyncio, resource, sys
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+clients, port = int(sys.argv[1]), int(sys.argv[2])
+async def main():
+    seen, go = 0, asyncio.Event()
+    body = b'{"events":[],"next":"' + b"A" * 66 + b'","more":false}'
+    async def handle(reader, writer):
+        nonlocal seen
+        await reader.readuntil(b"\\r\\n\\r\\n")
+        seen += 1
+        if seen > clients:
+            go.set()
+        await go.wait()
+        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=8192)
+    await server.serve_forever()
+asyncio.run(main())
+"""
 
 
 async def long_poll(port: int, path: str, done: dict, index: int) -> None:
@@ -94,6 +123,24 @@ async def one_round(stack: Stack, clients: int, wait: int, idle: float) -> dict:
     }
 
 
+async def floor(clients: int) -> float:
+    """Milliseconds until this client has every answer of a bare server answering all at once."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER, str(clients), str(port)])
+    try:
+        await asyncio.sleep(1)
+        done: dict = {}
+        tasks = [asyncio.ensure_future(long_poll(port, "/", done, i)) for i in range(clients)]
+        await asyncio.sleep(3)
+        started = time.monotonic()
+        trigger = asyncio.ensure_future(long_poll(port, "/", {}, -1))
+        await asyncio.gather(*tasks, trigger)
+        return round((max(at for at, _s, _b in done.values()) - started) * 1000, 1)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def report(rounds: list[dict]) -> str:
     def spread(values):
         return f"{statistics.median(values):g} ({min(values):g}-{max(values):g})"
@@ -109,7 +156,9 @@ def report(rounds: list[dict]) -> str:
               + spread([r["delay_ms"]["p99"] for r in rounds]) + " ms, all answered "
               + spread([r["delay_ms"]["all"] for r in rounds]) + " ms; a tags/list while they were held: "
               + spread([r["tags_list_probe_ms"] for r in rounds]) + " ms; answers with the event: "
-              + ", ".join(str(r["with_the_event"]) for r in rounds) + "."]
+              + ", ".join(str(r["with_the_event"]) for r in rounds) + ".",
+              "The client alone, against a bare asyncio server answering as many at once: all answered after "
+              + spread([r["client_floor_ms"] for r in rounds]) + " ms."]
     return "\n".join(lines)
 
 
@@ -130,6 +179,7 @@ def main(argv=None) -> int:
         rounds = []
         for i in range(args.rounds):
             rounds.append(asyncio.run(one_round(stack, args.clients, args.wait, args.idle)))
+            rounds[-1]["client_floor_ms"] = asyncio.run(floor(args.clients))
             print(f"round {i + 1}: {json.dumps(rounds[-1])}", file=sys.stderr, flush=True)
     finally:
         stack.stop()

@@ -68,8 +68,11 @@ class WaitHub:
                 self._thread.start()
             if key < self._covered:
                 return "woken"
-            if any(entry_key > key and flt.matches(repo) for entry_key, repo in self._ring):
-                return "woken"
+            for entry_key, repo in reversed(self._ring):  # newest first: usually few are after `key`
+                if entry_key <= key:
+                    break
+                if repo and flt.matches(repo):
+                    return "woken"
             if len(self._waiters) >= self.max_waiters:
                 return "busy"
             waiter = _Waiter(flt, key)

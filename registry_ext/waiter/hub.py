@@ -109,8 +109,18 @@ class Hub:
     def vouches(self, epoch: str, after: tuple[int, int]) -> bool:
         return self.covered is not None and self.epoch == epoch and after >= self.covered
 
+    def after(self, after: tuple[int, int]) -> list[Entry]:
+        """The ring's entries after ``after``, oldest first (read from the newest end: usually few)."""
+        found = []
+        for key, entry in reversed(self.ring):
+            if key <= after:
+                break
+            found.append(entry)
+        found.reverse()
+        return found
+
     def matches_after(self, flt: RepoFilter, after: tuple[int, int]) -> bool:
-        return any(key > after and entry.repo and flt.matches(entry.repo) for key, entry in self.ring)
+        return any(entry.repo and flt.matches(entry.repo) for entry in self.after(after))
 
     def add(self, waiter: Waiter) -> None:
         if waiter.flt.names is not None and waiter.flt.prefix is None and waiter.flt.glob is None:
@@ -132,7 +142,7 @@ class Hub:
         """Events after ``after`` passing ``flt`` from the ring: (events, last entry examined, more)."""
         events: list[str] = []
         last = None
-        entries = [entry for key, entry in self.ring if key > after]
+        entries = self.after(after)
         for i, entry in enumerate(entries):
             last = entry
             if entry.repo and flt.matches(entry.repo):

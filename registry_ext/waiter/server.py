@@ -55,6 +55,8 @@ class WaiterServer:
         self.tail = AsyncFeedTail(settings.redis.url, settings.redis.key_prefix)
         self.hub = Hub(self.tail)
         self.watches: dict[str, RepoFilter] = {}
+        self._pages: dict = {}
+        self._pages_at = ""
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -114,9 +116,20 @@ class WaiterServer:
                 return self._resume(doc)
         if doc["m"] != "direct":
             return self._resume(doc)
-        events, last, more = self.hub.page(flt, after, doc["n"])
-        cursor = encode_cursor(self.identity, Position(epoch, last.id, last.n)) if last else doc["c"]
+        events, cursor, more = self._direct_page(doc, flt, epoch, after)
         return self._page(doc, events, cursor, more, headers)
+
+    def _direct_page(self, doc: dict, flt: RepoFilter, epoch: str, after: tuple[int, int]):
+        """The page for the ring as it is; computed once for all waiters woken with the same question
+        (a popular repository moving wakes many at the same position)."""
+        if self._pages_at != self.hub.position:
+            self._pages, self._pages_at = {}, self.hub.position
+        key = (orjson.dumps(doc["f"], option=orjson.OPT_SORT_KEYS), after, doc["n"], epoch, doc["c"])
+        if key not in self._pages:
+            events, last, more = self.hub.page(flt, after, doc["n"])
+            cursor = encode_cursor(self.identity, Position(epoch, last.id, last.n)) if last else doc["c"]
+            self._pages[key] = (events, cursor, more)
+        return self._pages[key]
 
     async def _filter(self, spec: dict) -> RepoFilter | None:
         """The token's filter; a watch list is read from Redis (None: gone, let the worker say so)."""
