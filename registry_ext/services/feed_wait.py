@@ -19,6 +19,7 @@ import collections
 import logging
 import threading
 import time
+import weakref
 
 import redis
 
@@ -29,6 +30,13 @@ log = logging.getLogger(__name__)
 
 RING = 4096       # entries the tail remembers
 BLOCK_MS = 5000   # one XREAD BLOCK (below the client's 10 s socket timeout)
+_HUBS: "weakref.WeakSet[WaitHub]" = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """The worker is stopping: every waiting request answers now (gunicorn_setup.post_worker_init)."""
+    for hub in list(_HUBS):
+        hub.close()
 
 
 def id_key(entry_id: str) -> tuple[int, int]:
@@ -53,6 +61,15 @@ class WaitHub:
         self._covered: tuple[int, int] | None = None  # every entry after this and up to _tail is in _ring
         self._tail = "0-0"
         self._thread: threading.Thread | None = None
+        self._closing = False
+        _HUBS.add(self)
+
+    def close(self) -> None:
+        """Answer every waiting request now, and every later one at once (graceful shutdown)."""
+        with self._lock:
+            self._closing = True
+            for waiter in self._waiters:
+                waiter.woken.set()
 
     def wait(self, flt: RepoFilter, after: str, timeout: float) -> str:
         """Block until an entry after ``after`` matches ``flt`` or ``timeout`` passes.
@@ -61,6 +78,8 @@ class WaitHub:
         """
         key = id_key(after)
         with self._lock:
+            if self._closing:
+                return "timeout"
             if self._covered is None:
                 self._reset()
             if self._thread is None or not self._thread.is_alive():
@@ -78,7 +97,8 @@ class WaitHub:
             waiter = _Waiter(flt, key)
             self._waiters.append(waiter)
         try:
-            return "woken" if waiter.woken.wait(timeout) else "timeout"
+            woken = waiter.woken.wait(timeout)
+            return "woken" if woken and not self._closing else "timeout"
         finally:
             with self._lock:
                 self._waiters.remove(waiter)

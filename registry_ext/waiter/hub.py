@@ -37,7 +37,8 @@ class Waiter:
         self.flt = flt
         self.after = after
         self.woken = asyncio.Event()
-        self.lost = False  # the hub cannot vouch any more: the worker must look again
+        self.lost = False     # the hub cannot vouch any more: the worker must look again
+        self.closing = False  # the waiter is stopping: answer as if the wait had run out
 
 
 class Hub:
@@ -104,6 +105,12 @@ class Hub:
         self.ready.clear()
         for waiter in list(self.by_pattern) + [w for ws in self.by_name.values() for w in ws]:
             waiter.lost = True
+            waiter.woken.set()
+
+    def close_all(self) -> None:
+        """The process is stopping: every waiting poll answers its empty page now."""
+        for waiter in list(self.by_pattern) + [w for ws in self.by_name.values() for w in ws]:
+            waiter.closing = True
             waiter.woken.set()
 
     def vouches(self, epoch: str, after: tuple[int, int]) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import signal
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -110,7 +111,7 @@ class WaiterServer:
                 woken.cancel()
             if gone in done:
                 raise ConnectionError("client went away")
-            if woken not in done:
+            if woken not in done or waiter.closing:
                 return self._page(doc, [], doc["c"], False, headers)
             if waiter.lost or not self.hub.vouches(epoch, after):
                 return self._resume(doc)
@@ -187,12 +188,26 @@ async def serve(settings: Settings) -> None:
                                             backlog=4096)
     log.warning("feed waiter listening on %s", listen)
     tail = asyncio.ensure_future(server_state.hub.run())
+    serving = asyncio.ensure_future(server.serve_forever())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(_stop(server_state, server, serving)))
     try:
-        async with server:
-            await server.serve_forever()
+        await serving
+    except asyncio.CancelledError:
+        pass
     finally:
         tail.cancel()
         await server_state.tail.close()
+
+
+async def _stop(state: WaiterServer, server: asyncio.AbstractServer, serving: asyncio.Future) -> None:
+    """SIGTERM: stop accepting, answer every waiting poll (empty page: clients poll again), then exit."""
+    log.warning("feed waiter stopping: answering %d waiting polls", state.hub.waiting)
+    server.close()
+    state.hub.close_all()
+    await asyncio.sleep(0.5)
+    serving.cancel()
 
 
 async def _identity(settings: Settings) -> Identity:

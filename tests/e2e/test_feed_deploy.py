@@ -96,3 +96,20 @@ def test_a_rebuilt_feed_sends_waiting_polls_back_with_a_fresh_cursor(stack):
     set_tag(base, "rebuilt/app", "x", made[0])
     page = expect(requests.get(f"{base}/v2/_regext/updates", params={"cursor": fresh_cursor}, timeout=30), 200)
     assert [e["tag"] for e in page.json()["events"]] == ["x"]
+
+
+def test_a_stopping_waiter_answers_its_polls_with_their_empty_page(tmp_path):
+    deploy = DeployStack(tmp_path).start()
+    try:
+        start = cursor(deploy.url, repository="gone/app")
+        waiting = [timed_long_poll(deploy.url, start, 55, repository="gone/app") for _ in range(20)]
+        time.sleep(1.5)
+        stopping = time.monotonic()
+        assert deploy.services["waiter"].stop() == 0
+        for poll in waiting:
+            poll["thread"].join(10)
+            assert poll["resp"].status_code == 200, poll["resp"].text
+            assert poll["resp"].json() == {"events": [], "next": start, "more": False}
+        assert time.monotonic() - stopping < 5
+    finally:
+        deploy.stop()

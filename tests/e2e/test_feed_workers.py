@@ -144,3 +144,17 @@ def test_webhook_deliveries_survive_a_restart_of_the_registry(tmp_path, redis_se
         server.close()
         if receiver is not None:
             receiver.close()
+
+
+def test_a_stop_answers_waiting_long_polls_at_once(registry):
+    base = registry.url
+    start = cursor(base, repository="stop/app")
+    waiting = [timed_long_poll(base, start, 55, repository="stop/app") for _ in range(3)]
+    time.sleep(1)
+    stopping = time.monotonic()
+    assert registry.stop() == 0
+    assert time.monotonic() - stopping < 10
+    for poll in waiting:
+        poll["thread"].join(10)
+        assert poll["resp"].status_code == 200 and poll["resp"].json()["events"] == []
+    registry.start()  # the fixture's teardown stops it again
