@@ -12,6 +12,7 @@ one id in every feed that shows it.
 from __future__ import annotations
 
 import hashlib
+import re
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -24,6 +25,9 @@ from registry_ext.oci import repo_filter
 from registry_ext.oci.repo_filter import RepoFilterError
 
 bp = Blueprint("atom", __name__)
+# Characters XML 1.0 does not allow even escaped (controls, surrogates, U+FFFE/F): dropped from text a
+# request supplied (a prefix in the title, the query in the self link).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 ATOM = "application/atom+xml; charset=utf-8"
 DEFAULT_ENTRIES = 50
 NO_TIME = "1970-01-01T00:00:00.000Z"
@@ -83,14 +87,18 @@ def _atom(key: str, title: str, found: list[str]) -> Response:
     base = request.host_url.rstrip("/")
     docs = [orjson.loads(data) for data in found]
     parts = ['<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">',
-             f"<id>urn:regext:{identity}:{escape(key)}</id>", f"<title>{escape(title)}</title>",
+             f"<id>urn:regext:{identity}:{escape(key)}</id>", f"<title>{escape(_xml(title))}</title>",
              f"<updated>{docs[0]['time'] if docs else NO_TIME}</updated>",
-             f"<link rel=\"self\" href={quoteattr(base + request.full_path.rstrip('?'))}/>",
+             f"<link rel=\"self\" href={quoteattr(_xml(base + request.full_path.rstrip('?')))}/>",
              "<author><name>registry-ext</name></author>", "<generator>registry-ext</generator>"]
     for data, doc in zip(found, docs):
         parts.append(_entry(identity, base, data, doc))
     parts.append("</feed>\n")
     return conditional(Response("\n".join(parts).encode(), content_type=ATOM))
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("", text)
 
 
 def _entry(identity: str, base: str, data: str, doc: dict) -> str:

@@ -67,3 +67,9 @@ def test_query_text_is_escaped(client):
     assert titles(root) == []
     assert root.find("a:title", NS).text == 'tag updates of prefix=<&">]]>'
     assert root.find("a:link", NS).get("href").startswith("http://localhost/v2/_regext/feed.atom?prefix=")
+
+
+def test_characters_xml_cannot_carry_are_dropped(client):
+    """Found by tests/fuzz: a NUL in the query made the self link invalid XML."""
+    root = parse(client.get("/v2/_regext/feed.atom?prefix=a%00b%1Fc&x=%00"))
+    assert root.find("a:title", NS).text == "tag updates of prefix=abc"
