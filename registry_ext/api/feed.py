@@ -27,7 +27,9 @@ from registry_ext.services.feed_wait import WaitHub
 bp = Blueprint("feed", __name__)
 HUB = "registry_ext.feed_hub"
 MAX_HOPS = 3            # waiter -> worker -> waiter round trips of one long-poll
-INLINE_NAMES = 50       # more names than this travel to the waiter as a stored watch list
+# A filter bigger than this travels to the waiter as a stored watch list: the hand-off is a response
+# header nginx must hold in its proxy_buffer_size (4 KiB by default), and so is the waiter's answer.
+INLINE_SPEC_BYTES = 512
 _POST_KEYS = {"repositories", "prefix", "glob"}
 
 
@@ -145,15 +147,18 @@ def _wait_here(settings, flt: RepoFilter, watch, page: Page, n: int, wait: int) 
 
 def _hand_off(settings, flt: RepoFilter, watch, page: Page, n: int, wait: int) -> Response:
     """Answer with X-Accel-Redirect to the waiter: nginx holds the client, the waiter the wait."""
+    query = [[k, v] for k, v in request.args.items(multi=True) if k in feed_page.LINK_PARAMS]
+    if request.method == "POST":
+        query.append(["watch", watch])
     stored = watch
-    if stored is None and flt.names is not None and len(flt.names) > INLINE_NAMES:
+    if stored is None and len(orjson.dumps(flt.spec())) > INLINE_SPEC_BYTES:
+        # a long list in the query: the waiter's answer links (and a resume asks) with a watch id instead
         stored = registry().feed.put_watch(flt)
+        query = [[k, v] for k, v in query if k not in ("repository", "prefix", "glob")] + [["watch", stored]]
     doc = {"f": {"watch": stored} if stored else flt.spec(), "c": page.next,
            "p": [page.position.epoch, page.position.id, page.position.n], "n": n,
            "d": time.time() + wait, "m": "direct" if may_pull() is allow_all else "resume",
-           "q": [[k, v] for k, v in request.args.items(multi=True) if k in feed_page.LINK_PARAMS]
-                + ([["watch", watch]] if request.method == "POST" else []),
-           "h": (query_int("_hop") or 0) + 1}
+           "q": query, "h": (query_int("_hop") or 0) + 1}
     token = sign_token(registry().feed.identity, doc, wait + 60)
     resp = Response(b"", status=200)
     resp.headers["X-Accel-Redirect"] = f"{settings.wait_offload}/?t={token}"

@@ -89,11 +89,11 @@ def verify_repo(storage: Storage, index: Index, name: str) -> bool:
 
 def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> None:
     """Journal entries of writes that are over (a held repository lock means one still runs)."""
-    for _path, intent in storage.journal.entries():
+    for path, intent in storage.journal.entries():
         if intent is None:
             continue
         with storage.repos.try_lock(intent.repo) as free:
-            if free:
+            if free and path.exists():  # a write that ended between the listing and the lock closed it
                 report.add("unfinished-write", intent.repo,
                            ",".join(intent.tags + intent.manifests) or "catalog", repair)
     if repair:

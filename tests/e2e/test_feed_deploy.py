@@ -113,3 +113,20 @@ def test_a_stopping_waiter_answers_its_polls_with_their_empty_page(tmp_path):
         assert time.monotonic() - stopping < 5
     finally:
         deploy.stop()
+
+
+def test_a_long_poll_with_hundreds_of_names_in_its_query(stack):
+    """The hand-off and the waiter's answer are response headers nginx must hold (4 KiB): a long list
+    travels as a stored watch list, and the answer's Link names it."""
+    base = stack.url
+    made = images(base, "many/r299", 1)
+    names = [f"many/r{i}" for i in range(300)]
+    start = cursor(base, repository="many/r299")
+    waiting = timed_long_poll(base, start, 30, repository=names)
+    time.sleep(1)
+    set_tag(base, "many/r299", "1", made[0])
+    waiting["thread"].join(30)
+    resp = waiting["resp"]
+    assert resp.status_code == 200, resp.text
+    assert [key(e) for e in resp.json()["events"]] == [("many/r299", "1", "pushed", made[0][1], None)]
+    assert "watch=" in resp.headers["Link"] and "repository=" not in resp.headers["Link"]
