@@ -16,6 +16,7 @@ that are gone) or removes storage records that point at nothing:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -168,7 +169,12 @@ def _check_uploads(storage: Storage, report: CheckReport, repair: bool) -> None:
             storage.uploads.delete(upload_id)
     cutoff = time.time() - TEMP_MAX_AGE_SECONDS
     for path in sorted(layout.tmp.glob("*")):
-        if path.stat().st_mtime < cutoff:
+        try:
+            stale = path.stat().st_mtime < cutoff
+        except FileNotFoundError:  # a write renamed it into place since the listing (check under load)
+            continue
+        if stale:
             report.add("stale-temp", None, path.name, repair)
             if repair:
-                os.unlink(path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
