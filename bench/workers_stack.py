@@ -25,11 +25,12 @@ READY_TIMEOUT = 30.0
 
 
 def render_site(listen: int, upstream: int, blobs_dir: Path, access_log: str, name: str = "registry_ext",
-                with_globals: bool = True) -> str:
-    """deploy/nginx.conf with this run's port, upstream, blob folder and log (each found exactly once)."""
+                with_globals: bool = True, waiter: int = 5001) -> str:
+    """deploy/nginx.conf with this run's port, upstream, waiter, blob folder and log (each found exactly once)."""
     text = (DEPLOY / "nginx.conf").read_text()
     for old, new in (("listen 80;", f"listen {HOST}:{listen};"),
                      ("server 127.0.0.1:5000;", f"server {HOST}:{upstream};"),
+                     ("server 127.0.0.1:5001;", f"server {HOST}:{waiter};"),
                      ("alias /var/lib/registry-ext/blobs/;", f"alias {blobs_dir}/;"),
                      ("access_log /var/log/nginx/registry-ext.access.log", f"access_log {access_log}")):
         if text.count(old) != 1:
@@ -49,7 +50,7 @@ class Stack:
     """redis-server + gunicorn (deploy/gunicorn.conf.py) + nginx (deploy/), optionally the peer."""
 
     def __init__(self, workdir: Path, gunicorn_args: list[str], accel: bool = True, peer: bool = False,
-                 metrics: bool = True):
+                 metrics: bool = True, waiter: bool = False):
         self.dir = workdir
         self.procs: list[Server] = []
         self.data = workdir / "data"
@@ -60,6 +61,8 @@ class Stack:
         self.peer = peer
         self.metrics = metrics
         self.peer_port = self.peer_nginx_port = None
+        self.waiter = waiter  # `registry-ext feed-waiter` holds the update feed's long-polls
+        self.waiter_port = free_port()
 
     @property
     def url(self) -> str:
@@ -84,7 +87,8 @@ class Stack:
 
     def _start(self) -> None:
         gunicorn = self._start_app()
-        site = render_site(self.nginx_port, self.gunicorn_port, self.data / "blobs", "logs/access.log")
+        site = render_site(self.nginx_port, self.gunicorn_port, self.data / "blobs", "logs/access.log",
+                           waiter=self.waiter_port)
         peer = None
         if self.peer:
             peer, peer_site = self._start_peer()
@@ -110,11 +114,16 @@ class Stack:
             f'x_accel_prefix = "{"/_blobs" if self.accel else ""}"\n'
             f'[storage]\nroot = "{self.data}"\n'
             f'[redis]\nurl = "unix://{socket_path}"\n'
-            f'[metrics]\nenabled = {str(self.metrics).lower()}\ndir = "{self.dir / "metrics"}"\n')
+            f'[metrics]\nenabled = {str(self.metrics).lower()}\ndir = "{self.dir / "metrics"}"\n'
+            + (f'[feed]\nwait_offload = "/_regext_wait"\nwaiter_listen = "{HOST}:{self.waiter_port}"\n'
+               if self.waiter else ""))
         env = dict(os.environ, REGISTRY_EXT_CONFIG=str(config), PYTHONUNBUFFERED="1")
         time.sleep(0.3)
-        return self._spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"),
-                                        *self.gunicorn_args, "wsgi:app"], env=env, cwd=ROOT)
+        gunicorn = self._spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"),
+                                            *self.gunicorn_args, "wsgi:app"], env=env, cwd=ROOT)
+        if self.waiter:
+            self._spawn("waiter", [str(VENV_BIN / "registry-ext"), "feed-waiter"], env=env, cwd=ROOT)
+        return gunicorn
 
     def _start_peer(self) -> tuple[Server, str]:
         """docker-registry as peer.py starts it, with its access log on (ours logs too) and without the

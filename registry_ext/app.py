@@ -34,13 +34,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
     app.extensions["registry"] = registry = build_registry(settings, create_root=True)
-    app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms)
+    app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms,
+                                                              tuple(settings.webhooks.endpoints))
     maintenance.first_look()
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)
     app.register_error_handler(OSError, _storage_error)
     request_id.init_app(app)
     metrics.init_app(app, settings.metrics.enabled, registry.storage.layout.uploads)
+    _webhooks(app, settings, registry)
     if settings.server.trusted_proxies:
         hops = settings.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
@@ -78,10 +80,28 @@ def _access_control(app: Flask, settings: Settings, registry) -> None:
 
 def create_worker_app(settings: Settings | None = None) -> Flask:
     """The app as a gunicorn worker runs it: ``create_app`` plus the index maintenance thread
-    (services/maintenance.py), which rebuilds, verifies and repairs the index by itself."""
+    (services/maintenance.py), which rebuilds, verifies and repairs the index by itself, and the
+    webhook delivery threads (services/webhooks.py) when endpoints are configured."""
     app = create_app(settings)
     app.extensions["maintenance"].start()
+    webhooks = app.extensions.get("webhooks")
+    if webhooks is not None:
+        webhooks.start()
     return app
+
+
+def _webhooks(app: Flask, settings: Settings, reg) -> None:
+    """The delivery threads (started by ``create_worker_app``), counted in the metrics."""
+    if not (settings.webhooks.endpoints and settings.feed.enabled):
+        return
+    from registry_ext.services.webhooks import WebhookDispatcher, endpoints_of
+
+    measured = app.extensions.get(metrics.EXTENSION)
+    dispatcher = WebhookDispatcher(reg.index, endpoints_of(settings), settings.webhooks.dead_letter_max,
+                                   measured.webhook_outcome if measured else None)
+    app.extensions["webhooks"] = dispatcher
+    if measured is not None:
+        measured.webhooks.update(dispatcher.stores)
 
 
 def _index_unavailable(exc: redis.RedisError):

@@ -1,4 +1,5 @@
-"""The `registry-ext` command: serve, reindex, check, check-config, purge-uploads, mirror-diff.
+"""The `registry-ext` command: serve, feed-waiter, reindex, check, check-config, purge-uploads,
+mirror-diff, webhooks.
 
 Errors a user can act on (a bad configuration, Redis unreachable, a busy
 port, a data directory that cannot be written, redis-server missing) end
@@ -127,10 +128,23 @@ def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads,
         raise CliError(str(exc)) from None
 
 
+@main.command("feed-waiter")
+@common
+def feed_waiter(config, data_dir, redis_url, key_prefix) -> None:
+    """Hold the update feed's long-polls for the workers (behind nginx, feed.wait_offload)."""
+    from registry_ext.waiter.server import main as run
+
+    settings = _settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise click.UsageError("feed-waiter needs --redis-url (or redis.url); `serve` starts it itself")
+    run(settings)
+
+
 @main.command()
 @common
 def reindex(config, data_dir, redis_url, key_prefix) -> None:
     """Rebuild the Redis index from storage."""
+    from registry_ext.services.feed_build import FeedBuilder
     from registry_ext.services.reindex import reindex as run
 
     settings = _settings(config, data_dir, redis_url, key_prefix)
@@ -140,6 +154,8 @@ def reindex(config, data_dir, redis_url, key_prefix) -> None:
     reg = _registry(settings)
     counts = run(reg.storage, reg.index)
     reg.index.meta.mark(reg.index.meta.status().run_id)  # the index is complete for this Redis
+    # a Redis without the update feed gets it rebuilt from the tag history too (a no-op otherwise)
+    FeedBuilder(reg.storage, reg.index, reg.feed, tuple(settings.webhooks.endpoints)).run()
     click.echo(json.dumps(counts))
 
 
@@ -189,6 +205,56 @@ def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
     except RootRefused as exc:
         raise CliError(str(exc)) from None
     click.echo(f"removed {store.uploads.purge(older_than)} upload sessions")
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhook deliveries: pending counts, dead letters, requeueing them."""
+
+
+def _hook_stores(config, data_dir, redis_url, key_prefix, endpoint):
+    from registry_ext.index import open_index
+    from registry_ext.index.hooks import HookStore
+
+    settings = _settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise click.UsageError("webhooks needs --redis-url (or redis.url); with the embedded Redis use "
+                               "unix://<data-dir>/redis/redis.sock while serve runs")
+    names = sorted(settings.webhooks.endpoints)
+    if endpoint is not None and endpoint not in names:
+        raise click.UsageError(f"no endpoint {endpoint!r} in webhooks.endpoints (configured: {names})")
+    index = open_index(settings.redis.url, settings.redis.key_prefix, settings.feed)
+    return {name: HookStore(index.client, index.keys, name) for name in names if endpoint in (None, name)}
+
+
+@webhooks.command("status")
+@common
+def webhooks_status(config, data_dir, redis_url, key_prefix) -> None:
+    """Pending deliveries and dead letters per configured endpoint (JSON)."""
+    stores = _hook_stores(config, data_dir, redis_url, key_prefix, None)
+    click.echo(json.dumps({name: {"pending": store.pending(), "dead_letters": store.dead_count()}
+                           for name, store in stores.items()}, indent=2))
+
+
+@webhooks.command("dead-letters")
+@common
+@click.option("--endpoint", help="Only this endpoint.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+def webhooks_dead(config, data_dir, redis_url, key_prefix, endpoint, limit) -> None:
+    """Deliveries that failed every attempt, newest first: one JSON object a line, with the last error."""
+    for name, store in _hook_stores(config, data_dir, redis_url, key_prefix, endpoint).items():
+        for letter in store.dead_letters(limit):
+            letter["event"] = json.loads(letter["event"]) if letter.get("event") else None
+            click.echo(json.dumps({"endpoint": name, **letter}))
+
+
+@webhooks.command("requeue")
+@common
+@click.option("--endpoint", required=True, help="The endpoint whose dead letters are tried again.")
+def webhooks_requeue(config, data_dir, redis_url, key_prefix, endpoint) -> None:
+    """Queue an endpoint's dead letters for delivery again (attempts counted from zero)."""
+    store = _hook_stores(config, data_dir, redis_url, key_prefix, endpoint)[endpoint]
+    click.echo(f"requeued {store.requeue_dead()} dead letters of {endpoint}")
 
 
 def _mirror_diff():

@@ -134,6 +134,34 @@ class AuthSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeedSettings:
+    """The update feed across repositories (docs/updates.md)."""
+
+    enabled: bool = True
+    retention_events: int = 100_000  # newest events kept in the feed stream (MAXLEN ~)
+    retention_days: int = 7          # and only those younger than this (0: no age limit)
+    recent_per_repo: int = 100       # events kept per repository (recent=N, per-repository Atom)
+    page_max: int = 1000             # events per answer at most (n)
+    scan_max: int = 10_000           # feed entries one request examines at most
+    max_repositories: int = 1000     # repository names per request or watch list
+    wait_max_seconds: int = 60       # longest long-poll (`wait` above it is lowered)
+    wait_threads: int = 4            # waiting requests per worker without offload; the rest answer at once
+    # Behind nginx: the internal location proxied to `registry-ext feed-waiter`; long-polls are handed
+    # to it with X-Accel-Redirect and hold no gunicorn thread. Empty: workers wait themselves.
+    wait_offload: str = ""
+    waiter_listen: str = "127.0.0.1:5001"  # where `registry-ext feed-waiter` listens (host:port or unix:/path)
+    watch_ttl_seconds: int = 7 * 24 * 3600  # a watch list (POST) lives this long after its last use
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookSettings:
+    # Endpoints by name (docs/updates.md#webhooks):
+    #   endpoints = { ci = { url = "https://ci.example/hook", secret = "...", actions = ["pushed"] } }
+    endpoints: dict = dataclasses.field(default_factory=dict)
+    dead_letter_max: int = 10_000  # dead letters kept per endpoint (oldest dropped)
+
+
+@dataclasses.dataclass(frozen=True)
 class TestingSettings:
     # Crash injection for the reliability tests (registry_ext/failpoints.py). Never in production.
     failpoints_file: str = ""
@@ -148,6 +176,8 @@ class Settings:
     metrics: MetricsSettings = MetricsSettings()
     mirror: MirrorSettings = MirrorSettings()
     auth: AuthSettings = AuthSettings()
+    feed: FeedSettings = FeedSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     testing: TestingSettings = TestingSettings()
 
 
@@ -295,6 +325,8 @@ def _validate(settings: Settings) -> None:
     from registry_ext.auth.settings import validate_auth
 
     validate_auth(settings.auth, ConfigError)
+    _validate_feed(settings.feed)
+    _validate_webhooks(settings.webhooks)
 
 
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/[^\s]*)?")
@@ -324,3 +356,36 @@ def _validate_mirror(mirror: MirrorSettings) -> None:
             raise ConfigError(f"{where}.realm: an http:// or https:// URL, like https://auth.example/token")
         if not 0 < remote.get("timeout", 30) <= 300:
             raise ConfigError(f"{where}.timeout: must be in (0, 300] seconds")
+
+
+def _validate_feed(feed: FeedSettings) -> None:
+    for where, value, low, high in (("retention_events", feed.retention_events, 100, 10_000_000),
+                                    ("retention_days", feed.retention_days, 0, 3650),
+                                    ("recent_per_repo", feed.recent_per_repo, 1, 10_000),
+                                    ("page_max", feed.page_max, 1, 10_000),
+                                    ("scan_max", feed.scan_max, 1, 1_000_000),
+                                    ("max_repositories", feed.max_repositories, 1, 100_000),
+                                    ("wait_max_seconds", feed.wait_max_seconds, 0, 3600),
+                                    ("wait_threads", feed.wait_threads, 0, 10_000),
+                                    ("watch_ttl_seconds", feed.watch_ttl_seconds, 60, 365 * 24 * 3600)):
+        if not low <= value <= high:
+            raise ConfigError(f"feed.{where}: must be {low}-{high}")
+    if feed.wait_offload and not _ACCEL_PREFIX.fullmatch(feed.wait_offload):
+        raise ConfigError("feed.wait_offload: must be empty or a path like /_regext_wait")
+    if not _LISTEN.fullmatch(feed.waiter_listen):
+        raise ConfigError("feed.waiter_listen: must be host:port or unix:/absolute/path")
+
+
+_LISTEN = re.compile(r"unix:/\S+|\[?[A-Za-z0-9.:-]+\]?:[0-9]{1,5}")
+
+
+def _validate_webhooks(webhooks: WebhookSettings) -> None:
+    from registry_ext.webhook_config import EndpointError, parse_endpoint
+
+    if not 1 <= webhooks.dead_letter_max <= 1_000_000:
+        raise ConfigError("webhooks.dead_letter_max: must be 1-1000000")
+    for name, table in webhooks.endpoints.items():
+        try:
+            parse_endpoint(name, table)
+        except EndpointError as exc:
+            raise ConfigError(f"webhooks.endpoints.{name}: {exc}") from None

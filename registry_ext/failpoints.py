@@ -30,9 +30,10 @@ POINTS = frozenset({
     "manifest.after-link",       # manifest link written, tag file not yet
     "manifest.after-tag",        # tag file moved, history event not yet written
     "manifest.before-index",     # storage complete, index not updated
-    "manifest.after-index",      # index updated, journal entry not yet closed
+    "manifest.after-index",      # index updated (feed event staged), not yet copied to the feed
     "delete.after-untag",        # a manifest delete removed its tags on storage, not its link
     "delete.before-index",       # a tag or manifest delete changed storage, not the index
+    "delete.after-index",        # a delete's index update (feed events staged) done, not copied to the feed
 })
 ACTIONS = frozenset({"kill", "kill-group", "error"})
 

@@ -94,18 +94,35 @@ def child_exit(_server, worker) -> None:
     metrics.mark_dead(worker.pid)
 
 
-def post_worker_init(_worker) -> None:
-    """gunicorn hook, in each worker: gunicorn's own refusals in the OCI envelope, as JSON.
+def post_worker_init(worker) -> None:
+    """gunicorn hook, in each worker: gunicorn's own refusals in the OCI envelope, as JSON; long-polls
+    answered at once when the worker is asked to stop.
 
     gunicorn answers a request it cannot parse (a request line or header over
     its limits, a non-ASCII request target, a control character in a header
     value, a bad method or chunk) itself, before the app, with an HTML page;
     nginx passes that on. Its one writer of those pages is replaced in this
     worker process (status, reason and headers stay gunicorn's).
+
+    On SIGTERM (a stop, a reload) gunicorn lets running requests finish for
+    ``graceful_timeout``; a long-poll waiting in this worker (no waiter process,
+    services/feed_wait.py) would hold the stop that long, so it is answered
+    (an empty page: the client polls again, elsewhere) as the signal arrives.
     """
+    import signal
+
     from gunicorn import util
 
+    from registry_ext.services import feed_wait
+
     util.write_error = write_oci_error
+    stop = worker.handle_exit
+
+    def handle_exit(sig, frame):
+        stop(sig, frame)
+        feed_wait.close_all()
+
+    signal.signal(signal.SIGTERM, handle_exit)
 
 
 def write_oci_error(sock, status_int: int, reason: str, mesg: str) -> None:

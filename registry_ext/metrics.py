@@ -27,6 +27,11 @@ Metrics (``route`` is the Flask endpoint, e.g. ``v2.blobs.get_blob``, or
     registry_http_requests_in_flight                         gauge, all live workers
     registry_upload_sessions_open                            gauge: upload sessions on
                                                              storage, counted at scrape
+    registry_webhook_deliveries_total{endpoint,outcome}      counter: attempts "delivered",
+                                                             "failed" (retried later), "dead"
+    registry_webhook_pending{endpoint}                       gauge: deliveries queued or being
+                                                             retried (Redis, at scrape)
+    registry_webhook_dead_letters{endpoint}                  gauge: dead letters kept
 """
 from __future__ import annotations
 
@@ -79,9 +84,18 @@ class Metrics:
                                  ["route", "sent_by"], registry=reg)
         self.in_flight = Gauge("registry_http_requests_in_flight", "Requests being handled.",
                                multiprocess_mode="livesum", registry=reg)
+        self.webhook_deliveries = Counter("registry_webhook_deliveries",
+                                          "Webhook delivery attempts by endpoint and outcome.",
+                                          ["endpoint", "outcome"], registry=reg)
+        self.webhooks: dict = {}  # endpoint name -> index/hooks.py HookStore, read at scrape
         if reg is not None:
             reg.register(_UploadsCollector(uploads_dir))
+            reg.register(_WebhookCollector(self.webhooks))
         self._children: dict = {}
+
+    def webhook_outcome(self, endpoint: str, outcome: str) -> None:
+        """Count one delivery attempt (services/webhooks.py calls this)."""
+        self.child(self.webhook_deliveries, endpoint, outcome).inc()
 
     def child(self, metric, *labels: str):
         """``metric.labels(*labels)``, remembered: the lookup takes a lock and builds a key each time.
@@ -104,6 +118,7 @@ class Metrics:
             reg = CollectorRegistry()
             MultiProcessCollector(reg, path=self.dir)
             reg.register(_UploadsCollector(self.uploads_dir))
+            reg.register(_WebhookCollector(self.webhooks))
             with _locked(self.dir, fcntl.LOCK_SH):  # never half-way through a compaction
                 return generate_latest(reg)
         return generate_latest(reg)
@@ -126,6 +141,31 @@ class _UploadsCollector:
         yield GaugeMetricFamily("registry_upload_sessions_open",
                                 "Blob upload sessions on storage (not finished, cancelled or purged).",
                                 value=count)
+
+
+class _WebhookCollector:
+    """Pending deliveries and dead letters per endpoint: state in Redis, shared by all workers."""
+
+    def __init__(self, stores: dict):
+        self.stores = stores
+
+    def collect(self):
+        import redis
+        from prometheus_client.core import GaugeMetricFamily
+
+        if not self.stores:
+            return
+        pending = GaugeMetricFamily("registry_webhook_pending", "Webhook deliveries queued or awaiting a retry.",
+                                    labels=["endpoint"])
+        dead = GaugeMetricFamily("registry_webhook_dead_letters", "Webhook dead letters kept.", labels=["endpoint"])
+        try:
+            for name, store in sorted(self.stores.items()):
+                pending.add_metric([name], store.pending())
+                dead.add_metric([name], store.dead_count())
+        except redis.RedisError:
+            return
+        yield pending
+        yield dead
 
 
 class _CountingInput:

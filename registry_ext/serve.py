@@ -81,15 +81,20 @@ def serve(settings: Settings, access_log: str | None = None) -> None:
         except EmbeddedRedisError as exc:
             raise StartupError(str(exc)) from None
         settings = replace(settings, "redis", url=embedded.url)
+    waiter = None
     master = os.getpid()
     try:
         _claim_root(settings)
         options = dict(gunicorn_setup.options(settings), accesslog=access_log)
         gunicorn_setup.start_metrics(settings)  # before any worker forks
+        waiter = _start_waiter(settings) if settings.feed.wait_offload else None
         RegistryApplication(settings, options).run()
     finally:
         if os.getpid() == master:  # workers are forked inside run() and leave it by SystemExit too
             gunicorn_setup.stop_metrics()
+            if waiter is not None:
+                waiter.terminate()
+                waiter.join(10)
             if embedded is not None:
                 embedded.stop()
 
@@ -180,3 +185,16 @@ def open_access_warning(settings: Settings) -> str | None:
         return None
     return (f"WARNING: listening on {settings.server.host} without authentication: anyone who can reach "
             f"port {settings.server.port} can push and delete (set [auth] scheme, see docs/auth.md)")
+
+
+def _start_waiter(settings: Settings):
+    """With nginx in front and feed.wait_offload set: the long-poll waiter (registry_ext/waiter/),
+    a child process of this one, listening on feed.waiter_listen."""
+    import multiprocessing
+
+    from registry_ext.waiter.server import main as waiter_main
+
+    proc = multiprocessing.get_context("fork").Process(target=waiter_main, args=(settings,), name="feed-waiter",
+                                                       daemon=True)
+    proc.start()
+    return proc

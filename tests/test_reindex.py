@@ -69,10 +69,14 @@ def snapshot(client, made):
 
 
 def redis_dump(redis_client, prefix):
-    """Every index key and value (the index marker aside: it records when it was built)."""
+    """Every index key and value (the index marker aside: it records when it was built).
+
+    The update feed's keys (``{feed}`` and each repository's ``events`` stream) are not index
+    content: a lost feed is rebuilt from the tag history under a new epoch (tests/test_feed_rebuild.py).
+    """
     dump = {}
     for key in redis_client.scan_iter(match=f"{prefix}:*"):
-        if key == f"{prefix}:{{meta}}".encode():
+        if key == f"{prefix}:{{meta}}".encode() or b"{feed}" in key or b":events" in key:
             continue
         kind = redis_client.type(key)
         if kind == b"hash":

@@ -10,6 +10,8 @@ import dataclasses
 import redis
 
 from registry_ext.index.connection import connect
+from registry_ext.config import FeedSettings
+from registry_ext.index.feed import FeedStore
 from registry_ext.index.keys import Keys
 from registry_ext.index.meta import IndexMeta
 from registry_ext.index.pauses import ClientPauses
@@ -49,16 +51,21 @@ class Index:
     meta: IndexMeta
     state: IndexState
     pauses: ClientPauses
+    feed: FeedStore
 
 
-def open_index(url: str, prefix: str, entry_max_bytes: int = 4096) -> Index:
+def open_index(url: str, prefix: str, entry_max_bytes: int = 4096, feed: FeedSettings | None = None) -> Index:
     """An index over the Redis at ``url`` (one server, Sentinel or Cluster: index/connection.py); manifest
     entries keep at most ``entry_max_bytes`` of pusher-sized listing fields (``limits.entry_fields_max_bytes``)."""
+    feed = feed or FeedSettings()
     client = connect(url)
     keys = Keys(prefix)
     reader = IndexReader(client, keys)
-    return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes), TagScanner(client, keys),
-                 IndexMeta(client, keys.meta), IndexState(reader), ClientPauses(client, keys))
+    store = FeedStore(client, keys, feed.enabled, feed.retention_events, feed.retention_days * 86_400_000,
+                      feed.recent_per_repo)
+    return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes, events=feed.enabled),
+                 TagScanner(client, keys), IndexMeta(client, keys.meta), IndexState(reader),
+                 ClientPauses(client, keys), store)
 
 
 __all__ = ["Index", "IndexState", "open_index"]

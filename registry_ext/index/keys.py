@@ -30,6 +30,26 @@ repository keys (the catalog) are updated in separate, idempotent steps::
     <p>:paused:<address>                     STRING with a TTL: uploads from this client address are refused
                                                    until it expires (a slow upload was cut; index/pauses.py).
                                                    Not part of the index: reindex neither reads nor rebuilds it
+    <p>:repo:{<name>}:events                 STREAM the repository's tag events, field d = event JSON: the
+                                                   newest feed.recent_per_repo, plus any not yet in the feed
+                                                   (written in the index transaction; index/feed.py)
+    <p>:repo:{<name>}:events:copied          STRING id of the last events entry copied to the feed (the
+                                                   {feed} heads' copy in the repository's slot)
+
+The update feed (index/feed.py, index/hooks.py) is one slot of its own, ``{feed}``::
+
+    <p>:{feed}:stream                        STREAM every repository's events: n (sequence), r (repository),
+                                                   d (event JSON); the first entry of an epoch has r = ""
+    <p>:{feed}:meta                          HASH  epoch, n (last sequence number), built_at
+    <p>:{feed}:heads                         HASH  repository -> id of its last events entry copied to the feed
+    <p>:{feed}:lock                          STRING token of the worker building the feed (PX)
+    <p>:{feed}:build                         STREAM the feed being built, renamed over stream when done
+    <p>:{feed}:watch:<id>                    STRING a watch list's filter JSON (EX feed.watch_ttl_seconds)
+    <p>:{feed}:hook:<name>:payload           HASH  stream id -> event JSON of a delivery not done yet
+    <p>:{feed}:hook:<name>:due               ZSET  stream id, score = ms its next attempt is due
+    <p>:{feed}:hook:<name>:attempts          HASH  stream id -> failed attempts so far
+    <p>:{feed}:hook:<name>:dead              LIST  dead letters, newest first (JSON with the last error)
+    (consumer group ``hook:<name>`` on <p>:{feed}:stream: the endpoint's read position; index/hooks.py)
 
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
@@ -55,6 +75,32 @@ class Keys:
     def repo(self, name: str) -> "RepoKeys":
         return RepoKeys(f"{self.prefix}:repo:{{{name}}}")
 
+    @property
+    def feed(self) -> "FeedKeys":
+        return FeedKeys(f"{self.prefix}:{{feed}}")
+
+
+class FeedKeys:
+    """Keys of the update feed; all share the ``{feed}`` hash tag."""
+
+    def __init__(self, base: str):
+        self.stream = f"{base}:stream"
+        self.meta = f"{base}:meta"
+        self.heads = f"{base}:heads"
+        self.lock = f"{base}:lock"
+        self.build = f"{base}:build"
+        self.base = base
+
+    def watch(self, watch_id: str) -> str:
+        return f"{self.base}:watch:{watch_id}"
+
+    def hook(self, name: str, part: str) -> str:
+        return f"{self.base}:hook:{name}:{part}"
+
+    @staticmethod
+    def group(name: str) -> str:
+        return f"hook:{name}"
+
 
 class RepoKeys:
     """Keys of one repository; all share the ``{<name>}`` hash tag."""
@@ -70,6 +116,8 @@ class RepoKeys:
         self.manifests = f"{base}:manifests"
         self.manifests_pushed = f"{base}:manifests:pushed"
         self.descriptors = f"{base}:descriptors"
+        self.events = f"{base}:events"
+        self.events_copied = f"{base}:events:copied"
 
     def digest_tags(self, digest: str) -> str:
         return f"{self.base}:digest:{digest}:tags"

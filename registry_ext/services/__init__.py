@@ -6,12 +6,14 @@ import dataclasses
 from registry_ext.config import Settings
 from registry_ext.index import Index, open_index
 from registry_ext.services.blobs import BlobService, UploadService
+from registry_ext.services.feed import FeedService
 from registry_ext.services.listing import ListingService
 from registry_ext.services.manifest_listing import ManifestListing
 from registry_ext.services.manifests import ManifestService
 from registry_ext.services.root import claim_root
 from registry_ext.services.tag_listing import TagListing
 from registry_ext.storage import Storage, open_storage
+from registry_ext.storage.identity import load_identity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Registry:
     listing: ListingService
     tag_listing: TagListing
     manifest_listing: ManifestListing
+    feed: FeedService
 
 
 def build_registry(settings: Settings, *, create_root: bool = False) -> Registry:
@@ -42,10 +45,12 @@ def build_registry(settings: Settings, *, create_root: bool = False) -> Registry
                           "which runs a private redis-server")
     limits = settings.limits
     storage = open_storage(settings.storage.root, limits.upload_ttl_seconds, limits.upload_idle_seconds)
-    index = open_index(settings.redis.url, settings.redis.key_prefix, limits.entry_fields_max_bytes)
+    index = open_index(settings.redis.url, settings.redis.key_prefix, limits.entry_fields_max_bytes,
+                       settings.feed)
     claim_root(storage, index, create=create_root)
     blobs = BlobService(storage, index)
     return Registry(storage, index, blobs, UploadService(storage, blobs, limits),
                     ManifestService(storage, index, settings.storage.delete_enabled, limits.push_tags_max),
                     ListingService(index, settings.limits), TagListing(index, settings.limits),
-                    ManifestListing(index, settings.limits))
+                    ManifestListing(index, settings.limits),
+                    FeedService(index.feed, settings.feed, load_identity(storage.layout)))

@@ -22,6 +22,7 @@ that are gone) or removes storage records that point at nothing:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -80,16 +81,23 @@ def check(storage: Storage, index: Index, repair: bool = False) -> CheckReport:
 
 
 def verify_repo(storage: Storage, index: Index, name: str) -> bool:
-    """Make one repository's index content and catalog entry match storage; True if anything changed."""
+    """Make one repository's index content and catalog entry match storage; True if anything changed.
+
+    The tags the repair changes become feed events (the index's clients saw no event for them),
+    copied to the feed with any the repository had waiting (a restarted Redis may have lost the
+    copies made just before it stopped).
+    """
     with storage.repos.lock(name):
         state = expected_state(storage, name)
+        changed = False
         if _drifted(index, name, state):
             _replace(index, name, state)  # lists it in the catalog too
-            return True
-        if not index.read.in_catalog(name):
+            changed = True
+        elif not index.read.in_catalog(name):
             index.write.add_repo(name)
-            return True
-        return False
+            changed = True
+        index.feed.publish(name)
+        return changed
 
 
 def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: bool) -> set[str]:
@@ -110,7 +118,7 @@ def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: 
                 report.add("unfinished-write", intent.repo, "catalog", repair)
             continue
         with storage.repos.try_lock(intent.repo) as free:
-            if free:
+            if free and path.exists():  # a write that ended between the listing and the lock closed it
                 report.add("unfinished-write", intent.repo, ",".join(intent.tags + intent.manifests), repair)
     if repair:
         Reconciler(storage, index).sweep()
@@ -164,6 +172,7 @@ def _check_index(storage: Storage, index: Index, name: str, report: CheckReport,
         report.add("index-drift", name, name, repair)
         if repair:
             _replace(index, name, state)
+            index.feed.publish(name)
 
 
 def _replace(index: Index, name: str, state: RepoState) -> None:
@@ -231,7 +240,12 @@ def _check_uploads(storage: Storage, report: CheckReport, repair: bool) -> None:
             storage.uploads.delete(upload_id)
     cutoff = time.time() - TEMP_MAX_AGE_SECONDS
     for path in sorted(layout.tmp.glob("*")):
-        if path.stat().st_mtime < cutoff:
+        try:
+            stale = path.stat().st_mtime < cutoff
+        except FileNotFoundError:  # a write renamed it into place since the listing (check under load)
+            continue
+        if stale:
             report.add("stale-temp", None, path.name, repair)
             if repair:
-                os.unlink(path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)

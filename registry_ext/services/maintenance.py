@@ -10,7 +10,10 @@ Redis's ``run_id`` (index/meta.py, one round trip) and acts:
   may have lost its last writes): one worker verifies every repository
   against storage and repairs what differs, while everything is served;
 - then it replays the journal: writes a killed worker or a Redis fault
-  left half done (services/reconcile.py).
+  left half done (services/reconcile.py);
+- then, if the update feed has no epoch (a new or flushed Redis, or a
+  registry older than the feed), one worker builds it from the tag
+  history on storage (services/feed_build.py).
 
 Every ``UPLOAD_SWEEP_SECONDS`` it also removes expired upload sessions
 (those that never received a byte expire after ``limits.upload_idle_seconds``),
@@ -30,6 +33,7 @@ import redis
 
 from registry_ext.services import Registry
 from registry_ext.services.check import verify_repo
+from registry_ext.services.feed_build import FeedBuilder
 from registry_ext.services.reconcile import Reconciler
 from registry_ext.services.reindex import gone_repos, reindex
 from registry_ext.storage.atomic import is_storage_full
@@ -45,10 +49,11 @@ class LockLost(Exception):
 
 
 class Maintenance:
-    def __init__(self, reg: Registry, interval_ms: int):
+    def __init__(self, reg: Registry, interval_ms: int, webhooks: tuple[str, ...] = ()):
         self.reg = reg
         self.interval = interval_ms / 1000
         self.reconciler = Reconciler(reg.storage, reg.index)
+        self.feed_builder = FeedBuilder(reg.storage, reg.index, reg.feed, webhooks)
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,8 +61,10 @@ class Maintenance:
 
     def first_look(self) -> None:
         """Look at the index once, now: a new worker never serves a flushed index as complete,
-        and the index of an empty storage is marked complete at once."""
+        and the index (and update feed) of an empty storage are made complete at once."""
         self._guard(self.observe)
+        if self._storage_empty():
+            self._guard(self.feed_builder.run)
 
     def start(self) -> "Maintenance":
         """Loop in a daemon thread (after ``first_look``, which the app factory does)."""
@@ -102,6 +109,7 @@ class Maintenance:
             self._exclusive(self._verify, status.run_id)
         if not self.reg.index.state.rebuilding:
             self.reconciler.sweep()
+            self.feed_builder.run()
 
     def observe(self):
         """Set this process's index state from the marker; mark an index of empty storage complete."""

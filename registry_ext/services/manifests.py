@@ -4,10 +4,14 @@ Write order (ROADMAP principles): bytes first (content-addressed blob),
 then the repository's manifest link and tag pointer, then one atomic index
 update. Tag moves hold the repository lock from the storage write to the
 index update, so concurrent pushes of one tag leave storage and index
-agreeing on the last writer. A journal entry spans the storage and index
-steps, so a write cut short between them (a killed worker, a Redis fault)
-is finished by the reconciler (services/reconcile.py). The ``failpoints``
-calls mark those steps for the crash tests.
+agreeing on the last writer. The index update stages the tag's feed event
+in the same transaction; it is then copied to the update feed
+(``index.feed.publish``, index/feed.py) before the lock is released, so
+the feed holds each repository's events in order. A journal entry spans
+the storage, index and feed steps, so a write cut short between them (a
+killed worker, a Redis fault) is finished by the reconciler
+(services/reconcile.py). The ``failpoints`` calls mark those steps for
+the crash tests.
 """
 from __future__ import annotations
 
@@ -118,6 +122,7 @@ class ManifestService:
         self.index.write.put_manifest(name, str(digest), entry,
                                       [(t.tag, t.created_at, t.updated_at) for t in moved], children_of(manifest))
         failpoints.hit("manifest.after-index")
+        self.index.feed.publish(name)
 
     def _children_still_there(self, name: str, manifest: Manifest) -> None:
         """Under the lock: no child was deleted since ``_check_references`` (a racing DELETE of a
@@ -238,12 +243,15 @@ class ManifestService:
                 self._refuse_if_listed(name, str(digest))
             tags = repos.tags_pointing_at(name, str(digest))
             with self.storage.journal.pending(Intent(name, tuple(tags), (str(digest),))):
+                at = now_ms()
                 for tag in tags:
-                    self._untag(name, tag, str(digest))
+                    self._untag(name, tag, str(digest), at)
                 failpoints.hit("delete.after-untag")
                 repos.delete_manifest(name, digest)
                 failpoints.hit("delete.before-index")
-                self.index.write.delete_manifest(name, str(digest))
+                self.index.write.delete_manifest(name, str(digest), at)
+                failpoints.hit("delete.after-index")
+                self.index.feed.publish(name)
 
     def _refuse_if_listed(self, name: str, digest: str) -> None:
         """409 DENIED when an index still on storage lists the manifest (the edges come from the index,
@@ -262,18 +270,24 @@ class ManifestService:
             record = repos.tag(name, tag) if is_valid_tag(tag) else None
             if record is None:
                 if is_valid_tag(tag):
-                    self.index.write.delete_tag(name, tag)  # a retry finishes a delete whose index step failed
+                    # a retry finishes a delete whose index step failed
+                    if self.index.write.delete_tag(name, tag):
+                        self.index.feed.publish(name)
                 raise self._unknown(name, tag)
             with self.storage.journal.pending(Intent(name, (tag,))):
-                self._untag(name, tag, record.digest)
+                at = now_ms()
+                self._untag(name, tag, record.digest, at)
                 failpoints.hit("delete.before-index")
-                self.index.write.delete_tag(name, tag)
+                self.index.write.delete_tag(name, tag, at)
+                failpoints.hit("delete.after-index")
+                self.index.feed.publish(name)
 
-    def _untag(self, name: str, tag: str, digest: str) -> None:
+    def _untag(self, name: str, tag: str, digest: str, at: int) -> None:
+        """Remove the tag's file and record the deletion (at ``at``: the time its feed event carries)."""
         repos = self.storage.repos
         manifest = repos.manifest(name, parse_digest(digest))
         repos.delete_tag(name, tag)
-        repos.record_history(name, HistoryEvent(tag, digest, now_ms(), "deleted",
+        repos.record_history(name, HistoryEvent(tag, digest, at, "deleted",
                                                 manifest.media_type if manifest else "",
                                                 manifest.size if manifest else 0))
 

@@ -5,7 +5,9 @@ manifests a write was changing. Replaying it re-derives exactly those index
 entries from storage, so it is idempotent and safe to repeat: whatever the
 write got done before it died is what the index ends up saying. A tag's
 history gets the event the dead write did not append, so history, tag
-file and index agree too.
+file and index agree too. The feed events the index changes stage (and
+any the dead write staged but did not copy) are then copied to the
+update feed (index/feed.py), in the repository's order.
 
 Entries naming tags or manifests are replayed under the repository lock,
 taken without waiting: a held lock means the write is still running (or
@@ -69,6 +71,8 @@ class Reconciler:
             self.sync_tag(intent.repo, tag)
         if self.storage.repos.exists(intent.repo):
             self.index.write.add_repo(intent.repo)
+        if intent.tags or intent.manifests:
+            self.index.feed.publish(intent.repo)
 
     def sync_manifest(self, name: str, digest: str) -> None:
         """Index the manifest if its link and bytes are on storage, else forget it; then sync its tags.

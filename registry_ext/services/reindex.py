@@ -104,7 +104,10 @@ def reindex(storage: Storage, index: Index, progress: Callable[[str], None] | No
             progress(name)
         with storage.repos.lock(name):
             state = expected_state(storage, name)
-            index.write.replace_repo(name, state.manifests, state.tags, stale.get(name, []), state.children)
+            # no feed events: a rebuilt index follows a lost one, whose feed is rebuilt from the
+            # tag history (services/feed_build.py)
+            index.write.replace_repo(name, state.manifests, state.tags, stale.get(name, []), state.children,
+                                     events=False)
         counts["repositories"] += 1
         counts["manifests"] += len(state.manifests)
         counts["tags"] += len(state.tags)

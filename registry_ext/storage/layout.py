@@ -24,6 +24,8 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       journal/<uuid>.json                   {"repo", "tags", "manifests", "catalog"}: index updates a
                                             write has not finished yet (storage/journal.py)
       auth/token-signing-key.pem            the token signing key (auth/tokens.py), 0600
+      identity                              {"id", "key"}: the registry's identity and the key signing
+                                            update-feed cursors (storage/identity.py), mode 0600
 
 Times are integer milliseconds since the epoch. Repository names may hold
 slashes, so a repository's files sit under underscore-prefixed folders: a
@@ -61,6 +63,7 @@ class Layout:
         self.uploads = self.root / "uploads"
         self.repos = self.root / "repos"
         self.journal = self.root / "journal"
+        self.identity = self.root / "identity"
 
     def blob(self, digest: Digest) -> Path:
         return self.blobs / blob_relpath(digest)

@@ -151,6 +151,7 @@ def test_discover(client, clock):
     names = {e["name"]: e for e in doc["extensions"]}
     assert "/v2/<name>/_regext/tags" in names["_regext"]["endpoints"]
     assert "/v2/<name>/_oci/tag-history/<tag>" in names["_oci"]["endpoints"]
+    assert {"/v2/_regext/updates", "/v2/<name>/_regext/feed.atom"} <= set(names["_regext"]["endpoints"])
     push_tags(client, "team/app", ["1"])
     repo = client.get("/v2/team/app/_oci/ext/discover").json
     assert "/v2/team/app/_regext/tags" in {e["name"]: e for e in repo["extensions"]}["_regext"]["endpoints"]

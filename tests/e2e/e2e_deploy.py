@@ -2,11 +2,12 @@
 
 ``DeployStack`` starts a private ``redis-server``, gunicorn exactly as the
 systemd unit does (``gunicorn -c deploy/gunicorn.conf.py wsgi:app`` with
-``REGISTRY_EXT_CONFIG``), and nginx as the current user with
+``REGISTRY_EXT_CONFIG``), the update feed's waiter as its unit does
+(``registry-ext feed-waiter``), and nginx as the current user with
 ``deploy/nginx-standalone.conf`` around ``deploy/nginx.conf``. The site file
-is used as shipped except for four values (port, upstream, blob folder,
-access log), each of which must occur exactly once, so the test breaks
-loudly if the shipped file drifts.
+is used as shipped except for five values (port, upstream, waiter, blob
+folder, access log), each of which must occur exactly once, so the test
+breaks loudly if the shipped file drifts.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,11 +31,12 @@ DEPLOY = ROOT / "deploy"
 START_TIMEOUT = 40.0
 
 
-def render_site(listen: int, upstream: int, blobs_dir: Path, access_log: str) -> str:
+def render_site(listen: int, upstream: int, blobs_dir: Path, access_log: str, waiter: int) -> str:
     """deploy/nginx.conf with this run's values."""
     text = (DEPLOY / "nginx.conf").read_text()
     for old, new in (("listen 80;", f"listen 127.0.0.1:{listen};"),
                      ("server 127.0.0.1:5000;", f"server 127.0.0.1:{upstream};"),
+                     ("server 127.0.0.1:5001;", f"server 127.0.0.1:{waiter};"),
                      ("alias /var/lib/registry-ext/blobs/;", f"alias {blobs_dir}/;"),
                      ("access_log /var/log/nginx/registry-ext.access.log", f"access_log {access_log}")):
         assert text.count(old) == 1, f"deploy/nginx.conf must contain {old!r} exactly once"
@@ -92,6 +95,7 @@ class DeployStack:
         self.metrics_dir = workdir / "metrics"
         self.nginx_dir = workdir / "nginx"
         self.redis_port, self.gunicorn_port, self.port = free_port(), free_port(), free_port()
+        self.waiter_port = free_port()
         self.workers, self.threads = workers, threads
         self.extra_config = extra_config  # more TOML tables for the registry (e.g. [auth])
         self.services: dict[str, Service] = {}
@@ -116,6 +120,7 @@ class DeployStack:
         try:
             self.start_redis()
             self._start_gunicorn()
+            self._start_waiter()
             self._start_nginx()
             self.wait_ready()
         except BaseException:
@@ -136,18 +141,30 @@ class DeployStack:
             f'threads = {self.threads}\nx_accel_prefix = "/_blobs"\ntrusted_proxies = 1\n'
             f'[storage]\nroot = "{self.data}"\n'
             f'[redis]\nurl = "redis://127.0.0.1:{self.redis_port}/0"\n'
-            f'[metrics]\ndir = "{self.metrics_dir}"\n' + self.extra_config)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_EXT_", "PROMETHEUS_"))}
-        env.update(REGISTRY_EXT_CONFIG=str(config), PYTHONUNBUFFERED="1")
+            f'[metrics]\ndir = "{self.metrics_dir}"\n'
+            f'[feed]\nwait_offload = "/_regext_wait"\nwaiter_listen = "127.0.0.1:{self.waiter_port}"\n'
+            + self.extra_config)
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         self.services["gunicorn"] = Service(
             "gunicorn", [gunicorn, "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"], self.dir,
-            cwd=ROOT, env=env)
+            cwd=ROOT, env=self.env)
+
+    @property
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_EXT_", "PROMETHEUS_"))}
+        env.update(REGISTRY_EXT_CONFIG=str(self.dir / "registry.toml"), PYTHONUNBUFFERED="1")
+        return env
+
+    def _start_waiter(self) -> None:
+        """`registry-ext feed-waiter` as deploy/systemd/registry-ext-waiter.service runs it."""
+        self.services["waiter"] = Service(
+            "waiter", [str(Path(sys.executable).parent / "registry-ext"), "feed-waiter"], self.dir,
+            cwd=ROOT, env=self.env)
 
     def _start_nginx(self) -> None:
         (self.nginx_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.nginx_dir / "registry-ext.conf").write_text(
-            render_site(self.port, self.gunicorn_port, self.data / "blobs", "logs/access.log"))
+            render_site(self.port, self.gunicorn_port, self.data / "blobs", "logs/access.log", self.waiter_port))
         (self.nginx_dir / "nginx.conf").write_text(render_main())
         self.services["nginx"] = Service("nginx", [
             "nginx", "-e", "stderr", "-p", str(self.nginx_dir), "-c", str(self.nginx_dir / "nginx.conf")],
@@ -161,7 +178,7 @@ class DeployStack:
                     pytest.fail(f"{service.name} exited with {service.proc.returncode}\n{self.diagnostics()}")
             try:
                 resp = requests.get(f"{self.url}/readyz", timeout=2)
-                if resp.status_code == 200:
+                if resp.status_code == 200 and self._waiter_listens():
                     return
                 last = f"{resp.status_code} {resp.text[:300]}"
             except requests.RequestException as exc:
@@ -169,6 +186,13 @@ class DeployStack:
             time.sleep(0.1)
         pytest.fail(f"the stack did not get ready through nginx in {START_TIMEOUT}s ({last})\n"
                     f"{self.diagnostics()}")
+
+    def _waiter_listens(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.waiter_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def diagnostics(self) -> str:
         parts = [service.output() for service in self.services.values()]
@@ -193,7 +217,7 @@ class DeployStack:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        for name in ("nginx", "gunicorn", "redis"):
+        for name in ("nginx", "waiter", "gunicorn", "redis"):
             service = self.services.pop(name, None)
             if service is not None:
                 service.stop()

@@ -42,6 +42,7 @@ def settings_for(root: Path, redis_url: str, remote_url: str):
         "storage": {"root": str(root)},
         "redis": {"url": redis_url, "key_prefix": f"fuzz{uuid.uuid4().hex[:8]}"},
         "mirror": {"remotes": {"upstream": {"url": remote_url, "timeout": 5}}, "cache_seconds": 60},
+        "feed": {"wait_max_seconds": 0},  # a fuzzed `wait` must not hold the run
     }, environ={})
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 import orjson
 import pytest
@@ -84,7 +85,24 @@ def endpoints(repo) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
         "mirror-diff": ([f"/v2/{n}/_regext/mirror-diff" for n in names[:3]], {
             "remote": ["upstream", "nope"], "remote_repo": [NAME, OTHER, "../x", "X"], "untagged": ["true", "1"]}),
         "discover": (["/v2/_oci/ext/discover"] + [f"/v2/{n}/_oci/ext/discover" for n in names], {}),
+        "updates": (["/v2/_regext/updates"], {
+            "repository": names, "prefix": ["fuzz/", "", "f"], "glob": ["fuzz/*", "**", "*/app", "[a", "A*"],
+            "n": ["0", "1", "3", "1001"], "wait": ["0", "86400"], "recent": ["0", "1", "5", "101"],
+            "watch": ["0" * 32, "x", "../x"], "cursor": [feed_cursor(repo)]}),
+        "atom": (["/v2/_regext/feed.atom"] + [f"/v2/{n}/_regext/feed.atom" for n in names], {
+            "repository": names, "prefix": ["fuzz/"], "glob": ["fuzz/*", "**"], "n": ["0", "1", "51"],
+            "deleted": ["true", "false"]}),
     }
+
+
+_feed_cursors: dict[int, str] = {}
+
+
+def feed_cursor(repo) -> str:
+    """A real cursor of the update feed, from before the fixture's changes (so pages have events)."""
+    if id(repo) not in _feed_cursors:
+        _feed_cursors[id(repo)] = repo.client.get("/v2/_regext/updates?recent=0").json["next"]
+    return _feed_cursors[id(repo)]
 
 
 def queries(repo, known: dict[str, list[str]]):
@@ -112,6 +130,8 @@ def check_response(resp, where: str, head: bool = False, ok=(200, 304)) -> None:
     if resp.status_code in ok:
         if resp.status_code == 200 and resp.mimetype in ("application/json", OCI_INDEX):
             json.loads(data)
+        if resp.status_code == 200 and resp.mimetype == "application/atom+xml":
+            ElementTree.fromstring(data)
         return
     assert 400 <= resp.status_code < 500 and resp.mimetype == "application/json", f"{where}: {resp.status_code}"
     errors = json.loads(data)["errors"]
@@ -141,7 +161,7 @@ def fire(repo, endpoint: str, data) -> None:
 
 
 ENDPOINTS = ["tags/list", "tags/list-index", "catalog", "referrers", "ext-tags", "newer", "digest-tags",
-             "manifests", "orphans", "tag-history", "mirror-diff", "discover"]
+             "manifests", "orphans", "tag-history", "mirror-diff", "discover", "updates", "atom"]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

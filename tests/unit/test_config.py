@@ -1,4 +1,6 @@
 """Configuration: defaults, TOML, explicit env keys, and errors for anything unknown."""
+import re
+
 import pytest
 
 from registry_ext.config import ConfigError, load_settings, replace
@@ -83,3 +85,35 @@ def test_replace_revalidates():
     assert replace(settings, "redis", url="unix:///tmp/s").redis.url == "unix:///tmp/s"
     with pytest.raises(ConfigError):
         replace(settings, "server", port=0)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"feed": {"retention_events": 5}}, "feed.retention_events: must be 100-10000000"),
+    ({"feed": {"wait_max_seconds": 86400}}, "feed.wait_max_seconds: must be 0-3600"),
+    ({"feed": {"wait_offload": "_regext_wait"}}, "feed.wait_offload"),
+    ({"feed": {"waiter_listen": "5001"}}, "feed.waiter_listen"),
+    ({"feed": {"unknown": 1}}, "unknown key feed.unknown"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "ftp://x"}}}}, "webhooks.endpoints.ci: url"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://u:p@x/h"}}}}, "no user:password"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "retries": 3}}}}, "unknown key retries"),
+    ({"webhooks": {"endpoints": {"CI": {"url": "https://x"}}}}, "names are lowercase"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "actions": ["tagged"]}}}}, "unknown 'tagged'"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "timeout": 0}}}}, "timeout"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "allow_private": 1}}}}, "allow_private: wrong type"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "headers": {"Host": "y"}}}}}, "'Host' is not allowed"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "headers": {"X-A": "a\nb"}}}}}, "line breaks"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "repositories": ["a[b]"]}}}}, "repositories"),
+    ({"webhooks": {"endpoints": {"ci": {"url": "https://x", "backoff_seconds": 10,
+                                        "backoff_max_seconds": 5}}}}, "backoff"),
+])
+def test_feed_and_webhook_settings_are_validated(data, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(data=data, environ={})
+
+
+def test_a_full_webhook_endpoint_is_accepted():
+    settings = load_settings(data={"webhooks": {"endpoints": {"ci": {
+        "url": "https://ci.example/h", "secret": "s", "headers": {"Authorization": "Bearer x"},
+        "repositories": ["team/**"], "actions": ["moved"], "timeout": 2.5, "max_attempts": 3,
+        "backoff_seconds": 1, "backoff_max_seconds": 30, "allow_private": False}}}}, environ={})
+    assert settings.webhooks.endpoints["ci"]["actions"] == ["moved"]

@@ -95,7 +95,7 @@ def test_the_command_list_is_the_cli():
     listed = re.search(r"`registry-ext` has (\w+) commands: ([\w, -]+?) and ([\w-]+)\n", DOC)
     names = [n.strip() for n in listed.group(2).split(",")] + [listed.group(3)]
     assert sorted(names) == sorted(main.commands)
-    assert listed.group(1) == "six" and len(main.commands) == 6
+    assert listed.group(1) == "eight" and len(main.commands) == 8
     for name in main.commands:
         assert f"### `registry-ext {name}`" in DOC, name
     contents = re.search(r"\[Commands\]\(#commands\): (.*)", DOC).group(1)
@@ -136,6 +136,11 @@ MISTAKES = [
     ("b.toml", '[auth]\nrules = [{ repository = "a", who = ["group:ops"], actions = ["pull"] }]\n'),
     ("b.toml", '[mirror]\nremotes = { up = { url = "ftp://x" } }\n'),
     ("b.toml", '[mirror]\nremotes = { up = { url = "http://x", realm = "x" } }\n'),
+    ("b.toml", "[feed]\nretention_events = 5\n"),
+    ("b.toml", '[feed]\nwait_offload = "x"\n'),
+    ("b.toml", '[feed]\nwaiter_listen = "nowhere"\n'),
+    ("b.toml", '[webhooks.endpoints.ci]\nurl = "ftp://x"\n'),
+    ("b.toml", '[webhooks.endpoints.ci]\nurl = "http://x"\nretries = 3\n'),
 ]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 
 from gunicorn import util
@@ -24,8 +25,27 @@ def test_write_oci_error_sends_the_envelope():
     assert error["detail"]["source"] == "gunicorn" and len(error["detail"]["reason"]) == 300
 
 
+class _Worker:
+    """What the hook uses of a gunicorn worker: its SIGTERM handler."""
+
+    def __init__(self):
+        self.exits = []
+
+    def handle_exit(self, sig, frame):
+        self.exits.append(sig)
+
+
 def test_both_servers_install_the_hook(monkeypatch):
     monkeypatch.setattr(util, "write_error", util.write_error)  # restored after the test
+    previous = signal.getsignal(signal.SIGTERM)
+    closed = []
+    monkeypatch.setattr("registry_ext.services.feed_wait.close_all", lambda: closed.append(True))
     assert gunicorn_setup.options(load_settings(environ={}))["post_worker_init"] is gunicorn_setup.post_worker_init
-    gunicorn_setup.post_worker_init(None)
-    assert util.write_error is gunicorn_setup.write_oci_error
+    worker = _Worker()
+    try:
+        gunicorn_setup.post_worker_init(worker)
+        assert util.write_error is gunicorn_setup.write_oci_error
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # what a stop delivers
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert worker.exits == [signal.SIGTERM] and closed == [True]  # gunicorn stops, waiting long-polls answer

@@ -17,3 +17,13 @@ def test_different_repositories_spread_over_slots():
     keys = Keys("p")
     slots = {key_slot(keys.repo(f"repo{i}").tags.encode()) for i in range(50)}
     assert len(slots) > 1
+
+
+def test_feed_keys_share_one_slot_apart_from_repositories():
+    keys = Keys("regext")
+    fk = keys.feed
+    feed = [fk.stream, fk.meta, fk.heads, fk.lock, fk.build, fk.watch("0" * 32), fk.hook("ci", "payload"),
+            fk.hook("ci", "error"), fk.hook("ci", "dead")]
+    assert len({key_slot(k.encode()) for k in feed}) == 1
+    rk = keys.repo("library/nginx")
+    assert key_slot(rk.events.encode()) == key_slot(rk.events_copied.encode()) == key_slot(rk.tags.encode())

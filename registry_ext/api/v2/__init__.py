@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from registry_ext.api import discover, ext, mirror_diff, oci_ext
+from registry_ext.api import atom, discover, ext, feed, mirror_diff, oci_ext
 from registry_ext.api.http import Response, registry, storage_only
 from registry_ext.api.v2 import blobs, listing, manifests, uploads
 from registry_ext.oci.reference import validate_name
@@ -44,5 +44,5 @@ def base():
 
 
 for child in (blobs.bp, uploads.bp, manifests.bp, listing.bp, oci_ext.bp, ext.bp, discover.bp,
-              mirror_diff.bp):
+              mirror_diff.bp, feed.bp, atom.bp):
     bp.register_blueprint(child)

@@ -1,0 +1,1 @@
+"""``registry-ext feed-waiter``: the update feed's long-polls, held outside gunicorn (server.py, hub.py)."""
