@@ -16,6 +16,7 @@ import orjson
 from flask import Blueprint, current_app, g, request
 
 from registry_ext.api.http import Response, query_int, registry
+from registry_ext.auth.gate import repository_filter
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci import repo_filter
 from registry_ext.oci.repo_filter import RepoFilter, RepoFilterError
@@ -34,8 +35,8 @@ _POST_KEYS = {"repositories", "prefix", "glob"}
 
 
 def may_pull():
-    """The caller's pull permission as ``name -> bool`` (set by access control; default: all)."""
-    return g.get("regext_may_pull") or allow_all
+    """The caller's pull permission as ``name -> bool`` (access control's filter; without auth: all)."""
+    return g.get("regext_may_pull") or repository_filter() or allow_all
 
 
 @bp.route("/_regext/updates", methods=["GET", "POST"])

@@ -71,6 +71,11 @@ NEEDS: dict[str, Need] = {
     "v2.discover.discover": LOGIN,
     "v2.discover.discover_repository": PULL,
     "v2.mirror_diff.mirror_diff": PULL,
+    # the update feed and the Atom feed across repositories show only what the caller may pull
+    # (api/feed.py asks gate.repository_filter); a long-poll handed to the waiter comes back here
+    "v2.feed.updates": CATALOG,
+    "v2.atom.repositories_feed": CATALOG,
+    "v2.atom.repository_feed": PULL,
 }
 
 

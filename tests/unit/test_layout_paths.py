@@ -28,6 +28,7 @@ def test_every_path_for_sample_names():
     layout = Layout(ROOT)
     cases = [
         (layout.marker, "registry-ext.json"),
+        (layout.identity, "identity"),
         (layout.blob(SHA256), "blobs/sha256/ab/" + "ab" * 32),
         (layout.blob(SHA512), "blobs/sha512/0f/" + "0f" * 64),
         (layout.upload_data(UPLOAD), f"uploads/{UPLOAD}/data"),
@@ -61,7 +62,7 @@ def test_a_push_leaves_exactly_these_files(client, app):
 
     digests = [first["config"], *first["layers"], first["manifest"],
                second["config"], *second["layers"], second["manifest"]]
-    expected = {"registry-ext.json", f"uploads/{session}/data", f"uploads/{session}/info.json",
+    expected = {"registry-ext.json", "identity", f"uploads/{session}/data", f"uploads/{session}/info.json",
                 "repos/team/app/_lock", "repos/team/app/_tags/v1", "repos/team/app/_history/v1"}
     expected |= {blob(d) for d in digests}
     expected |= {f"repos/team/app/_blobs/sha256/{d.split(':')[1]}" for d in digests
