@@ -68,7 +68,8 @@ asyncio.run(main())
 
 
 async def long_poll(port: int, path: str, done: dict, index: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # several checkers: 8 source addresses (nginx caps held long-polls per address, deploy/nginx.conf)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(f"127.0.0.{2 + index % 8}", 0))
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")

@@ -63,13 +63,16 @@ def run_block(block: str, registry, work: Path, env: dict) -> str:
 def test_the_quick_start_runs_as_written(registry, scratch):
     work, env = scratch
     blocks = QUICKSTART.findall(README)
-    assert len(blocks) == 5 and all(ADDRESS in block for block in blocks)
-    build, read, ask, mirror_diff, oras = (run_block(block, registry, work, env) for block in blocks)
+    assert len(blocks) == 6 and all(ADDRESS in block for block in blocks)
+    build, read, ask, feed, mirror_diff, oras = (run_block(block, registry, work, env) for block in blocks)
 
     assert build.count("Writing manifest to image destination") == 3  # the three skopeo copies
     assert '{"name":"demo/app","tags":["1.0.0","1.1.0","latest"]}' in read
     assert re.search(r"(?im)^docker-content-digest: sha256:[0-9a-f]{64}\r?$", read)
     assert (work / "app-copy" / "index.json").exists()
+
+    (changes,) = json_documents(feed)
+    assert [(e["repository"], e["tag"], e["action"]) for e in changes["events"]] == [("demo/app", "1.2.0", "pushed")]
 
     newest, newer, index, history = json_documents(ask)
     assert [tag["name"] for tag in newest["tags"]] == ["1.1.0", "1.0.0"]  # no `latest`
