@@ -12,7 +12,8 @@ import re
 
 import re2
 
-from registry_ext.oci.versions import VersionRange, parse_range, parse_tag
+from registry_ext.oci.version_ranges import VersionRange, parse_range
+from registry_ext.oci.versions import parse_tag
 
 PATTERN_MAX = 256
 KINDS = frozenset({"release", "prerelease", "nonversion", "signature"})
