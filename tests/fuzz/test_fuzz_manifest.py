@@ -10,6 +10,7 @@ examples get past ``orjson.loads`` and exercise the validation itself.
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import orjson
 from hypothesis import example, given, strategies as st
@@ -102,11 +103,10 @@ def check(data: bytes, content_type: str | None, config=None) -> Manifest | None
     assert manifest.media_type in mt.MANIFESTS
     for desc in [manifest.config, manifest.subject, *manifest.layers, *manifest.children]:
         if desc is not None:
-            orjson.dumps(desc.to_json())
+            orjson.dumps(dataclasses.asdict(desc))
     wants_config(manifest)
     record = ManifestRecord(GOOD_DIGEST, manifest.media_type, len(data), 1_700_000_000_000)
     orjson.dumps(index_entry(record, manifest, config))
-    orjson.dumps(manifest.referrer_descriptor(GOOD_DIGEST, len(data)))
     manifest.required_blobs()
     return manifest
 
