@@ -13,10 +13,9 @@ import redis
 from click.testing import CliRunner
 
 from registry_ext.cli import main
-from tests.oci_client import make_image, push_blob, push_manifest, random_config, sha256_digest, tag_list
-from tests.test_recovery import (  # noqa: F401 - private_redis is a fixture
-    app_for, check_findings, maintenance, private_redis, refuse_writes,
-)
+from tests.support.oci_client import make_image, push_blob, push_manifest, random_config, sha256_digest, tag_list
+from tests.support.recovery import app_for, check_findings, maintenance
+from tests.support.servers import refuse_writes
 
 
 def restart_from_snapshot(server) -> None:

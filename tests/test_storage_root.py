@@ -21,9 +21,9 @@ from registry_ext.cli import main
 from registry_ext.config import load_settings
 from registry_ext.services.root import RootRefused
 from registry_ext.storage.layout import MARKER_NAME
-from tests.conftest import free_port
-from tests.e2e.e2e_server import cli_path
-from tests.oci_client import make_image
+from tests.support.servers import free_port
+from tests.support.e2e_server import cli_path
+from tests.support.oci_client import make_image
 
 
 def run(settings, *args, data_dir: str | None = None):

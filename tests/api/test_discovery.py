@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     CONFORMANCE_LAYER, DUMMY_DIGEST, EMPTY_BLOB, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, assert_error,
     body_json, conformance_manifest, descriptor, image_index, image_manifest, link_next, make_image,
     push_blob, push_manifest, put_manifest_ok, query_of, random_config, referrers, sha256_digest,

@@ -27,7 +27,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     CONFORMANCE_LAYER, DUMMY_DIGEST, EMPTY_BLOB, OCI_EMPTY, OCI_MANIFEST, assert_error, blob_status,
     body_json, conformance_manifest, descriptor, image_manifest, make_image, push_blob, push_manifest,
     put_manifest_ok, random_config, referrers, sha256_digest, tag_list,

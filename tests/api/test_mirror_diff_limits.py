@@ -9,8 +9,8 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
-from tests.mirror.fake_remote import SilentRemote
-from tests.oci_client import assert_error
+from tests.support.fake_remote import SilentRemote
+from tests.support.oci_client import assert_error
 
 BUDGET = 2  # the remote's timeout: the whole comparison's deadline
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     OCTET, assert_error, blob_body, blob_status, location, open_session, push_blob_chunked, random_blob,
     sha256_digest, start_upload, with_query,
 )
-from tests.api.push_helpers import BLOB_A, NAME
+from tests.support.push_helpers import BLOB_A, NAME
 
 
 def chunked_blob(post_resp, size: int = 42):

@@ -8,7 +8,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from tests.auth.auth_helpers import client_for, make_app
+from tests.support.auth_helpers import client_for, make_app
 
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=300)
 SCHEMES = st.sampled_from(["Basic", "Bearer", "basic", "BEARER", "Digest", "", "Basic  ", "Bearer\t"])

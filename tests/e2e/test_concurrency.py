@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_oci import (CONFIG_V1, MANIFEST_V1, absolute, canonical_json, describe, digest_of, expect, fresh,
+from tests.support.e2e_oci import (CONFIG_V1, MANIFEST_V1, absolute, canonical_json, describe, digest_of, expect, fresh,
                      push_blob, random_bytes, with_digest)
-from e2e_server import cli_path
+from tests.support.e2e_server import cli_path
 
 pytestmark = pytest.mark.e2e
 

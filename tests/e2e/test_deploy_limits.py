@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from e2e_deploy import DeployStack
-from e2e_oci import MANIFEST_V1, describe, expect, fresh, push_blob, push_manifest
-from e2e_raw import get, oci_error, raw_request
-from e2e_server import pid_alive
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import MANIFEST_V1, describe, expect, fresh, push_blob, push_manifest
+from tests.support.e2e_raw import get, oci_error, raw_request
+from tests.support.e2e_server import pid_alive
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20

@@ -18,11 +18,10 @@ import uuid
 import pytest
 from hypothesis import given, strategies as st
 
-from fuzz_repo import build, fake_upstream
-from fuzz_settings import fuzz_settings
-from test_fuzz_listings import check_response
-from test_fuzz_manifest import CONTENT_TYPES, JUNK, STRING_MAPS
-from tests.oci_client import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, descriptor, push_blob, sha256_digest
+from tests.support.fuzz_repo import build, check_response, fake_upstream
+from tests.support.fuzz_settings import fuzz_settings
+from tests.support.fuzz_values import CONTENT_TYPES, JUNK, STRING_MAPS
+from tests.support.oci_client import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, descriptor, push_blob, sha256_digest
 
 NAME = "fuzz/push"
 HEADER_SAFE_TYPES = CONTENT_TYPES.filter(lambda t: t is None or not any(c in t for c in "\r\n\x00"))

@@ -19,8 +19,8 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import load_settings
-from tests.conftest import BufferedClient
-from tests.oci_client import SPEC_ERROR_CODES, make_image, open_session, sha256_digest
+from tests.support.flask_client import BufferedClient
+from tests.support.oci_client import SPEC_ERROR_CODES, make_image, open_session, sha256_digest
 
 REPO = "ok/app"
 # Each is tried in every position; `{up}` climbs towards the temp folder.

@@ -14,7 +14,6 @@ import re
 import tomllib
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from registry_ext import config

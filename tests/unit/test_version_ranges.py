@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from registry_ext.oci.version_ranges import MAX_CONSTRAINTS, MAX_RANGE_LENGTH, VersionRange, parse_range
+from registry_ext.oci.version_ranges import MAX_CONSTRAINTS, MAX_RANGE_LENGTH, parse_range
 from registry_ext.oci.versions import member, member_tag, parse_tag
 from tests.support.versions import range_filter, sort_tags, zrangebylex
 

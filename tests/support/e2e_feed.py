@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from e2e_oci import CONFIG_V1, MANIFEST_V1, digest_of, expect, fresh, push_blob
+from tests.support.e2e_oci import CONFIG_V1, MANIFEST_V1, digest_of, expect, fresh, push_blob
 
 
 def images(base: str, repo: str, count: int) -> list[tuple[bytes, str]]:
