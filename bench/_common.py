@@ -1,7 +1,6 @@
 """Small helpers shared by the bench scripts (stdlib + requests only).
 
-Not a script: ``peer.py``, ``populate.py``, ``tags_list.py`` and ``run_all.py``
-import it from the same directory.
+Not a script: the scripts import it as ``bench._common``.
 """
 from __future__ import annotations
 

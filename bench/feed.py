@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The update feed against the naive method: a checker watching 1,000 of 10,000 repositories.
 
 Starts ours (``registry-ext serve``, embedded Redis) and the peer (Debian's ``docker-registry``,
@@ -15,8 +14,8 @@ headers and body as received), client-side latency, and server CPU seconds (utim
 server's process group: workers, master and, for ours, the embedded redis-server) per poll or per
 sweep. ``--rounds`` repeats the timed part; the spread is reported. Loopback only.
 
-    .venv/bin/python bench/feed.py                          # N=10,000, W=1,000, 3 rounds: ~5 minutes
-    .venv/bin/python bench/feed.py --repos 2000 --watch 200 --rounds 2   # a quick look
+    .venv/bin/python -m bench.feed                          # N=10,000, W=1,000, 3 rounds: ~5 minutes
+    .venv/bin/python -m bench.feed --repos 2000 --watch 200 --rounds 2   # a quick look
 """
 from __future__ import annotations
 
@@ -28,12 +27,10 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (OCI_CONFIG, OCI_MANIFEST, RESULTS_DIR, FastClient, percentile,  # noqa: E402
+from bench._common import (OCI_CONFIG, OCI_MANIFEST, RESULTS_DIR, FastClient, percentile,
                      proc_tree_cpu_seconds, wait_for_quiet)
-from peer import start_ours, start_peer  # noqa: E402
-from populate import canonical, sha256  # noqa: E402
-
+from bench.peer import start_ours, start_peer
+from bench.populate import canonical, sha256
 CONFIG = canonical({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """2,000 concurrent long-polls of the update feed held on the deploy/ stack, then one push.
 
 The stack: redis-server, gunicorn (deploy/gunicorn.conf.py, 2 gthread workers x 16 threads),
@@ -17,7 +16,7 @@ The stack: redis-server, gunicorn (deploy/gunicorn.conf.py, 2 gthread workers x 
 Memory is also read before the polls, so the cost per held poll is the difference. Loopback only;
 the client shares the machine's cores with the stack (reported as measured).
 
-    .venv/bin/python bench/feed_longpoll.py                    # 2,000 polls, 3 rounds: ~2 minutes
+    .venv/bin/python -m bench.feed_longpoll                    # 2,000 polls, 3 rounds: ~2 minutes
 """
 from __future__ import annotations
 
@@ -33,12 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (RESULTS_DIR, FastClient, free_port, percentile, proc_tree_cpu_seconds,  # noqa: E402
+from bench._common import (RESULTS_DIR, FastClient, free_port, percentile, proc_tree_cpu_seconds,
                      proc_tree_rss_mb)
-from feed import manifest, populate  # noqa: E402
-from workers_stack import Stack  # noqa: E402
-
+from bench.feed import manifest, populate
+from bench.workers_stack import Stack
 REPO = "longpoll/app"
 
 # The floor: a bare asyncio server (another process) holding the same connections and answering all at

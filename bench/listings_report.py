@@ -5,9 +5,9 @@ import os
 import platform
 import subprocess
 
-import peer as peer_mod
-from _common import fmt_num
-from run_all import cpu_model, ours_version
+from bench import peer as peer_mod
+from bench._common import fmt_num
+from bench.run_all import cpu_model, ours_version
 
 TARGETS = {"scale_p50_ratio": 2.0, "vs_peer_throughput": 10.0, "bytes_pct": 2.0}
 SCALE_LABELS = ("semver_top", "semver_deep", "updated_top", "semver_release", "index_semver")

@@ -21,7 +21,7 @@ import sys
 import threading
 from pathlib import Path
 
-from _common import FastClient
+from bench._common import FastClient
 
 MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 LOST_SAMPLES = 20

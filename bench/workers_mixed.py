@@ -12,16 +12,13 @@ import random
 import shutil
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workers_load import MANIFEST, MIB, Client, populate, request, run_threads, split, wait_quiet  # noqa: E402
-from workers_stack import Stack  # noqa: E402
-
+from bench.workers_load import MANIFEST, MIB, Client, populate, request, run_threads, split, wait_quiet
+from bench.workers_stack import Stack
 CANDIDATES = {
     # --threads 1: gunicorn silently runs gthread for "sync" with threads > 1 (the config's default)
     "sync-5": ["-k", "sync", "--workers", "5", "--threads", "1"],
