@@ -141,7 +141,10 @@ def checker_rounds(ours, peer, watched: list[str], polls: int) -> dict:
 
     for name, server in (("naive_peer", peer), ("naive_ours", ours)):
         sweep = Counted(server.url)
-        out[name] = measure(server, lambda i: [sweep.request("GET", f"/v2/{r}/tags/list") for r in watched], 1)
+
+        def sweep_all(_i: int, sweep: Counted = sweep) -> list:
+            return [sweep.request("GET", f"/v2/{r}/tags/list") for r in watched]
+        out[name] = measure(server, sweep_all, 1)
         out[name].update(requests=sweep.requests, bytes=sweep.sent + sweep.received)
     return out
 
@@ -165,10 +168,11 @@ def report(rounds: list[dict], args) -> str:
     poll_bytes = statistics.median(pick("poll_plain", "bytes_per_poll"))
     poll_ms = statistics.median(pick("poll_plain", "latency_ms_p50"))
     naive = rounds[0]["naive_peer"]["requests"]
+    naive_cpu = statistics.median(pick("naive_peer", "server_cpu_ms_per_call"))
     lines += ["", f"Ratios, naive (docker-registry) / one feed poll: requests {naive}x, "
                   f"bytes {statistics.median(pick('naive_peer', 'bytes')) / poll_bytes:.0f}x, "
                   f"client time {statistics.median(pick('naive_peer', 'elapsed_s')) * 1000 / poll_ms:.0f}x, "
-                  f"server CPU {statistics.median(pick('naive_peer', 'server_cpu_ms_per_call')) / statistics.median(pick('poll_plain', 'server_cpu_ms_per_call')):.0f}x.",
+                  f"server CPU {naive_cpu / statistics.median(pick('poll_plain', 'server_cpu_ms_per_call')):.0f}x.",
               f"One poll bringing one event: {spread(pick('poll_one_change', 'bytes'))} bytes; "
               f"the watch list POST (once): {rounds[0]['watch_post']['bytes_sent']} bytes sent."]
     return "\n".join(lines)

@@ -69,7 +69,8 @@ async def long_poll(port: int, path: str, done: dict, index: int) -> None:
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
     body = await reader.readexactly(length)
     done[index] = (time.monotonic(), int(head.split()[1]), body)
     writer.close()
@@ -143,10 +144,11 @@ def report(rounds: list[dict]) -> str:
         return f"{statistics.median(values):g} ({min(values):g}-{max(values):g})"
 
     kinds = sorted(rounds[0]["rss_mb_held"])
-    lines = [f"{rounds[0]['clients']} long-polls held on the deploy/ stack, {len(rounds)} rounds: median (min-max).", "",
+    lines = [f"{rounds[0]['clients']} long-polls held on the deploy/ stack, {len(rounds)} rounds: median (min-max).",
+             "",
              "| | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
-    lines.append("| RSS before, MiB | " + " | ".join(spread([r["rss_mb_before"][k] for r in rounds]) for k in kinds) + " |")
-    lines.append("| RSS while held, MiB | " + " | ".join(spread([r["rss_mb_held"][k] for r in rounds]) for k in kinds) + " |")
+    for label, field in (("RSS before, MiB", "rss_mb_before"), ("RSS while held, MiB", "rss_mb_held")):
+        lines.append(f"| {label} | " + " | ".join(spread([r[field][k] for r in rounds]) for k in kinds) + " |")
     lines.append("| CPU while held and idle, % of a core | "
                  + " | ".join(spread([r["idle_cpu_percent"][k] for r in rounds]) for k in kinds) + " |")
     lines += ["", "Push to answers: p50 " + spread([r["delay_ms"]["p50"] for r in rounds]) + " ms, p99 "

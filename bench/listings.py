@@ -213,8 +213,8 @@ def snapshot_ours(rev: str) -> tuple[str, str, str]:
         fh.write(f"#!/bin/sh\nPYTHONPATH={workdir} exec {python} -P -c 'import sys; from registry_ext.cli import main;"
                  f" sys.argv[0] = \"registry-ext\"; sys.exit(main())' \"$@\"\n")
     os.chmod(wrapper, 0o755)
-    check = subprocess.run([python, "-P", "-c", "import registry_ext; print(registry_ext.__file__)"], capture_output=True,
-                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": workdir})
+    check = subprocess.run([python, "-P", "-c", "import registry_ext; print(registry_ext.__file__)"],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": workdir})
     if not check.stdout.startswith(workdir):
         shutil.rmtree(workdir, ignore_errors=True)
         raise SystemExit(f"the snapshot is not what gets imported: {check.stdout or check.stderr}")
@@ -268,8 +268,8 @@ def main(argv=None) -> int:
     t_begin = time.monotonic()
     args.deadline = t_begin + args.budget
     meta = report_mod.machine_meta()
-    meta.update({"loadavg_start": os.getloadavg(), "argv": sys.argv, "big": big, "small": small, "newer_size": args.newer_tags, "repos": repos,
-                 "tag_source": "populate.version_tags"})
+    meta.update({"loadavg_start": os.getloadavg(), "argv": sys.argv, "big": big, "small": small,
+                 "newer_size": args.newer_tags, "repos": repos, "tag_source": "populate.version_tags"})
     results: dict = {"label": label, "meta": meta, "populate": {}, "groups": []}
     servers: dict = {}
     binary, src_dir = peer_mod.OURS_BINARY, None

@@ -10,9 +10,9 @@ hold byte-identical manifests with the same digests.
 Tag names (default generator): ``1.<i//100>.<i%100>``, every fourth one with an ``-alpine``
 suffix (``1.0.3-alpine``), i = 0..N-1. With ``--versions``, a release history in version order
 (``version_tags``: ``M.m.p`` with ``-alpine``/``-slim`` variants, ``-rc.N`` pre-releases, ``M.m`` and
-commit-hash tags, ``latest``/``stable``/``edge``/``nightly`` last). With ``--from-history``, the first N distinct tag names
-(in order of first appearance) from /work/shared/data/official-images-tag-history.jsonl.gz,
-optionally restricted to one image with ``--image``.
+commit-hash tags, ``latest``/``stable``/``edge``/``nightly`` last). With ``--from-history``, the first N
+distinct tag names (in order of first appearance) from
+/work/shared/data/official-images-tag-history.jsonl.gz, optionally restricted to one image with ``--image``.
 
 Example::
 

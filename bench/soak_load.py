@@ -165,7 +165,7 @@ class LoadThread:
                     setup.pop(0)
             except Failed:
                 time.sleep(0.05)
-            except Exception as exc:  # a malformed answer (bad JSON, a missing field): count it, go on
+            except Exception as exc:  # noqa: BLE001 - a malformed answer (bad JSON, a missing field): count it, go on
                 self.stats.mismatch(f"{getattr(op, '__name__', 'setup')} {repo.name}: {exc!r}")
         self.http.close()
 

@@ -13,7 +13,8 @@ Operations (each timed on both sides in the same run, same client, same random t
   manifest_head  HEAD /v2/<repo>/manifests/<tag>      (random tag)
 
 For every operation and side: requests/s (successful operations / wall time), median and p95 latency,
-body bytes per operation, tags and pages per operation, and -- when the server's process group is known -- server CPU ms per operation.
+body bytes per operation, tags and pages per operation, and -- when the server's process group is known --
+server CPU ms per operation.
 The ratio column is ours/peer throughput (>1: ours is faster). Rounds alternate the order
 (ours, peer, peer, ours, ...) so drift does not favour one side.
 

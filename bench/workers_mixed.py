@@ -122,7 +122,9 @@ def load_figures(lat: list[list[float]], errors: list[int], pulled: list[int], s
                  duration: float) -> dict:
     """One run's figures from what the small, pull and slow clients recorded."""
     all_lat = sorted(x for per in lat for x in per)
-    pct = (lambda p: 1000 * all_lat[min(len(all_lat) - 1, int(p * len(all_lat)))] if all_lat else float("nan"))
+
+    def pct(p: float) -> float:
+        return 1000 * all_lat[min(len(all_lat) - 1, int(p * len(all_lat)))] if all_lat else float("nan")
     finished = [slow_out.get(i, {"ok": False, "finish_s": float("nan")}) for i in range(slow)]
     return {
         "small_ops_s": len(all_lat) / duration, "small_p50_ms": pct(0.50), "small_p99_ms": pct(0.99),

@@ -17,7 +17,7 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = OPERATIONAL):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class-wide code; ours is per error
 
     def show(self, file=None) -> None:
         click.echo(f"registry-ext: error: {self.message}", err=True)

@@ -131,7 +131,8 @@ def test_check_reports_a_refused_blob_link_once_it_is_over_not_while_it_may_run(
     client = app.test_client()
     refuse_writes(redis_server, True)
     try:
-        assert client.post(f"/v2/new/blobs/uploads/?digest={sha256_digest(b'x')}", data=b"x").status_code == 201  # stored and linked: the catalog follows (item 15)
+        # stored and linked: the catalog follows (item 15)
+        assert client.post(f"/v2/new/blobs/uploads/?digest={sha256_digest(b'x')}", data=b"x").status_code == 201
     finally:
         refuse_writes(redis_server, False)
     assert check_findings(app) == []  # young: maybe still running, and its repository is being added

@@ -67,7 +67,8 @@ def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | Remo
         except RootRefused as exc:
             _fail(str(exc))
     client = RemoteClient(normalize_url(target, opts["plain_http"]), username=opts["username"],
-                          password=opts["password"], realm=opts["realm"], timeout=opts["timeout"], concurrency=opts["concurrency"],
+                          password=opts["password"], realm=opts["realm"], timeout=opts["timeout"],
+                          concurrency=opts["concurrency"],
                           verify=not opts["insecure"], retries=opts["retries"])
     return RemoteSide(client, page=opts["page_size"], progress=progress)
 

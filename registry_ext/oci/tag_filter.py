@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
+from typing import Any
 
 import re2
 
@@ -31,7 +32,7 @@ class FilterError(ValueError):
 class TagFilter:
     prefix: str | None = None
     glob: re.Pattern | None = None
-    regex: object | None = None
+    regex: Any | None = None  # a compiled re2 pattern (re2 publishes no types)
     version_range: VersionRange | None = None
     kinds: frozenset[str] | None = None
     variant: str | None = None

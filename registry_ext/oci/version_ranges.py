@@ -71,7 +71,9 @@ class VersionRange:
 
 
 def _constraint(text: str) -> Constraint:
-    op, vtext = _OP.fullmatch(text).groups()
+    match = _OP.fullmatch(text)
+    assert match is not None  # (.*) under DOTALL matches any rest
+    op, vtext = match.groups()
     op = op or "=="
     wild = _WILDCARD.fullmatch(vtext)
     if wild:

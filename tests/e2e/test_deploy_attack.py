@@ -22,7 +22,8 @@ from collections import Counter
 import pytest
 
 from tests.support.e2e_deploy import DeployStack
-from tests.support.e2e_oci import MANIFEST_V1, absolute, describe, digest_of, fresh, push_blob, push_manifest, start_upload
+from tests.support.e2e_oci import (MANIFEST_V1, absolute, describe, digest_of, fresh, push_blob, push_manifest,
+                                   start_upload)
 from tests.support.e2e_slow import HeaderFlood, SlowUploads
 
 pytestmark = pytest.mark.e2e

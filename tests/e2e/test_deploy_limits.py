@@ -120,7 +120,8 @@ def test_body_over_nginx_limit_is_413_size_invalid(stack):
     resp = fresh("PUT", f"{stack.url}/v2/{REPO}/manifests/huge", data=b"{" + b" " * (17 * MIB),
                  headers={"Content-Type": MANIFEST_V1})
     assert resp.status_code == 413, describe(resp)
-    assert resp.json()["errors"][0]["code"] == "SIZE_INVALID" and resp.json()["errors"][0]["detail"]["source"] == "nginx"
+    error = resp.json()["errors"][0]
+    assert error["code"] == "SIZE_INVALID" and error["detail"]["source"] == "nginx"
     expect(fresh("GET", f"{stack.url}/v2/{REPO}/manifests/huge"), 404)
 
 

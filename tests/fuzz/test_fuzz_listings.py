@@ -66,7 +66,8 @@ def endpoints(repo) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
         "tags/list-index": ([f"/v2/{n}/tags/list" for n in names], {
             **filters, "sort_by": ["name", "created_at", "updated_at", "semver"], "sort_order": ["asc", "desc"]}),
         "catalog": (["/v2/_catalog"], {"n": ["0", "1", "3"], "last": [NAME, "a", "zzz"]}),
-        "referrers": ([f"/v2/{n}/referrers/{x}" for n in names[:3] for x in (d["1.0.0"], UNKNOWN_DIGEST, "x", "sha256:")],
+        "referrers": ([f"/v2/{n}/referrers/{x}"
+                       for n in names[:3] for x in (d["1.0.0"], UNKNOWN_DIGEST, "x", "sha256:")],
                       {"artifactType": ["application/vnd.example.sbom", ""], "last": [repo.referrer, "a"]}),
         "ext-tags": ([f"/v2/{n}/_regext/tags" for n in names], {
             **filters, "sort": ["name", "semver", "created", "updated"], "order": ["asc", "desc"]}),

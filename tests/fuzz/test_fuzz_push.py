@@ -88,7 +88,8 @@ def test_manifest_puts_never_answer_5xx(repo, data):
 
 CHUNK = st.binary(max_size=40)
 CONTENT_RANGE = st.one_of(st.none(), st.sampled_from(["0-0", "0-2", "3-5", "bytes 0-9", "5-4", "0-", "x", "-1-2",
-                                                      "0-99999999999999999999", "9223372036854775806-9223372036854775807"]),
+                                                      "0-99999999999999999999",
+                                                      "9223372036854775806-9223372036854775807"]),
                           st.tuples(st.integers(0, 60), st.integers(0, 60)).map(lambda t: f"{t[0]}-{t[1]}"))
 CONTENT_LENGTH = st.one_of(st.none(), st.sampled_from(["0", "3", "-1", "abc", "99999999999999999999"]))
 
