@@ -1,7 +1,6 @@
 """Small helpers shared by the bench scripts (stdlib + requests only).
 
-Not a script: ``peer.py``, ``populate.py``, ``tags_list.py`` and ``run_all.py``
-import it from the same directory.
+Not a script: the scripts import it as ``bench._common``.
 """
 from __future__ import annotations
 
@@ -290,7 +289,8 @@ def redis_key_usage(sock: str, pattern: str = "*", max_keys: int = 2_000_000) ->
     """Every key matching ``pattern`` (``redis-cli --scan``) with its ``TYPE`` and ``MEMORY USAGE ... SAMPLES 0``
     (exact: every element is counted). Keys holding whitespace or quotes are skipped (none in the schema)."""
     found = redis_cli(sock, ["--scan", "--pattern", pattern]).splitlines()
-    keys = list(dict.fromkeys(k for k in found if k and not any(c in k for c in " \t\"'")))[:max_keys]  # SCAN may repeat
+    # SCAN may repeat keys
+    keys = list(dict.fromkeys(k for k in found if k and not any(c in k for c in " \t\"'")))[:max_keys]
     script = "".join(f"TYPE {k}\nMEMORY USAGE {k} SAMPLES 0\n" for k in keys)
     lines = redis_cli(sock, [], stdin=script).splitlines()
     if len(lines) != 2 * len(keys):

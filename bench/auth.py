@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What access control costs: an authenticated manifest HEAD against an anonymous one on the same server.
 
 Starts ``registry-ext serve`` twice (embedded Redis, ``--workers``), once with ``[auth] scheme = "token"``
@@ -19,7 +18,7 @@ machine disturbs much less than the HTTP rates).
 
 Prints a Markdown table and writes JSON to bench/results/auth-<timestamp>.json. Example::
 
-    python bench/auth.py --duration 20 --rounds 4 --concurrency 4
+    python -m bench.auth --duration 20 --rounds 4 --concurrency 4
 """
 from __future__ import annotations
 
@@ -36,10 +35,8 @@ import time
 import bcrypt
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS_DIR, FastClient, percentile, wait_for_quiet  # noqa: E402
-from peer import start_ours  # noqa: E402
-
+from bench._common import RESULTS_DIR, FastClient, percentile, wait_for_quiet
+from bench.peer import start_ours
 REPO, TAG = "bench/app", "latest"
 PATH = f"/v2/{REPO}/manifests/{TAG}"
 USERS = 20  # for the first-request (bcrypt) timing: each user's first request pays one bcrypt

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What a manifest DELETE by digest costs now that it reads the repository's tag files.
 
 A ``DELETE /v2/<name>/manifests/<digest>`` finds the tags pointing at the manifest on storage (one
@@ -8,7 +7,7 @@ fills one repository with ``--tags`` tags and another with ``--small`` tags (dis
 ``populate.py`` pushes them), then, ``--rounds`` times in each: pushes a fresh manifest under one tag
 and times its ``DELETE`` by digest (the page cache is warm, as on a registry in use).
 
-    .venv/bin/python bench/delete_scan.py --tags 10000 --small 100 --rounds 30
+    .venv/bin/python -m bench.delete_scan --tags 10000 --small 100 --rounds 30
 
 Prints Markdown; writes JSON to bench/results/. Figures: docs/api.md (DELETE), docs/reliability.md.
 """
@@ -23,10 +22,8 @@ import time
 
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer import start_ours  # noqa: E402
-from populate import OCI_MANIFEST, base_blobs, generated_tags, manifest_for, populate, sha256  # noqa: E402
-
+from bench.peer import start_ours
+from bench.populate import OCI_MANIFEST, base_blobs, generated_tags, manifest_for, populate, sha256
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The update feed against the naive method: a checker watching 1,000 of 10,000 repositories.
 
 Starts ours (``registry-ext serve``, embedded Redis) and the peer (Debian's ``docker-registry``,
@@ -15,8 +14,8 @@ headers and body as received), client-side latency, and server CPU seconds (utim
 server's process group: workers, master and, for ours, the embedded redis-server) per poll or per
 sweep. ``--rounds`` repeats the timed part; the spread is reported. Loopback only.
 
-    .venv/bin/python bench/feed.py                          # N=10,000, W=1,000, 3 rounds: ~5 minutes
-    .venv/bin/python bench/feed.py --repos 2000 --watch 200 --rounds 2   # a quick look
+    .venv/bin/python -m bench.feed                          # N=10,000, W=1,000, 3 rounds: ~5 minutes
+    .venv/bin/python -m bench.feed --repos 2000 --watch 200 --rounds 2   # a quick look
 """
 from __future__ import annotations
 
@@ -28,12 +27,10 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (OCI_CONFIG, OCI_MANIFEST, RESULTS_DIR, FastClient, percentile,  # noqa: E402
+from bench._common import (OCI_CONFIG, OCI_MANIFEST, RESULTS_DIR, FastClient, percentile,
                      proc_tree_cpu_seconds, wait_for_quiet)
-from peer import start_ours, start_peer  # noqa: E402
-from populate import canonical, sha256  # noqa: E402
-
+from bench.peer import start_ours, start_peer
+from bench.populate import canonical, sha256
 CONFIG = canonical({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
 
 
@@ -144,7 +141,10 @@ def checker_rounds(ours, peer, watched: list[str], polls: int) -> dict:
 
     for name, server in (("naive_peer", peer), ("naive_ours", ours)):
         sweep = Counted(server.url)
-        out[name] = measure(server, lambda i: [sweep.request("GET", f"/v2/{r}/tags/list") for r in watched], 1)
+
+        def sweep_all(_i: int, sweep: Counted = sweep) -> list:
+            return [sweep.request("GET", f"/v2/{r}/tags/list") for r in watched]
+        out[name] = measure(server, sweep_all, 1)
         out[name].update(requests=sweep.requests, bytes=sweep.sent + sweep.received)
     return out
 
@@ -168,10 +168,11 @@ def report(rounds: list[dict], args) -> str:
     poll_bytes = statistics.median(pick("poll_plain", "bytes_per_poll"))
     poll_ms = statistics.median(pick("poll_plain", "latency_ms_p50"))
     naive = rounds[0]["naive_peer"]["requests"]
+    naive_cpu = statistics.median(pick("naive_peer", "server_cpu_ms_per_call"))
     lines += ["", f"Ratios, naive (docker-registry) / one feed poll: requests {naive}x, "
                   f"bytes {statistics.median(pick('naive_peer', 'bytes')) / poll_bytes:.0f}x, "
                   f"client time {statistics.median(pick('naive_peer', 'elapsed_s')) * 1000 / poll_ms:.0f}x, "
-                  f"server CPU {statistics.median(pick('naive_peer', 'server_cpu_ms_per_call')) / statistics.median(pick('poll_plain', 'server_cpu_ms_per_call')):.0f}x.",
+                  f"server CPU {naive_cpu / statistics.median(pick('poll_plain', 'server_cpu_ms_per_call')):.0f}x.",
               f"One poll bringing one event: {spread(pick('poll_one_change', 'bytes'))} bytes; "
               f"the watch list POST (once): {rounds[0]['watch_post']['bytes_sent']} bytes sent."]
     return "\n".join(lines)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """2,000 concurrent long-polls of the update feed held on the deploy/ stack, then one push.
 
 The stack: redis-server, gunicorn (deploy/gunicorn.conf.py, 2 gthread workers x 16 threads),
@@ -17,7 +16,7 @@ The stack: redis-server, gunicorn (deploy/gunicorn.conf.py, 2 gthread workers x 
 Memory is also read before the polls, so the cost per held poll is the difference. Loopback only;
 the client shares the machine's cores with the stack (reported as measured).
 
-    .venv/bin/python bench/feed_longpoll.py                    # 2,000 polls, 3 rounds: ~2 minutes
+    .venv/bin/python -m bench.feed_longpoll                    # 2,000 polls, 3 rounds: ~2 minutes
 """
 from __future__ import annotations
 
@@ -33,12 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (RESULTS_DIR, FastClient, free_port, percentile, proc_tree_cpu_seconds,  # noqa: E402
+from bench._common import (RESULTS_DIR, FastClient, free_port, percentile, proc_tree_cpu_seconds,
                      proc_tree_rss_mb)
-from feed import manifest, populate  # noqa: E402
-from workers_stack import Stack  # noqa: E402
-
+from bench.feed import manifest, populate
+from bench.workers_stack import Stack
 REPO = "longpoll/app"
 
 # The floor: a bare asyncio server (another process) holding the same connections and answering all at
@@ -73,7 +70,8 @@ async def long_poll(port: int, path: str, done: dict, index: int) -> None:
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
     body = await reader.readexactly(length)
     done[index] = (time.monotonic(), int(head.split()[1]), body)
     writer.close()
@@ -147,10 +145,11 @@ def report(rounds: list[dict]) -> str:
         return f"{statistics.median(values):g} ({min(values):g}-{max(values):g})"
 
     kinds = sorted(rounds[0]["rss_mb_held"])
-    lines = [f"{rounds[0]['clients']} long-polls held on the deploy/ stack, {len(rounds)} rounds: median (min-max).", "",
+    lines = [f"{rounds[0]['clients']} long-polls held on the deploy/ stack, {len(rounds)} rounds: median (min-max).",
+             "",
              "| | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
-    lines.append("| RSS before, MiB | " + " | ".join(spread([r["rss_mb_before"][k] for r in rounds]) for k in kinds) + " |")
-    lines.append("| RSS while held, MiB | " + " | ".join(spread([r["rss_mb_held"][k] for r in rounds]) for k in kinds) + " |")
+    for label, field in (("RSS before, MiB", "rss_mb_before"), ("RSS while held, MiB", "rss_mb_held")):
+        lines.append(f"| {label} | " + " | ".join(spread([r[field][k] for r in rounds]) for k in kinds) + " |")
     lines.append("| CPU while held and idle, % of a core | "
                  + " | ".join(spread([r["idle_cpu_percent"][k] for r in rounds]) for k in kinds) + " |")
     lines += ["", "Push to answers: p50 " + spread([r["delay_ms"]["p50"] for r in rounds]) + " ms, p99 "

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Enriched listings at scale: registry-ext's sorted 100-tag pages, ``newer`` answers and Redis memory,
 against Debian's ``docker-registry`` (distribution 2.8) answering the plain ``tags/list``.
 
@@ -24,8 +23,8 @@ Before each timed group the script waits for a quiet machine; a group during whi
 than ``--busy-limit`` cores is measured again (``--retries``). Markdown on stdout, JSON (and the Markdown)
 under bench/results/. Examples::
 
-    python bench/listings.py                 # 100,000 / 1,000 tags (+ 10,000 for bytes): ~30-35 minutes
-    python bench/listings.py --small         # 10,000 / 1,000 tags: ~6 minutes
+    python -m bench.listings                 # 100,000 / 1,000 tags (+ 10,000 for bytes): ~30-35 minutes
+    python -m bench.listings --small         # 10,000 / 1,000 tags: ~6 minutes
 """
 from __future__ import annotations
 
@@ -38,13 +37,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import peer as peer_mod  # noqa: E402
-import populate as populate_mod  # noqa: E402
-import listings_checks as checks_mod  # noqa: E402
-import listings_report as report_mod  # noqa: E402
-from tags_list_ops import summarize, timed_run  # noqa: E402
-from _common import (OCI_INDEX, RESULTS_DIR, SessionPool, dir_size_mb, proc_tree_cpu_seconds,  # noqa: E402
+from bench import peer as peer_mod
+from bench import populate as populate_mod
+from bench import listings_checks as checks_mod
+from bench import listings_report as report_mod
+from bench.tags_list_ops import summarize, timed_run
+from bench._common import (OCI_INDEX, RESULTS_DIR, SessionPool, dir_size_mb, proc_tree_cpu_seconds,
                      proc_tree_rss_mb, redis_info_memory, redis_key_usage, system_busy_seconds,
                      wait_for_quiet)
 
@@ -215,8 +213,8 @@ def snapshot_ours(rev: str) -> tuple[str, str, str]:
         fh.write(f"#!/bin/sh\nPYTHONPATH={workdir} exec {python} -P -c 'import sys; from registry_ext.cli import main;"
                  f" sys.argv[0] = \"registry-ext\"; sys.exit(main())' \"$@\"\n")
     os.chmod(wrapper, 0o755)
-    check = subprocess.run([python, "-P", "-c", "import registry_ext; print(registry_ext.__file__)"], capture_output=True,
-                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": workdir})
+    check = subprocess.run([python, "-P", "-c", "import registry_ext; print(registry_ext.__file__)"],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": workdir})
     if not check.stdout.startswith(workdir):
         shutil.rmtree(workdir, ignore_errors=True)
         raise SystemExit(f"the snapshot is not what gets imported: {check.stdout or check.stderr}")
@@ -270,8 +268,8 @@ def main(argv=None) -> int:
     t_begin = time.monotonic()
     args.deadline = t_begin + args.budget
     meta = report_mod.machine_meta()
-    meta.update({"loadavg_start": os.getloadavg(), "argv": sys.argv, "big": big, "small": small, "newer_size": args.newer_tags, "repos": repos,
-                 "tag_source": "populate.version_tags"})
+    meta.update({"loadavg_start": os.getloadavg(), "argv": sys.argv, "big": big, "small": small,
+                 "newer_size": args.newer_tags, "repos": repos, "tag_source": "populate.version_tags"})
     results: dict = {"label": label, "meta": meta, "populate": {}, "groups": []}
     servers: dict = {}
     binary, src_dir = peer_mod.OURS_BINARY, None

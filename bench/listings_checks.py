@@ -18,7 +18,7 @@ import re
 import time
 import urllib.parse
 
-from _common import OCI_INDEX, check_loopback, next_link
+from bench._common import OCI_INDEX, check_loopback, next_link
 
 NEWER_TAG = "1.2.3"
 NEWER_DEFAULT_N = 10                  # docs/extensions.md: default n of newer (20 before commit 2af08c4)

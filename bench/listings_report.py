@@ -5,9 +5,9 @@ import os
 import platform
 import subprocess
 
-import peer as peer_mod
-from _common import fmt_num
-from run_all import cpu_model, ours_version
+from bench import peer as peer_mod
+from bench._common import fmt_num
+from bench.run_all import cpu_model, ours_version
 
 TARGETS = {"scale_p50_ratio": 2.0, "vs_peer_throughput": 10.0, "bytes_pct": 2.0}
 SCALE_LABELS = ("semver_top", "semver_deep", "updated_top", "semver_release", "index_semver")
@@ -142,7 +142,8 @@ def _bytes_md(results: dict) -> list[str]:
             "| newer ÷ ours' full list |", "|---:|---|---|---:|"]
     for sz, r in b["by_size"].items():
         out.append(f"| {int(sz):,} tags | {r['newer_count']}, {r['newer_bytes']:,} B, {r['complete']} "
-                   f"| {r['plain_bytes']['ours']:,} / {r['plain_bytes']['peer']:,} B | {r['pct_of_ours_plain']:.2f} % |")
+                   f"| {r['plain_bytes']['ours']:,} / {r['plain_bytes']['peer']:,} B "
+                   f"| {r['pct_of_ours_plain']:.2f} % |")
     return out
 
 
@@ -154,7 +155,8 @@ def _memory_md(results: dict) -> list[str]:
     for prev, cur in zip([None] + snaps[:-1], snaps):
         size = cur["after"]
         if not isinstance(size, int):           # data reused: nothing was pushed, no delta
-            out.append(f"| {size or 'start (before populating)'} | {cur['used_memory']:,} | | | | {fmt_num(cur.get('used_memory_dataset'))} |")
+            out.append(f"| {size or 'start (before populating)'} | {cur['used_memory']:,} | | | "
+                       f"| {fmt_num(cur.get('used_memory_dataset'))} |")
             continue
         delta = cur["used_memory"] - prev["used_memory"] if prev else None
         out.append(f"| {size:,} tags | {cur['used_memory']:,} "
@@ -165,7 +167,8 @@ def _memory_md(results: dict) -> list[str]:
     patterns = sorted({p for rows in m["by_repo"].values() for p in rows if p != "_total"})
     cols = sorted(m["by_repo"], key=lambda r: sizes.get(r, 0))
     out += ["", "`MEMORY USAGE <key> SAMPLES 0`, bytes per tag (keys in brackets):", "",
-            "| key (`regext:repo:{<name>}:...`) | type | " + " | ".join(f"{sizes.get(r, 0):,} tags" for r in cols) + " |",
+            "| key (`regext:repo:{<name>}:...`) | type | "
+            + " | ".join(f"{sizes.get(r, 0):,} tags" for r in cols) + " |",
             "|---|---|" + "---:|" * len(cols)]
     for p in patterns + ["_total"]:
         typ = next((m["by_repo"][r][p]["type"] for r in cols if p in m["by_repo"][r]), "")
@@ -196,14 +199,16 @@ def _notes_md(results: dict) -> list[str]:
                        f" attempt {[a['max_other_cpu'] for a in g['attempts']]}), attempt {g['chosen_attempt']} kept")
         for name, c in g["cells"].items():
             if c["errors"]:
-                out.append(f"- {g['label']} c={g['concurrency']} {name}: {c['errors']} errors, e.g. {c['error_samples']}")
+                out.append(f"- {g['label']} c={g['concurrency']} {name}: {c['errors']} errors, "
+                           f"e.g. {c['error_samples']}")
     cli = [c["client_cpu_share"] for g in results["groups"] for c in g["cells"].values() if c["client_cpu_share"]]
     if cli:
         out.append(f"- client CPU during the timed runs: {min(cli):.2f}-{max(cli):.2f} cores")
     rss, data = results.get("rss_mb_after", {}), results.get("data_mb", {})
     out.append(f"- RSS MiB idle -> end: ours {fmt_num(results['idle_rss_mb'].get('ours'))} -> "
                f"{fmt_num(rss.get('ours'))}, peer {fmt_num(results['idle_rss_mb'].get('peer'))} -> "
-               f"{fmt_num(rss.get('peer'))}; data MiB: ours {fmt_num(data.get('ours'))}, peer {fmt_num(data.get('peer'))}")
+               f"{fmt_num(rss.get('peer'))}; data MiB: ours {fmt_num(data.get('ours'))}, "
+               f"peer {fmt_num(data.get('peer'))}")
     for name, alive in results.get("alive_at_end", {}).items():
         if not alive:
             out.append(f"- {name} HAD EXITED; log tail: {results['log_tail'][name]}")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Mirror-diff benchmark: requests per side and time against the naive method, on loopback.
 
 1. Two instances of this registry (``registry-ext serve``, 2 workers, embedded Redis), each with a
@@ -9,7 +8,7 @@
 2. Debian's ``docker-registry`` (no enriched API) seeded like A but missing ``K`` tags: the fallback
    path must be correct and send no more requests to it than the naive method.
 
-    .venv/bin/python bench/mirror_diff.py --tags 10000 --diff 50 --rounds 3
+    .venv/bin/python -m bench.mirror_diff --tags 10000 --diff 50 --rounds 3
 """
 from __future__ import annotations
 
@@ -23,16 +22,13 @@ import time
 
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _common import MANIFEST_ACCEPT, RESULTS_DIR, check_loopback  # noqa: E402
-from peer import start_ours, start_peer  # noqa: E402
-import populate as populate_module  # noqa: E402
-from populate import base_blobs, generated_tags, manifest_for, populate  # noqa: E402
-
-from registry_ext.mirror.engine import compare  # noqa: E402
-from registry_ext.mirror.remote import RemoteClient  # noqa: E402
-from registry_ext.mirror.sides import RemoteSide  # noqa: E402
+from bench._common import MANIFEST_ACCEPT, RESULTS_DIR, check_loopback
+from bench.peer import start_ours, start_peer
+from bench import populate as populate_module
+from bench.populate import base_blobs, generated_tags, manifest_for, populate
+from registry_ext.mirror.engine import compare
+from registry_ext.mirror.remote import RemoteClient
+from registry_ext.mirror.sides import RemoteSide
 
 REPO = "bench/mirror"
 # A tag's manifest must not depend on its position in the pushed list, so that both sides agree on

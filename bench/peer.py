@@ -1,17 +1,16 @@
-#!/usr/bin/env python3
 """Start the registries under test on loopback: the peer (Debian's ``docker-registry``,
 CNCF distribution 2.8) and ours (``registry-ext serve``).
 
 As a library::
 
-    from peer import peer_registry, ours_registry
+    from bench.peer import peer_registry, ours_registry
     with peer_registry() as peer, ours_registry(workers=2) as ours:
         print(peer.url, ours.url)
 
 As a CLI (runs until Ctrl-C)::
 
-    python bench/peer.py --port 5001 --data /tmp/peer-data
-    python bench/peer.py --kind ours --port 5002 --data /tmp/ours-data --workers 2
+    python -m bench.peer --port 5001 --data /tmp/peer-data
+    python -m bench.peer --kind ours --port 5002 --data /tmp/ours-data --workers 2
 
 Peer configuration (written to a temporary config.yml): filesystem storage under the data
 dir, ``delete: enabled: true``, no auth, ``http.addr 127.0.0.1:PORT``, log level warn,
@@ -33,9 +32,7 @@ import time
 
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import free_port  # noqa: E402
-
+from bench._common import free_port
 PEER_BINARY = "/usr/bin/docker-registry"
 OURS_BINARY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            ".venv", "bin", "registry-ext")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Populate an OCI registry with N distinct, tagged manifests over plain HTTP (OCI distribution API).
 
 Pushes one small config blob and one small layer blob (POST + PUT monolithic upload, skipped
@@ -11,13 +10,13 @@ hold byte-identical manifests with the same digests.
 Tag names (default generator): ``1.<i//100>.<i%100>``, every fourth one with an ``-alpine``
 suffix (``1.0.3-alpine``), i = 0..N-1. With ``--versions``, a release history in version order
 (``version_tags``: ``M.m.p`` with ``-alpine``/``-slim`` variants, ``-rc.N`` pre-releases, ``M.m`` and
-commit-hash tags, ``latest``/``stable``/``edge``/``nightly`` last). With ``--from-history``, the first N distinct tag names
-(in order of first appearance) from /work/shared/data/official-images-tag-history.jsonl.gz,
-optionally restricted to one image with ``--image``.
+commit-hash tags, ``latest``/``stable``/``edge``/``nightly`` last). With ``--from-history``, the first N
+distinct tag names (in order of first appearance) from
+/work/shared/data/official-images-tag-history.jsonl.gz, optionally restricted to one image with ``--image``.
 
 Example::
 
-    python bench/populate.py --url http://127.0.0.1:5001 --repo bench/app --tags 1000 --concurrency 8
+    python -m bench.populate --url http://127.0.0.1:5001 --repo bench/app --tags 1000 --concurrency 8
 """
 from __future__ import annotations
 
@@ -26,13 +25,10 @@ import concurrent.futures
 import gzip
 import hashlib
 import json
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, SessionPool, check_loopback  # noqa: E402
-
+from bench._common import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, SessionPool, check_loopback
 HISTORY = "/work/shared/data/official-images-tag-history.jsonl.gz"
 MAX_TAGS = 200_000
 

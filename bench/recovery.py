@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What recovery costs: the index rebuilt after a flush, verified after a Redis crash, and the journal's
 price on every manifest push.
 
@@ -16,8 +15,8 @@ Three measurements on ``registry-ext serve`` (2 workers, embedded Redis), loopba
              ``--base`` (default: the commit before the journal), alternating rounds, plus Debian's
              ``docker-registry`` in the same run as the peer.
 
-    .venv/bin/python bench/recovery.py --tags 10000 --repos 10
-    .venv/bin/python bench/recovery.py --only journal --tags 2000 --rounds 3
+    .venv/bin/python -m bench.recovery --tags 10000 --repos 10
+    .venv/bin/python -m bench.recovery --only journal --tags 2000 --rounds 3
 
 Prints Markdown; writes JSON to bench/results/. Figures: docs/reliability.md.
 """
@@ -33,12 +32,10 @@ import time
 
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import redis_cli, wait_for_quiet  # noqa: E402
-from listings import snapshot_ours  # noqa: E402
-from peer import peer_registry, start_ours  # noqa: E402
-from populate import generated_tags, populate  # noqa: E402
-
+from bench._common import redis_cli, wait_for_quiet
+from bench.listings import snapshot_ours
+from bench.peer import peer_registry, start_ours
+from bench.populate import generated_tags, populate
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 BASE_COMMIT = "0c830b8"  # main before the journal and the maintenance thread
 POLL = 0.02

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """One-shot benchmark: ours (registry-ext) vs peer (Debian docker-registry, distribution 2.8).
 
 1. starts both servers on free loopback ports with temporary data dirs (peer.py),
@@ -11,10 +10,10 @@ Defaults (N=1000, 10 s per operation per side, 5 operations) take about 2-3 minu
 
 Examples::
 
-    python bench/run_all.py                       # N=1000
-    python bench/run_all.py --tags 10000          # N=10000 (populating takes longer)
-    python bench/run_all.py --peer-only           # harness self-test: a second docker-registry plays "ours"
-    python bench/run_all.py --from-history        # real tag names from the official-images history
+    python -m bench.run_all                       # N=1000
+    python -m bench.run_all --tags 10000          # N=10000 (populating takes longer)
+    python -m bench.run_all --peer-only           # harness self-test: a second docker-registry plays "ours"
+    python -m bench.run_all --from-history        # real tag names from the official-images history
 """
 from __future__ import annotations
 
@@ -26,11 +25,10 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import peer as peer_mod  # noqa: E402
-import populate as populate_mod  # noqa: E402
-import tags_list as tags_mod  # noqa: E402
-from _common import (RESULTS_DIR, dir_size_mb, fmt_num, proc_tree_cpu_seconds, proc_tree_rss_mb,  # noqa: E402
+from bench import peer as peer_mod
+from bench import populate as populate_mod
+from bench import tags_list as tags_mod
+from bench._common import (RESULTS_DIR, dir_size_mb, fmt_num, proc_tree_cpu_seconds, proc_tree_rss_mb,
                      wait_for_quiet)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,19 +1,18 @@
-#!/usr/bin/env python3
 """Load soak: the deployed stack under a mixed load for minutes; errors, lost pushes, drift, memory.
 
 Starts the production stack from deploy/ on loopback ports (redis-server, gunicorn with
 ``deploy/gunicorn.conf.py`` and its default 2 gthread workers x 16 threads, nginx with
 ``deploy/nginx.conf``; ``workers.Stack``), then drives it from separate client processes
-(``soak_load.py``: pushes, tag moves, pulls, listings, deletes) for ``--duration`` seconds while
+(``bench/soak_load.py``: pushes, tag moves, pulls, listings, deletes) for ``--duration`` seconds while
 sampling the resident memory of the gunicorn master, every worker, redis-server and nginx every
-``--sample-every`` seconds. Afterwards (``soak_verify.py``): every acknowledged push still readable,
+``--sample-every`` seconds. Afterwards (``bench/soak_verify.py``): every acknowledged push still readable,
 ``registry-ext check`` on the live data, no upload session or temp file left behind, the server
 logs free of tracebacks and worker restarts; ``registry-ext check`` also runs once half-way, on the
 registry under load. Prints a Markdown summary, writes JSON to
 bench/results/.
 
-    .venv/bin/python bench/soak.py                     # 300 s, 2 client processes x 4 threads
-    .venv/bin/python bench/soak.py --duration 60 --warmup 15
+    .venv/bin/python -m bench.soak                     # 300 s, 2 client processes x 4 threads
+    .venv/bin/python -m bench.soak --duration 60 --warmup 15
 
 ``run_soak()`` is the same procedure for any running stack (``tests/e2e/test_soak.py`` gives it
 the tests' ``DeployStack``). Loopback only; every wait is bounded.
@@ -33,13 +32,10 @@ import threading
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from _common import RESULTS_DIR, check_loopback  # noqa: E402
-import soak_report  # noqa: E402
-import soak_verify  # noqa: E402
+from bench import soak_report, soak_verify
+from bench._common import RESULTS_DIR, check_loopback
 
-LOAD_SCRIPT = BENCH / "soak_load.py"
+REPOSITORY = Path(__file__).resolve().parents[1]  # the client processes run `python -m bench.soak_load` from here
 
 
 @dataclasses.dataclass
@@ -122,12 +118,13 @@ def run_clients(url: str, seconds: float, clients: int, threads: int, seed: int,
     workdir.mkdir(parents=True, exist_ok=True)
     procs, outs = [], []
     for client in range(clients):
-        out = workdir / f"load-{client}.json"
+        out = workdir.resolve() / f"load-{client}.json"
         log = open(workdir / f"load-{client}.log", "wb")
-        argv = [sys.executable, str(LOAD_SCRIPT), "--url", url, "--seconds", str(seconds), "--threads",
+        argv = [sys.executable, "-m", "bench.soak_load", "--url", url, "--seconds", str(seconds), "--threads",
                 str(threads), "--client", str(client), "--clients", str(clients), "--seed", str(seed),
                 "--out", str(out)]
-        procs.append((subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True), log))
+        procs.append((subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                       cwd=REPOSITORY), log))
         outs.append(out)
     results = []
     for (proc, log), out in zip(procs, outs):
@@ -191,7 +188,7 @@ def run_soak(target: Target, *, seconds: float, warmup: float, clients: int = 2,
 
 def start_stack(workdir: Path):
     """The deploy/ stack of bench/workers.py with the shipped gunicorn settings; (stack, Target)."""
-    from workers import Stack
+    from bench.workers import Stack
 
     stack = Stack(workdir, gunicorn_args=[]).start()
     redis, gunicorn, nginx = (next(p for p in stack.procs if p.name == n) for n in ("redis", "gunicorn", "nginx"))
@@ -222,7 +219,7 @@ def main(argv=None) -> int:
                           workdir=workdir / "load")
     finally:
         stack.stop()
-    result["command"] = " ".join([".venv/bin/python", "bench/soak.py", *(argv or sys.argv[1:])])
+    result["command"] = " ".join([".venv/bin/python", "-m", "bench.soak", *(argv or sys.argv[1:])])
     print(soak_report.markdown(result))
     os.makedirs(RESULTS_DIR, exist_ok=True)
     out = Path(RESULTS_DIR) / f"soak-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.label if args.label else ''}.json"

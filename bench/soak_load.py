@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """The soak's load generator: one client process of a few threads driving a mixed registry load.
 
 ``bench/soak.py`` (and ``tests/e2e/test_soak.py``) start one or more of these as separate processes:
 
-    python bench/soak_load.py --url http://127.0.0.1:PORT --seconds 60 --threads 4 \\
+    python -m bench.soak_load --url http://127.0.0.1:PORT --seconds 60 --threads 4 \\
         --client 0 --clients 2 --out /tmp/load-0.json
 
 Every thread owns a disjoint slice of each repository's tag names (real names from the
@@ -24,16 +23,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import sys
 import threading
 import time
 import urllib.parse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, FastClient, check_loopback  # noqa: E402
-
+from bench._common import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, FastClient, check_loopback
 REPOS = ("library/php", "library/node", "library/python")
 HOT_TAGS = ("latest", "stable")
 TAGS_PER_REPO = 48
@@ -60,7 +56,7 @@ CONFIG = canonical({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["
 def repo_tags(count: int = TAGS_PER_REPO) -> dict[str, list[str]]:
     """Tag names per repository: the image's first real tags from the history file, else generated."""
     try:
-        from populate import history_tags
+        from bench.populate import history_tags
         out = {repo: history_tags(count * 2, repo.split("/")[-1]) for repo in REPOS}
     except (OSError, SystemExit, ImportError):
         out = {repo: [f"{m}.{n}.{p}{v}" for m in (1, 2) for n in range(4) for p in range(4)
@@ -169,7 +165,7 @@ class LoadThread:
                     setup.pop(0)
             except Failed:
                 time.sleep(0.05)
-            except Exception as exc:  # a malformed answer (bad JSON, a missing field): count it, go on
+            except Exception as exc:  # noqa: BLE001 - a malformed answer (bad JSON, a missing field): count it, go on
                 self.stats.mismatch(f"{getattr(op, '__name__', 'setup')} {repo.name}: {exc!r}")
         self.http.close()
 

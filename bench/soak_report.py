@@ -6,7 +6,7 @@ Not a script. ``merge`` adds up the client processes' counts and latencies per r
 """
 from __future__ import annotations
 
-from _common import percentile
+from bench._common import percentile
 
 
 def merge(loads: list[dict], wall: float) -> dict:

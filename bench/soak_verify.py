@@ -21,7 +21,7 @@ import sys
 import threading
 from pathlib import Path
 
-from _common import FastClient
+from bench._common import FastClient
 
 MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 LOST_SAMPLES = 20
@@ -61,7 +61,7 @@ def verify_pushes(url: str, loads: list[dict], threads: int = 4) -> dict:
             clients.append(client)
         try:
             status, body, _ = client.request("GET", path, {"Accept": MANIFEST_ACCEPT})
-        except Exception as exc:  # counted as lost: the fact could not be read back
+        except Exception as exc:  # noqa: BLE001 - counted as lost: the fact could not be read back
             return f"{what} {path}: {exc!r}"
         if want is None:
             return None if status == 404 else f"{what} {path}: {status}, expected 404"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What one tag-history page costs on a history of a million events (issue #10 item 8).
 
 Writes two histories of ``--events`` events (default 1,000,000) for one repository straight into a fresh
@@ -15,8 +14,8 @@ once, near the oldest end (it passes over ``limits.scan_max`` = 50,000 entries p
 worker's RSS before and after. With ``--baseline REV`` the newest page of the legacy history is timed on
 commit REV too (before segments, every request parsed the whole file).
 
-    .venv/bin/python bench/tag_history.py                       # ~2 minutes
-    .venv/bin/python bench/tag_history.py --baseline 982b61f --baseline-repeat 3
+    .venv/bin/python -m bench.tag_history                       # ~2 minutes
+    .venv/bin/python -m bench.tag_history --baseline 982b61f --baseline-repeat 3
 
 Prints Markdown; writes JSON to bench/results/. Figures: docs/tag-history.md.
 """
@@ -33,16 +32,13 @@ import time
 
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _common import proc_tree_rss_mb, wait_for_quiet  # noqa: E402
-from listings import snapshot_ours  # noqa: E402
-from peer import OURS_BINARY, start_ours  # noqa: E402
-
-from registry_ext.config import LimitSettings  # noqa: E402
-from registry_ext.services.history import format_timestamp  # noqa: E402
-from registry_ext.storage import history  # noqa: E402
-from registry_ext.storage.layout import Layout  # noqa: E402
+from bench._common import proc_tree_rss_mb, wait_for_quiet
+from bench.listings import snapshot_ours
+from bench.peer import OURS_BINARY, start_ours
+from registry_ext.config import LimitSettings
+from registry_ext.services.history import format_timestamp
+from registry_ext.storage import history
+from registry_ext.storage.layout import Layout
 
 REPO = "bench/history"
 T0 = 1_780_000_000_000

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time tag listing and manifest lookups on two registries side by side (ours vs peer).
 
 Operations (each timed on both sides in the same run, same client, same random tags):
@@ -14,7 +13,8 @@ Operations (each timed on both sides in the same run, same client, same random t
   manifest_head  HEAD /v2/<repo>/manifests/<tag>      (random tag)
 
 For every operation and side: requests/s (successful operations / wall time), median and p95 latency,
-body bytes per operation, tags and pages per operation, and -- when the server's process group is known -- server CPU ms per operation.
+body bytes per operation, tags and pages per operation, and -- when the server's process group is known --
+server CPU ms per operation.
 The ratio column is ours/peer throughput (>1: ours is faster). Rounds alternate the order
 (ours, peer, peer, ours, ...) so drift does not favour one side.
 
@@ -26,7 +26,7 @@ Prints a Markdown table and writes JSON to bench/results/tags_list-<timestamp>.j
 
 Example::
 
-    python bench/tags_list.py --ours http://127.0.0.1:5002 --peer http://127.0.0.1:5001 --repo bench/app \\
+    python -m bench.tags_list --ours http://127.0.0.1:5002 --peer http://127.0.0.1:5001 --repo bench/app \\
         --duration 10 --concurrency 4
 """
 from __future__ import annotations
@@ -38,12 +38,10 @@ import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS_DIR, proc_tree_cpu_seconds  # noqa: E402
-from tags_list_checks import run_checks  # noqa: E402
-from tags_list_ops import OPERATIONS, Side, make_op, summarize, timed_run  # noqa: E402
-from tags_list_report import markdown, notes, ratio  # noqa: E402
-
+from bench._common import RESULTS_DIR, proc_tree_cpu_seconds
+from bench.tags_list_checks import run_checks
+from bench.tags_list_ops import OPERATIONS, Side, make_op, summarize, timed_run
+from bench.tags_list_report import markdown, notes, ratio
 # The parts: tags_list_ops.py (operations, timing loop, summaries), tags_list_checks.py (the correctness
 # pass), tags_list_report.py (table and notes).
 

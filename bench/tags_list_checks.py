@@ -5,15 +5,10 @@ with matching ``Docker-Content-Digest`` (GET and HEAD) for a sample of tags.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import MANIFEST_ACCEPT, SessionPool, check_loopback, next_link  # noqa: E402
-from tags_list_ops import MAX_PAGES, Side  # noqa: E402
-
-
+from bench._common import MANIFEST_ACCEPT, SessionPool, check_loopback, next_link
+from bench.tags_list_ops import MAX_PAGES, Side
 def list_all(sess, base: str, repo: str, n: int | None = None, timeout: float = 120.0):
     """Walk tags/list (optionally with n) following Link rel=next. Returns (tags, pages, bytes, statuses)."""
     url = f"{base}/v2/{repo}/tags/list" + (f"?n={n}" if n else "")

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import statistics
-import sys
 import threading
 import time
 import urllib.parse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (MANIFEST_ACCEPT, FastClient, check_loopback, next_link, percentile,  # noqa: E402
+from bench._common import (MANIFEST_ACCEPT, FastClient, check_loopback, next_link, percentile,
                      system_busy_seconds)
 
 OPERATIONS = ["ping", "tags_full", "tags_n100", "tags_walk100", "manifest_get", "manifest_head"]

@@ -1,13 +1,8 @@
 """The Markdown table and notes ``tags_list.py`` (and ``run_all.py``) print from a results dict (not a script)."""
 from __future__ import annotations
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import fmt_num  # noqa: E402
-
-
+from bench._common import fmt_num
 def ratio(a, b):
     if a is None or b is None or not b:
         return None

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Deployment benchmarks: the registry behind nginx, run from the files in deploy/.
 
 Two commands (loopback only; every loop is bounded in count and time):
@@ -18,8 +17,8 @@ Two commands (loopback only; every loop is bounded in count and time):
              spliced to /dev/null in the kernel, so the client is not the limit),
              push throughput, manifest HEAD and tags/list of a 10-tag repository.
 
-    .venv/bin/python bench/workers.py workers --duration 20
-    .venv/bin/python bench/workers.py peer --rounds 3
+    .venv/bin/python -m bench.workers workers --duration 20
+    .venv/bin/python -m bench.workers peer --rounds 3
 
 Prints Markdown tables; writes JSON to bench/results/ (gitignored). Figures are
 in docs/deployment.md and docs/benchmarks.md ("Deployment behind nginx").
@@ -30,16 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workers_mixed import CANDIDATES, cmd_workers  # noqa: E402
-from workers_peer import OPS, cmd_peer  # noqa: E402
-from workers_stack import ROOT  # noqa: E402
-
+from bench.workers_mixed import CANDIDATES, cmd_workers
+from bench.workers_peer import OPS, cmd_peer
+from bench.workers_stack import ROOT
 RESULTS = ROOT / "bench" / "results"
 
 

@@ -15,13 +15,10 @@ import random
 import re
 import socket
 import struct
-import sys
 import threading
 from urllib.parse import urljoin
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import OCI_MANIFEST as MANIFEST, FastClient, wait_for_quiet  # noqa: E402
-
+from bench._common import OCI_MANIFEST as MANIFEST, FastClient, wait_for_quiet
 MIB = 1 << 20
 
 

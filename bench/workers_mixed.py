@@ -12,16 +12,13 @@ import random
 import shutil
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workers_load import MANIFEST, MIB, Client, populate, request, run_threads, split, wait_quiet  # noqa: E402
-from workers_stack import Stack  # noqa: E402
-
+from bench.workers_load import MANIFEST, MIB, Client, populate, request, run_threads, split, wait_quiet
+from bench.workers_stack import Stack
 CANDIDATES = {
     # --threads 1: gunicorn silently runs gthread for "sync" with threads > 1 (the config's default)
     "sync-5": ["-k", "sync", "--workers", "5", "--threads", "1"],
@@ -125,7 +122,9 @@ def load_figures(lat: list[list[float]], errors: list[int], pulled: list[int], s
                  duration: float) -> dict:
     """One run's figures from what the small, pull and slow clients recorded."""
     all_lat = sorted(x for per in lat for x in per)
-    pct = (lambda p: 1000 * all_lat[min(len(all_lat) - 1, int(p * len(all_lat)))] if all_lat else float("nan"))
+
+    def pct(p: float) -> float:
+        return 1000 * all_lat[min(len(all_lat) - 1, int(p * len(all_lat)))] if all_lat else float("nan")
     finished = [slow_out.get(i, {"ok": False, "finish_s": float("nan")}) for i in range(slow)]
     return {
         "small_ops_s": len(all_lat) / duration, "small_p50_ms": pct(0.50), "small_p99_ms": pct(0.99),

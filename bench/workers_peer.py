@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workers_load import (MANIFEST, MIB, Client, SplicePuller, blob_bytes, populate, push_blob,  # noqa: E402
+from bench.workers_load import (MANIFEST, MIB, Client, SplicePuller, blob_bytes, populate, push_blob,
                           request, run_threads, wait_quiet)
-from workers_stack import Stack  # noqa: E402
-
+from bench.workers_stack import Stack
 OPS = ["pull_mib_s", "push_mib_s", "manifest_head_req_s", "tags_list_req_s"]
 ERROR_SAMPLES: list[str] = []
 

@@ -13,10 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import free_port  # noqa: E402
-from peer import Server, spawn, start_peer, wait_ready  # noqa: E402
-
+from bench._common import free_port
+from bench.peer import Server, spawn, start_peer, wait_ready
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 VENV_BIN = Path(sys.executable).parent

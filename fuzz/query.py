@@ -39,7 +39,7 @@ def _parse(query: str) -> None:
         from flask import request
 
         for sort, order, sorts in (("sort", "order", SORTS), ("sort_by", "sort_order", INDEX_SORTS)):
-            _expected(lambda: tag_query(sort, order, sorts, 100, 10000))
+            _expected(lambda sort=sort, order=order, sorts=sorts: tag_query(sort, order, sorts, 100, 10000))
         _expected(lambda: query_int("n"))
         args = request.args
         _expected(lambda: history.parse_timestamp("before", args.get("before")))

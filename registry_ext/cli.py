@@ -15,20 +15,9 @@ import click
 import redis
 
 from registry_ext import __version__
-from registry_ext.config import ConfigError, load_settings
-
-USAGE, OPERATIONAL = 2, 1
-
-
-class CliError(click.ClickException):
-    """One line on stderr: what failed and what to do."""
-
-    def __init__(self, message: str, exit_code: int = OPERATIONAL):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file=None) -> None:
-        click.echo(f"registry-ext: error: {self.message}", err=True)
+from registry_ext.cli_settings import USAGE, CliError, cli_settings
+from registry_ext.config import ConfigError
+from registry_ext.mirror.command import mirror_diff
 
 
 class Commands(click.Group):
@@ -50,26 +39,6 @@ class Commands(click.Group):
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
-
-
-def _settings(config: str | None, data_dir: str | None, redis_url: str | None, key_prefix: str | None,
-              **server):
-    data: dict = {}
-    if data_dir:
-        data.setdefault("storage", {})["root"] = data_dir
-    if redis_url:
-        data.setdefault("redis", {})["url"] = redis_url
-    if key_prefix:
-        data.setdefault("redis", {})["key_prefix"] = key_prefix
-    server = {k: v for k, v in server.items() if v is not None}
-    if server:
-        data["server"] = server
-    try:
-        settings = load_settings(config, data=data)
-    except ConfigError as exc:
-        raise CliError(f"{exc}; fix the configuration or the option", USAGE) from None
-    click.get_current_context().meta["redis_url"] = settings.redis.url
-    return settings
 
 
 def _registry(settings):
@@ -118,7 +87,7 @@ def serve(config, data_dir, redis_url, key_prefix, host, port, workers, threads,
     from registry_ext.serve import StartupError, serve as run, with_htpasswd
     from registry_ext.services.root import RootRefused
 
-    settings = _settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
+    settings = cli_settings(config, data_dir, redis_url, key_prefix, host=host, port=port, workers=workers,
                          threads=threads)
     if htpasswd:
         settings = with_htpasswd(settings, htpasswd)
@@ -134,7 +103,7 @@ def feed_waiter(config, data_dir, redis_url, key_prefix) -> None:
     """Hold the update feed's long-polls for the workers (behind nginx, feed.wait_offload)."""
     from registry_ext.waiter.server import main as run
 
-    settings = _settings(config, data_dir, redis_url, key_prefix)
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
         raise click.UsageError("feed-waiter needs --redis-url (or redis.url); `serve` starts it itself")
     run(settings)
@@ -147,7 +116,7 @@ def reindex(config, data_dir, redis_url, key_prefix) -> None:
     from registry_ext.services.feed_build import FeedBuilder
     from registry_ext.services.reindex import reindex as run
 
-    settings = _settings(config, data_dir, redis_url, key_prefix)
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
         raise CliError("reindex needs --redis-url (or redis.url); for the embedded Redis "
                        "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
@@ -166,7 +135,7 @@ def check(config, data_dir, redis_url, key_prefix, repair) -> None:
     """Report drift between storage and the index; exit 1 when anything was found and not repaired."""
     from registry_ext.services.check import check as run
 
-    settings = _settings(config, data_dir, redis_url, key_prefix)
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
         raise CliError("check needs --redis-url (or redis.url); for the embedded Redis "
                        "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
@@ -183,7 +152,7 @@ def check_config(config, data_dir, redis_url, key_prefix) -> None:
     """Validate the configuration and print it (remote passwords masked)."""
     import dataclasses
 
-    shown = dataclasses.asdict(_settings(config, data_dir, redis_url, key_prefix))
+    shown = dataclasses.asdict(cli_settings(config, data_dir, redis_url, key_prefix))
     for remote in shown["mirror"]["remotes"].values():  # printed configs end up in tickets and logs
         if remote.get("password"):
             remote["password"] = "********"
@@ -198,7 +167,7 @@ def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
     from registry_ext.services.root import RootRefused, claim_root
     from registry_ext.storage import open_storage
 
-    settings = _settings(config, data_dir, redis_url, key_prefix)
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
     store = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
     try:
         claim_root(store, None, create=False)
@@ -216,7 +185,7 @@ def _hook_stores(config, data_dir, redis_url, key_prefix, endpoint):
     from registry_ext.index import open_index
     from registry_ext.index.hooks import HookStore
 
-    settings = _settings(config, data_dir, redis_url, key_prefix)
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
         raise click.UsageError("webhooks needs --redis-url (or redis.url); with the embedded Redis use "
                                "unix://<data-dir>/redis/redis.sock while serve runs")
@@ -257,13 +226,7 @@ def webhooks_requeue(config, data_dir, redis_url, key_prefix, endpoint) -> None:
     click.echo(f"requeued {store.requeue_dead()} dead letters of {endpoint}")
 
 
-def _mirror_diff():
-    from registry_ext.mirror.command import mirror_diff
-
-    return mirror_diff
-
-
-main.add_command(_mirror_diff())
+main.add_command(mirror_diff)
 
 
 if __name__ == "__main__":

@@ -247,7 +247,8 @@ def _build(merged: Mapping[str, Mapping[str, Any]]) -> Settings:
 
 
 def _default(field: dataclasses.Field) -> Any:
-    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+    factory = field.default_factory  # dataclasses.MISSING (not callable) when the field has a plain default
+    return factory() if callable(factory) else field.default
 
 
 def _coerce(where: str, value: Any, default: Any) -> Any:
@@ -331,7 +332,8 @@ def _validate(settings: Settings) -> None:
 
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/[^\s]*)?")
 _REMOTE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_REMOTE_KEYS = {"url": str, "timeout": (int, float), "username": str, "password": str, "realm": str}
+_REMOTE_KEYS: dict[str, type | tuple[type, ...]] = {"url": str, "timeout": (int, float), "username": str,
+                                                    "password": str, "realm": str}
 
 
 def _validate_mirror(mirror: MirrorSettings) -> None:

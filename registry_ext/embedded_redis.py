@@ -54,6 +54,7 @@ class EmbeddedRedis:
         return self
 
     def _spawn(self) -> None:
+        assert self.binary is not None  # start() refuses to run without one
         args = [self.binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
                 "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--save", "", "--logfile", str(self.dir / "redis.log")]

@@ -85,8 +85,9 @@ def register_error_handlers(app) -> None:
         if exc.code == 413:
             code = ErrorCode.SIZE_INVALID
         headers = {}
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            headers["Allow"] = ", ".join(exc.valid_methods)
+        allowed = getattr(exc, "valid_methods", None)  # werkzeug's MethodNotAllowed
+        if exc.code == 405 and allowed:
+            headers["Allow"] = ", ".join(allowed)
         return render(RegistryError(code, status=exc.code, message=exc.description or code.message,
                                     headers=headers))
 

@@ -55,7 +55,7 @@ def hit(point: str) -> None:
     except (OSError, orjson.JSONDecodeError):
         return
     action = armed.get(point) if isinstance(armed, dict) else None
-    if action is None or not _claim():
+    if action is None or not _claim(_file):
         return
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -64,9 +64,9 @@ def hit(point: str) -> None:
     raise OSError(f"failpoint {point}: injected storage error")
 
 
-def _claim() -> bool:
+def _claim(path: Path) -> bool:
     try:
-        os.rename(_file, _file.with_name(_file.name + ".fired"))
+        os.rename(path, path.with_name(path.name + ".fired"))
     except FileNotFoundError:
         return False  # another worker fired it first
     return True

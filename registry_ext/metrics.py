@@ -115,6 +115,7 @@ class Metrics:
 
         reg = self.registry
         if reg is None:
+            assert self.dir is not None  # no registry of its own: the workers' shared folder
             reg = CollectorRegistry()
             MultiProcessCollector(reg, path=self.dir)
             reg.register(_UploadsCollector(self.uploads_dir))
@@ -205,7 +206,7 @@ def init_app(app: Flask, enabled: bool, uploads_dir: Path) -> None:
         finally:
             metrics.in_flight.dec()
 
-    app.wsgi_app = measured
+    app.wsgi_app = measured  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
     app.after_request(_count)
 
 

@@ -50,8 +50,8 @@ def _claim_root(settings: Settings) -> None:
     try:
         claim_root(storage, index, create=True)
     except redis.RedisError as exc:
-        raise RootRefused(f"storage root {settings.storage.root} holds no registry data, and the index at {settings.redis.url} "
-                          f"could not be asked whether it lists repositories: {exc}") from None
+        raise RootRefused(f"storage root {settings.storage.root} holds no registry data, and the index at "
+                          f"{settings.redis.url} could not be asked whether it lists repositories: {exc}") from None
     finally:
         index.client.close()
 
@@ -121,7 +121,7 @@ def check_port(host: str, port: int) -> None:
                     errno.EACCES: "ports below 1024 need privileges: choose a port of 1024 or more",
                     errno.EADDRNOTAVAIL: "give an address of this machine as --host"}
             raise StartupError(f"cannot listen on {host}:{port} ({exc.strerror}); "
-                               f"{what.get(exc.errno, 'check --host and --port')}") from None
+                               f"{what.get(exc.errno or 0, 'check --host and --port')}") from None
 
 
 def check_data_dir(root: str) -> None:

@@ -60,9 +60,10 @@ class Endpoint:
         return min(self.backoff_seconds * 2 ** max(attempts - 1, 0), self.backoff_max_seconds)
 
 
-_TYPES = {"url": str, "secret": str, "headers": Mapping, "repositories": list, "actions": list,
-          "timeout": (int, float), "max_attempts": int, "backoff_seconds": (int, float),
-          "backoff_max_seconds": (int, float), "allow_private": bool}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "url": str, "secret": str, "headers": Mapping, "repositories": list, "actions": list,
+    "timeout": (int, float), "max_attempts": int, "backoff_seconds": (int, float),
+    "backoff_max_seconds": (int, float), "allow_private": bool}
 
 
 def parse_endpoint(name: str, table: Any) -> Endpoint:

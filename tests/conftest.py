@@ -2,54 +2,21 @@
 
 Every test that touches the index talks to a real ``redis-server`` started
 here on a free loopback port (persistence off). Each test gets its own key
-prefix, so tests never see each other's keys and need no FLUSHALL.
+prefix, so tests never see each other's keys and need no FLUSHALL. Plain
+helpers (no fixtures) live in ``tests/support/`` and are imported from there.
 """
 from __future__ import annotations
 
 import itertools
-import shutil
-import socket
-import subprocess
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
-from flask.testing import FlaskClient
 
 from registry_ext import create_app
 from registry_ext.config import load_settings
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """Start a private redis-server; return the process and its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            return proc, url
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
+from tests.support.flask_client import BufferedClient
+from tests.support.servers import RedisProcess, start_redis
 
 
 @pytest.fixture(scope="session")
@@ -81,14 +48,6 @@ def app(settings):
     return create_app(settings)
 
 
-class BufferedClient(FlaskClient):
-    """Reads each body fully and closes it, as a WSGI server does (streamed blobs are open files)."""
-
-    def open(self, *args, **kwargs):
-        kwargs.setdefault("buffered", True)
-        return super().open(*args, **kwargs)
-
-
 @pytest.fixture
 def client(app):
     app.test_client_class = BufferedClient
@@ -98,6 +57,14 @@ def client(app):
 @pytest.fixture
 def redis_client(redis_server):
     return redis.Redis.from_url(redis_server)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of this test's own, whose data survives a restart (``.kill()``, ``.start()``)."""
+    server = RedisProcess(tmp_path).start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from registry_ext.cli import main
 
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.check import check
-from tests.oci_client import make_image
+from tests.support.oci_client import make_image
 
 
 @pytest.fixture

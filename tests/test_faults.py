@@ -10,8 +10,8 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import load_settings
-from tests.conftest import start_redis
-from tests.oci_client import OCI_MANIFEST, sha256_digest as digest
+from tests.support.servers import start_redis
+from tests.support.oci_client import OCI_MANIFEST, sha256_digest as digest
 
 
 def image_doc(config_desc, label):

@@ -10,9 +10,9 @@ import json
 import orjson
 import redis
 
-from tests.api.feed_helpers import cursor_now, events, updates
-from tests.oci_client import make_image, push_manifest
-from tests.test_recovery import app_for, check_findings, maintenance, private_redis  # noqa: F401 (fixture)
+from tests.support.feed_helpers import cursor_now, events, updates
+from tests.support.oci_client import make_image, push_manifest
+from tests.support.recovery import app_for, check_findings, maintenance
 
 
 def feed_keys(redis_client, prefix: str) -> list[bytes]:

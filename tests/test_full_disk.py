@@ -23,7 +23,7 @@ from registry_ext.config import load_settings
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.check import check
 from registry_ext.services.maintenance import Maintenance
-from tests.oci_client import (OCTET, make_image, push_manifest, put_manifest_ok, random_blob, sha256_digest,
+from tests.support.oci_client import (OCTET, make_image, push_manifest, put_manifest_ok, random_blob, sha256_digest,
                               tag_list)
 
 PAGE = 4096

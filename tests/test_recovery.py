@@ -8,79 +8,15 @@ exercised by tests/e2e/test_crashes.py).
 """
 import json
 import os
-import shutil
-import signal
-import subprocess
-import uuid
 
 import pytest
 import redis
 from click.testing import CliRunner
 
-from registry_ext import create_app
 from registry_ext.cli import main
-from registry_ext.config import load_settings
-from registry_ext.services.maintenance import Maintenance
-from tests.conftest import free_port
-from tests.oci_client import make_image, push_manifest, random_config, sha256_digest, tag_list
-from tests.test_reindex import populate, snapshot
-
-
-def app_for(tmp_path, url, **testing):
-    """An app on its own storage root and key prefix (the session Redis is shared by all tests)."""
-    settings = load_settings(data={"storage": {"root": str(tmp_path / "data")},
-                                   "redis": {"url": url, "key_prefix": f"rec{uuid.uuid4().hex[:10]}"},
-                                   "testing": testing}, environ={})
-    return create_app(settings)
-
-
-def maintenance(app) -> Maintenance:
-    return Maintenance(app.extensions["registry"], 1000)
-
-
-def check_findings(app) -> list:
-    settings = app.config["SETTINGS"]
-    result = CliRunner().invoke(main, ["check", "--data-dir", settings.storage.root,
-                                       "--redis-url", settings.redis.url, "--key-prefix", settings.redis.key_prefix])
-    return json.loads(result.output)["findings"]
-
-
-class RedisProcess:
-    """A private redis-server whose data can survive a restart (RDB file in its folder)."""
-
-    def __init__(self, folder):
-        self.folder, self.port = folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = None
-
-    def start(self) -> "RedisProcess":
-        self.proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
-                                     stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                subprocess.run(["sleep", "0.05"])
-        raise AssertionError("redis-server did not start")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = RedisProcess(tmp_path).start()
-    yield server
-    server.kill()
-
-
-def refuse_writes(url: str, refuse: bool) -> None:
-    """Make Redis refuse every write (NOREPLICAS), as a primary that lost its replicas does."""
-    redis.Redis.from_url(url).config_set("min-replicas-to-write", 1 if refuse else 0)
+from tests.support.oci_client import make_image, push_manifest, random_config, sha256_digest, tag_list
+from tests.support.recovery import app_for, check_findings, maintenance, populate, snapshot
+from tests.support.servers import refuse_writes
 
 
 def test_a_push_whose_index_write_failed_is_finished_by_the_journal(tmp_path, redis_server):

@@ -13,10 +13,9 @@ import redis
 from click.testing import CliRunner
 
 from registry_ext.cli import main
-from tests.oci_client import make_image, push_blob, push_manifest, random_config, sha256_digest, tag_list
-from tests.test_recovery import (  # noqa: F401 - private_redis is a fixture
-    app_for, check_findings, maintenance, private_redis, refuse_writes,
-)
+from tests.support.oci_client import make_image, push_blob, push_manifest, random_config, sha256_digest, tag_list
+from tests.support.recovery import app_for, check_findings, maintenance
+from tests.support.servers import refuse_writes
 
 
 def restart_from_snapshot(server) -> None:
@@ -132,7 +131,8 @@ def test_check_reports_a_refused_blob_link_once_it_is_over_not_while_it_may_run(
     client = app.test_client()
     refuse_writes(redis_server, True)
     try:
-        assert client.post(f"/v2/new/blobs/uploads/?digest={sha256_digest(b'x')}", data=b"x").status_code == 201  # stored and linked: the catalog follows (item 15)
+        # stored and linked: the catalog follows (item 15)
+        assert client.post(f"/v2/new/blobs/uploads/?digest={sha256_digest(b'x')}", data=b"x").status_code == 201
     finally:
         refuse_writes(redis_server, False)
     assert check_findings(app) == []  # young: maybe still running, and its repository is being added

@@ -21,9 +21,9 @@ from registry_ext.cli import main
 from registry_ext.config import load_settings
 from registry_ext.services.root import RootRefused
 from registry_ext.storage.layout import MARKER_NAME
-from tests.conftest import free_port
-from tests.e2e.e2e_server import cli_path
-from tests.oci_client import make_image
+from tests.support.servers import free_port
+from tests.support.e2e_server import cli_path
+from tests.support.oci_client import make_image
 
 
 def run(settings, *args, data_dir: str | None = None):
@@ -66,7 +66,8 @@ def test_admin_commands_refuse_a_wrong_root_and_never_create_it(live, settings, 
         wrong.mkdir()
     line = one_line(run(settings, *command, data_dir=str(wrong)))
     if command[0] == "purge-uploads":  # needs no index: anything that is not ours is refused
-        assert line == (f"registry-ext: error: storage root {wrong} {'does not exist' if kind == 'missing' else 'holds no registry data'}"
+        what = "does not exist" if kind == "missing" else "holds no registry data"
+        assert line == (f"registry-ext: error: storage root {wrong} {what}"
                         f": not a registry-ext storage root (`registry-ext serve` creates one)")
     else:
         assert "but the index (redis prefix" in line and "lists repositories, e.g. 'team/app'" in line
@@ -154,7 +155,8 @@ def test_a_marker_this_version_does_not_know_is_refused(live, settings, app, doc
     marker = app.extensions["registry"].storage.layout.root / MARKER_NAME
     marker.write_bytes(orjson.dumps(doc))
     for command in (["check"], ["reindex"], ["purge-uploads"]):
-        assert one_line(run(settings, *command)) == f"registry-ext: error: storage root {settings.storage.root}: {message}"
+        expected = f"registry-ext: error: storage root {settings.storage.root}: {message}"
+        assert one_line(run(settings, *command)) == expected
     with pytest.raises(RootRefused, match="storage root"):
         create_app(settings)
     still_listed(live)

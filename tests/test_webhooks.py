@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from registry_ext import create_app
 from registry_ext.cli import main
 from registry_ext.config import load_settings
-from tests.oci_client import make_image
-from tests.webhook_receiver import Receiver
+from tests.support.oci_client import make_image
+from tests.support.webhook_receiver import Receiver
 
 
 @pytest.fixture

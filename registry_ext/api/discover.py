@@ -26,9 +26,9 @@ EXTENSIONS = (
         "name": "_regext",
         "description": "Enriched tag and manifest listings: sorted by semver, time or name, filtered, with "
                        "digests, media types, timestamps and platforms; newer-than queries; digest to tags; "
-                       "orphaned signature tags; mirror-diff against configured remotes. tags/list also answers Accept: "
-                       "application/vnd.oci.image.index.v1+json (distribution-spec PR #579). An update feed across "
-                       "repositories with opaque cursors and long-polls (docs/updates.md), and Atom feeds.",
+                       "orphaned signature tags; mirror-diff against configured remotes. tags/list also answers "
+                       "Accept: application/vnd.oci.image.index.v1+json (distribution-spec PR #579). An update feed "
+                       "across repositories with opaque cursors and long-polls (docs/updates.md), and Atom feeds.",
         "doc": "extensions.md",  # under server.docs_url
         "endpoints": ("/v2/<name>/_regext/tags", "/v2/<name>/_regext/tags/<tag>/newer",
                       "/v2/<name>/_regext/digests/<digest>/tags", "/v2/<name>/_regext/manifests",

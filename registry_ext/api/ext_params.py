@@ -1,7 +1,7 @@
 """Query parameters of the extension listings: parsed and validated, or a 400 in the envelope."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import request
 
@@ -69,7 +69,7 @@ def cursor_position(sort: str, descending: bool) -> Position | None:
     raise bad("cursor", "cursor position is malformed")
 
 
-def _time_position(value: Any) -> bool:
+def _time_position(value: Any) -> TypeGuard[list]:
     return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
             and isinstance(value[1], str) and len(value[1]) <= 256)
 

@@ -75,7 +75,8 @@ def answer(page: Page, watch: str | None = None) -> Response:
     resp.headers["Link"] = link
     resp.headers["Cache-Control"] = "private, no-cache"
     resp.set_etag(feed_page.etag(data, link))
-    return resp.make_conditional(request)
+    resp.make_conditional(request)  # in place (it returns the same response)
+    return resp
 
 
 def _wait(settings) -> int:

@@ -29,7 +29,8 @@ def conditional(resp: Response) -> Response:
     """
     link = resp.headers.get("Link", "")
     resp.set_etag(hashlib.sha256(resp.get_data() + link.encode()).hexdigest()[:32])
-    return resp.make_conditional(request)
+    resp.make_conditional(request)  # in place (it returns the same response)
+    return resp
 
 
 def registry() -> Registry:
@@ -116,7 +117,8 @@ class BoundedFile:
 def file_response(handle: BinaryIO, start: int, length: int, status: int, headers: dict) -> Response:
     """Stream ``length`` bytes of ``handle`` from ``start``."""
     handle.seek(start)
-    body = wrap_file(request.environ, BoundedFile(handle, length), buffer_size=1 << 20)
+    # werkzeug types the file as IO[bytes]; it calls read() and close() (gunicorn: fileno()) only
+    body = wrap_file(request.environ, BoundedFile(handle, length), buffer_size=1 << 20)  # type: ignore[arg-type]
     resp = Response(body, status=status, headers=headers, direct_passthrough=True,
                     content_type="application/octet-stream")
     resp.content_length = length

@@ -60,7 +60,7 @@ class BodyWatch:
                                         f"{self.window} s; uploads are refused for a while",
                                 headers={"Retry-After": str(wait)})
 
-    def guard(self, stream: BinaryIO, sock: socket.socket | None, client: str) -> BinaryIO:
+    def guard(self, stream: BinaryIO, sock: socket.socket | None, client: str) -> BinaryIO | GuardedBody:
         """``stream`` read under the minimum rate (as is without a socket to cut, or when disabled)."""
         if not self.enabled or sock is None:
             return stream

@@ -20,9 +20,9 @@ log = logging.getLogger("registry_ext.audit")
 
 def configure(target: str) -> None:
     """Send audit lines to standard error (``-``) or append them to a file (reopened after rotation)."""
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
     if target == "-":
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
     else:

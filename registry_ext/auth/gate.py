@@ -90,7 +90,7 @@ def _authorize() -> None:
 
 def _scope_of(need: Need) -> Scope | None:
     if need.kind == "repository":
-        return Scope("repository", request.view_args["name"], need.actions)
+        return Scope("repository", (request.view_args or {})["name"], need.actions)
     return CATALOG_SCOPE if need.kind == "catalog" else None
 
 
@@ -99,7 +99,7 @@ def _check(auth: Auth, need: Need, who: Caller) -> None:
         if not who.authenticated:
             raise _unauthorized(auth, None, "authentication required")
     elif need.kind == "repository":
-        name = request.view_args["name"]
+        name = (request.view_args or {})["name"]
         if need.actions - auth.allowed(who, name):
             _deny(auth, who, Scope("repository", name, need.actions))
     elif need.kind == "catalog":

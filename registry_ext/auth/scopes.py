@@ -3,7 +3,7 @@
 ``NEEDS`` is the one table the authorisation hook (auth/gate.py) reads
 before any view runs. Every endpoint the app registers must be in it: with
 auth on, the app refuses to start while one is missing
-(:func:`undeclared`), and tests/auth/test_scopes.py fails for any endpoint of
+(:func:`undeclared`), and tests/auth/test_rules_and_scopes.py fails for any endpoint of
 an app with every feature enabled. A new blueprint (the mirror, the update
 feed) adds its rows here.
 

@@ -27,6 +27,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -183,6 +184,8 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            if not isinstance(issuer, str):
+                raise TokenInvalid("no issuer")
             key, algorithm, own = self._key_for(issuer, header.get("kid"))
             claims = jwt.decode(token, key, algorithms=[algorithm], audience=self.service, issuer=issuer,
                                 leeway=self.skew, options={"require": ["exp", "iss", "aud"]})
@@ -194,9 +197,8 @@ class TokenVerifier:
             raise TokenInvalid("sub must be a string")
         return Grant(subject, issuer, own, repositories, catalog, float(claims["exp"]))
 
-    def _key_for(self, issuer, kid) -> tuple[object, str, bool]:
-        if not isinstance(issuer, str):
-            raise TokenInvalid("no issuer")
+    def _key_for(self, issuer: str, kid: Any) -> tuple[Any, str, bool]:
+        """The verification key and algorithm for a token of ``issuer``, and whether that issuer is us."""
         if self.own is not None and issuer == self.own.issuer:
             if kid is not None and kid != self.own.kid:
                 raise TokenInvalid("unknown key id")
@@ -234,7 +236,7 @@ def _access(entries) -> tuple[dict[str, frozenset[str]], bool]:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("actions"), list):
             raise TokenInvalid("malformed access entry")
-        actions = set(a for a in entry["actions"] if isinstance(a, str))
+        actions = {a for a in entry["actions"] if isinstance(a, str)}
         if "*" in actions:
             actions |= ACTIONS
         if entry.get("type") == "repository" and isinstance(entry.get("name"), str):

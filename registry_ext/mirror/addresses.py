@@ -42,4 +42,4 @@ def resolve(host: str, port: int) -> set[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except UnicodeError as exc:  # an IDNA label too long...
         raise OSError(f"bad host name: {exc}") from None
-    return {info[4][0] for info in infos}
+    return {str(info[4][0]) for info in infos}

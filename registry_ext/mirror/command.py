@@ -11,6 +11,7 @@ import time
 
 import click
 
+from registry_ext.cli_settings import cli_settings
 from registry_ext.errors import RegistryError
 from registry_ext.mirror.engine import compare
 from registry_ext.mirror.remote import RemoteClient, RemoteError, normalize_url
@@ -66,7 +67,8 @@ def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | Remo
         except RootRefused as exc:
             _fail(str(exc))
     client = RemoteClient(normalize_url(target, opts["plain_http"]), username=opts["username"],
-                          password=opts["password"], realm=opts["realm"], timeout=opts["timeout"], concurrency=opts["concurrency"],
+                          password=opts["password"], realm=opts["realm"], timeout=opts["timeout"],
+                          concurrency=opts["concurrency"],
                           verify=not opts["insecure"], retries=opts["retries"])
     return RemoteSide(client, page=opts["page_size"], progress=progress)
 
@@ -100,8 +102,6 @@ def _side(target: str, opts: dict, local_settings, progress) -> LocalSide | Remo
 def mirror_diff(ctx, src, dst, repos, all_repos, fmt, output, progress, password_stdin, config, data_dir,
                 redis_url, key_prefix, **opts) -> None:
     """Compare repositories of SRC (A) and DST (B): exit 0 identical, 1 differences, 2 error."""
-    from registry_ext.cli import _settings
-
     if bool(repos) == all_repos:
         _fail("give --repo NAME (repeatable) or --all")
     opts["password"] = sys.stdin.readline().rstrip("\n") if password_stdin else None
@@ -110,7 +110,7 @@ def mirror_diff(ctx, src, dst, repos, all_repos, fmt, output, progress, password
     bar = ProgressBar(sys.stderr.isatty() if progress is None else progress)
 
     def local_settings():
-        return _settings(config, data_dir, redis_url, key_prefix)
+        return cli_settings(config, data_dir, redis_url, key_prefix)
     try:
         side_a = _side(src, opts, local_settings, bar)
         side_b = _side(dst, opts, local_settings, bar)

@@ -164,7 +164,7 @@ def diff_repo(a: Listing, b: Listing) -> RepoDiff:
             else:
                 out.signatures.append(entry)
         elif tb is None:
-            out.only_a.append(_entry(tag, ta))
+            out.only_a.append(_entry(tag, a.tags[tag]))
         elif ta is None:
             out.only_b.append(_entry(tag, tb))
         elif ta.digest != tb.digest:

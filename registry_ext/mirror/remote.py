@@ -133,7 +133,7 @@ class RemoteClient:
                  sleep: Callable[[float], None] = time.sleep, deadline: float | None = None):
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
-        self.credentials = (username, password) if username else None
+        self.credentials = (username, password or "") if username else None  # no password: an empty one
         self.realm = _realm_key(realm) if realm else None
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self.concurrency, self.verify, self.max_pages, self.sleep = concurrency, verify, max_pages, sleep
@@ -223,7 +223,7 @@ class RemoteClient:
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location:
                 if self.deadline is not None:
-                    self._read_body(resp)
+                    self._read_body(resp, self.deadline)
                 return resp
             resp.close()
             target = urljoin(url, location)
@@ -248,7 +248,7 @@ class RemoteClient:
             raise RemoteError("time budget exceeded")
         return min(self.timeout, left)
 
-    def _read_body(self, resp: requests.Response) -> None:
+    def _read_body(self, resp: requests.Response, deadline: float) -> None:
         """Read a streamed body by what has arrived, giving up at the deadline.
 
         A remote may trickle bytes for ever: each read waits at most until
@@ -259,7 +259,7 @@ class RemoteClient:
         chunks = []
         try:
             while True:
-                left = self.deadline - time.monotonic()
+                left = deadline - time.monotonic()
                 if left <= 0:
                     raise requests.Timeout("time budget exceeded while reading the answer")
                 sock = getattr(resp.raw.connection, "sock", None)
@@ -365,7 +365,7 @@ class RemoteClient:
     def pages(self, first: str, *, scope: str, headers: dict | None = None,
               partial: list[str] | None = None) -> Iterator[tuple[Any, requests.Response]]:
         """Each page's JSON, following ``Link: rel="next"`` on this origin; reasons to stop go to ``partial``."""
-        url = first if "://" in first else self.base_url + first
+        url: str | None = first if "://" in first else self.base_url + first
         seen: set[str] = set()
         while url:
             if url in seen:

@@ -26,17 +26,21 @@ from registry_ext.services.tag_listing import TagQuery
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 TAGS_ACCEPT = f"{OCI_INDEX}, application/json;q=0.5"
 Progress = Callable[[str, int, int], None]  # (what, done, total)
+Names = list[str]  # tags, digests or repositories: inside the classes below, `list` is their method
 
 
 class Side(Protocol):
     name: str
-    requests: int  # HTTP requests sent so far (0 for this registry)
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far (0 for this registry)."""
 
     def list(self, repo: str, untagged: bool = False) -> Listing: ...
 
-    def has_manifests(self, repo: str, digests: list[str]) -> set[str]: ...
+    def has_manifests(self, repo: str, digests: Names) -> set[str]: ...
 
-    def catalog(self) -> list[str]: ...
+    def catalog(self) -> Names: ...
 
 
 class LocalSide:
@@ -69,10 +73,10 @@ class LocalSide:
             out.manifests |= set(out.untagged)
         return out
 
-    def has_manifests(self, repo: str, digests: list[str]) -> set[str]:
+    def has_manifests(self, repo: str, digests: Names) -> set[str]:
         return {d for d in digests if self.registry.index.read.manifest(repo, d) is not None}
 
-    def catalog(self) -> list[str]:
+    def catalog(self) -> Names:
         return self.registry.index.read.repos_page(None, None)
 
 
@@ -143,7 +147,7 @@ class RemoteSide:
         out.untagged = found
         out.manifests |= set(found)
 
-    def _head_all(self, name: str, tags: list[str], out: Listing) -> None:
+    def _head_all(self, name: str, tags: Names, out: Listing) -> None:
         failures: list[str] = []
         done = 0
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.client.concurrency) as pool:
@@ -184,7 +188,7 @@ class RemoteSide:
             out.partial.append("time budget exceeded")
         return late
 
-    def has_manifests(self, repo: str, digests: list[str]) -> set[str]:
+    def has_manifests(self, repo: str, digests: Names) -> set[str]:
         name = remote_repo(self.client.base_url, repo)
         found = set()
         for digest in digests:
@@ -194,7 +198,7 @@ class RemoteSide:
                 found.add(digest)
         return found
 
-    def catalog(self) -> list[str]:
+    def catalog(self) -> Names:
         repos: list[str] = []
         partial: list[str] = []
         for body, _resp in self.client.pages("/v2/_catalog?n=1000", scope="registry:catalog:*", partial=partial):

@@ -35,6 +35,8 @@ PLATFORM_LISTS = ("os.features", "features")  # `features`: Docker's manifest li
 
 @dataclasses.dataclass(frozen=True)
 class Descriptor:
+    """A descriptor as parsed (image-spec ``descriptor.md``); the registry keeps what it lists."""
+
     media_type: str
     digest: str
     size: int
@@ -42,17 +44,6 @@ class Descriptor:
     annotations: dict[str, str] | None = None
     platform: dict[str, Any] | None = None
     urls: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """The descriptor as OCI JSON (optional fields only when set)."""
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        if self.annotations:
-            out["annotations"] = self.annotations
-        if self.platform:
-            out["platform"] = self.platform
-        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +68,6 @@ class Manifest:
         blobs = [self.config] if self.config else []
         blobs += [layer for layer in self.layers if not _non_distributable(layer)]
         return blobs
-
-    def referrer_descriptor(self, digest: str, size: int) -> dict[str, Any]:
-        """This manifest as a descriptor in a referrers response (end-12)."""
-        return Descriptor(self.media_type, digest, size, self.artifact_type, self.annotations).to_json()
 
 
 def parse_manifest(data: bytes, content_type: str | None) -> Manifest:

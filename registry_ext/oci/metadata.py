@@ -89,7 +89,8 @@ def bound_fields(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     ones derived again from storage.
     """
     out = {key: value for key, value in entry.items() if key not in BOUNDED_FIELDS}
-    budget, cut = max_bytes, []
+    budget = max_bytes
+    cut: list[str] = []
     for field in BOUNDED_FIELDS:
         if field not in entry:
             continue
@@ -114,7 +115,8 @@ def _prefix(value: Any, budget: int) -> Any:
     Sizes add up item by item (brackets, commas, ``"key":``), so a long list costs O(items).
     """
     if isinstance(value, list):
-        kept, used = [], 2
+        kept: list[Any] = []
+        used = 2
         for item in value:
             used += len(orjson.dumps(item)) + (1 if kept else 0)
             if used > budget:
@@ -122,7 +124,8 @@ def _prefix(value: Any, budget: int) -> Any:
             kept.append(item)
         return kept
     if isinstance(value, dict):
-        part, used = {}, 2
+        part: dict[str, Any] = {}
+        used = 2
         for key, item in value.items():
             cost = len(orjson.dumps(key)) + 1 + len(orjson.dumps(item)) + (1 if part else 0)
             if used + cost <= budget:

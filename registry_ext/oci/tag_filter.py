@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
+from typing import Any
 
 import re2
 
-from registry_ext.oci.versions import VersionRange, parse_range, parse_tag
+from registry_ext.oci.version_ranges import VersionRange, parse_range
+from registry_ext.oci.versions import parse_tag
 
 PATTERN_MAX = 256
 KINDS = frozenset({"release", "prerelease", "nonversion", "signature"})
@@ -30,7 +32,7 @@ class FilterError(ValueError):
 class TagFilter:
     prefix: str | None = None
     glob: re.Pattern | None = None
-    regex: object | None = None
+    regex: Any | None = None  # a compiled re2 pattern (re2 publishes no types)
     version_range: VersionRange | None = None
     kinds: frozenset[str] | None = None
     variant: str | None = None

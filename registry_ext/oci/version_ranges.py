@@ -15,27 +15,21 @@ pre-release (``>=2.0.0-rc.1``), as in Masterminds/semver v3. Upper bounds made
 from ``~``, ``^`` and wildcards exclude the next version's pre-releases
 (``<1.3`` from ``~1.2`` is ``<1.3.0-0``). ``bounds()`` gives the ZRANGEBYLEX
 window; ``!=`` and the pre-release rule are applied afterwards by
-``contains``.
+``contains``. This module builds on ``versions.py`` (which does not import it).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
 
-from registry_ext.oci import versions as _v
+from registry_ext.oci.versions import (B_NONVERSION, B_VERSION, PRERELEASE, member, parse_tag, precedence,
+                                      version_floor)
 
 MAX_RANGE_LENGTH = 200
 MAX_CONSTRAINTS = 10
 _OP = re.compile(r"(<=|>=|==|!=|<|>|=|~|\^)?(.*)", re.ASCII | re.DOTALL)
 _SPACE_AFTER_OP = re.compile(r"(<=|>=|==|!=|<|>|=|~|\^)\s+")
 _WILDCARD = re.compile(r"[vV]?((?:[0-9]{1,20}\.){0,3})[xX*](?:\.[xX*])*", re.ASCII)
-
-
-def _floor(numbers: tuple[int, ...]) -> str:
-    """Position just below every version whose numbers are ``numbers`` (zero-padded), pre-releases included."""
-    padded = numbers + (0,) * (_v.MAX_PARTS - len(numbers))
-    return _v.B_VERSION + "".join(_v._num(n) for n in padded)
 
 
 def _bump(numbers: tuple[int, ...], index: int) -> tuple[int, ...]:
@@ -63,25 +57,23 @@ class VersionRange:
     include_prerelease: bool
 
     def contains(self, tag: str) -> bool:
-        p = _v.parse_tag(tag)
-        if not p.is_version or (p.kind == _v.PRERELEASE and not self.include_prerelease):
+        p = parse_tag(tag)
+        if not p.is_version or (p.kind == PRERELEASE and not self.include_prerelease):
             return False
-        m = _v.member(tag)
+        m = member(tag)
         return all(c.admits(m) for c in self.constraints)
 
     def bounds(self) -> tuple[str, str]:
         """(min, max) for ``ZRANGEBYLEX key min max``: a superset of the matches, inside the version bucket."""
         lows = [c.low for c in self.constraints if not c.negate and c.low is not None]
         highs = [c.high for c in self.constraints if not c.negate and c.high is not None]
-        return "(" + max(lows, default=_v.B_VERSION), "(" + min(highs, default=_v.B_NONVERSION)
-
-    def filter(self, tags: Iterable[str]) -> list[str]:
-        """The matching tags, in ascending version order."""
-        return _v.sort_tags(t for t in tags if self.contains(t))
+        return "(" + max(lows, default=B_VERSION), "(" + min(highs, default=B_NONVERSION)
 
 
 def _constraint(text: str) -> Constraint:
-    op, vtext = _OP.fullmatch(text).groups()
+    match = _OP.fullmatch(text)
+    assert match is not None  # (.*) under DOTALL matches any rest
+    op, vtext = match.groups()
     op = op or "=="
     wild = _WILDCARD.fullmatch(vtext)
     if wild:
@@ -93,17 +85,17 @@ def _constraint(text: str) -> Constraint:
         if op in ("~", "^"):
             op, vtext = op, ".".join(map(str, numbers))
         else:
-            lo, hi = _floor(numbers), _floor(_bump(numbers, len(numbers) - 1))
+            lo, hi = version_floor(numbers), version_floor(_bump(numbers, len(numbers) - 1))
             return {"=": Constraint(text, lo, hi), "==": Constraint(text, lo, hi),
                     "!=": Constraint(text, lo, hi, negate=True), ">=": Constraint(text, lo, None),
                     ">": Constraint(text, hi, None), "<": Constraint(text, None, lo),
                     "<=": Constraint(text, None, hi)}[op]
-    p = _v.parse_tag(vtext)
+    p = parse_tag(vtext)
     if not vtext or not p.is_version:
         raise ValueError(f"{text!r}: {vtext!r} is not a version")
     if p.variant:
         raise ValueError(f"{text!r}: a range compares versions; drop the variant {p.variant!r}")
-    at = _v._precedence(p)  # member > at: precedence >= v; member > at + '"': precedence > v
+    at = precedence(p)  # member > at: precedence >= v; member > at + '"': precedence > v
     above, pre = at + '"', bool(p.prerelease)
     if op in ("~", "^"):
         n = p.numbers
@@ -111,7 +103,7 @@ def _constraint(text: str) -> Constraint:
             index = 0 if len(n) == 1 else 1
         else:
             index = next((i for i, x in enumerate(n) if x), len(n) - 1)
-        return Constraint(text, at, _floor(_bump(n, index)), prerelease=pre)
+        return Constraint(text, at, version_floor(_bump(n, index)), prerelease=pre)
     return {"=": Constraint(text, at, above, prerelease=pre), "==": Constraint(text, at, above, prerelease=pre),
             "!=": Constraint(text, at, above, negate=True, prerelease=pre),
             ">=": Constraint(text, at, None, prerelease=pre), ">": Constraint(text, above, None, prerelease=pre),

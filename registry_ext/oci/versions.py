@@ -9,9 +9,11 @@ is read in version order with ZRANGEBYLEX. ``after_bound``/``before_bound``
 bound "strictly after/before v" in that total order (where a tag ``v`` would
 sit, whether or not it exists: a paging cursor); the ``*_precedence_bound``
 pair bounds "strictly greater/lower precedence" (all spellings of ``v``
-excluded). ``newer_than``/``family_bounds`` answer update checks. Ranges are
-in ``version_ranges.py`` (re-exported here). The rules, with examples, are in
-``docs/version-ordering.md``.
+excluded). ``family_bounds`` answers update checks in one scan. Ranges are in
+``version_ranges.py``, built on ``precedence`` and ``version_floor``. The
+rules, with examples, are in ``docs/version-ordering.md``; the in-memory
+reference implementations the tests compare these keys and bounds with
+(``sort_tags``, ``compare``, ``newer_than``) are in ``tests/support/versions.py``.
 
 ``packaging.version`` is deliberately not used: PEP 440 rejects variant
 suffixes (``1.2.3-alpine``), reads ``-1``/``-rc1`` as post-/pre-releases in its
@@ -41,7 +43,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 RELEASE, PRERELEASE, NONVERSION, SIGNATURE = "release", "prerelease", "nonversion", "signature"
 VERSION_KINDS = (RELEASE, PRERELEASE)
@@ -207,7 +209,8 @@ def parse_tag(tag: str) -> TagVersion:
     return _parse_version(tag) or TagVersion(tag=tag, kind=NONVERSION, family=Family(NONVERSION, tag))
 
 
-def _precedence(p: TagVersion) -> str:
+def precedence(p: TagVersion) -> str:
+    """The precedence part of ``order_key`` without its closing ``!``: equal iff the precedences are."""
     if p.kind == NONVERSION:
         return B_NONVERSION + _esc(p.tag)
     if p.kind == SIGNATURE:
@@ -234,20 +237,16 @@ def _natural(text: str) -> str:
     return "".join(out) + "0"
 
 
-def precedence_key(tag: str) -> str:
-    """The precedence part of ``order_key(tag)``, up to and including its ``!``.
-
-    Equal iff the tags have equal precedence; ordered like the precedences;
-    never a proper prefix of another precedence key.
-    """
-    return _precedence(parse_tag(tag)) + "!"
+def version_floor(numbers: tuple[int, ...]) -> str:
+    """The position just below every version whose numbers are ``numbers`` (zero-padded), pre-releases included."""
+    return B_VERSION + "".join(_num(n) for n in numbers + (0,) * (MAX_PARTS - len(numbers)))
 
 
 @lru_cache(maxsize=1 << 16)
 def order_key(tag: str) -> str:
     """Printable-ASCII key; byte order of keys (then of tags) is the version order, ascending."""
     p = parse_tag(tag)
-    key = _precedence(p) + "!"
+    key = precedence(p) + "!"
     if p.is_version:
         build = "0" if p.build is None else "1" + _natural(p.build)
         key += _esc(p.variant) + "!" + p.shape + "!" + build
@@ -269,7 +268,7 @@ def member_tag(value: str | bytes) -> str:
 def after_bound(version_text: str) -> str:
     """ZRANGEBYLEX min: the members that sort strictly after ``version_text`` (a tag or not).
 
-    "After" is the total order of ``sort_tags``: where the tag ``version_text``
+    "After" is the total version order (docs/version-ordering.md): where the tag ``version_text``
     would sit, so a paging cursor never skips the other spellings or variants
     of the same version. For "strictly greater precedence" use
     ``after_precedence_bound``.
@@ -284,12 +283,12 @@ def before_bound(version_text: str) -> str:
 
 def after_precedence_bound(version_text: str) -> str:
     """ZRANGEBYLEX min: members of strictly greater precedence (every spelling/variant of it excluded)."""
-    return "(" + _precedence(parse_tag(version_text)) + '"'
+    return "(" + precedence(parse_tag(version_text)) + '"'
 
 
 def before_precedence_bound(version_text: str) -> str:
     """ZREVRANGEBYLEX max: members of strictly lower precedence."""
-    return "(" + _precedence(parse_tag(version_text))
+    return "(" + precedence(parse_tag(version_text))
 
 
 def kind_bounds(kind: str) -> tuple[str, str]:
@@ -301,23 +300,13 @@ def kind_bounds(kind: str) -> tuple[str, str]:
     return bounds[kind]
 
 
-def compare(a: str, b: str) -> int:
-    """-1, 0 or 1: the total order of ``sort_tags`` (0 only when ``a == b``)."""
-    ma, mb = member(a), member(b)
-    return (ma > mb) - (ma < mb)
-
-
-def sort_tags(tags: Iterable[str], descending: bool = False) -> list[str]:
-    """Tags in version order (ascending: lowest version first, non-versions, then signatures)."""
-    return sorted(tags, key=member, reverse=descending)
-
-
 @dataclass(frozen=True)
 class FamilyBounds:
-    """What a Redis caller needs for ``newer_than`` in one scan.
+    """What a Redis caller needs to find the updates of ``current`` in one scan.
 
     ``ZREVRANGEBYLEX key max min`` lists every version member newer than
-    ``current`` (newest first); keep those whose tag ``accepts``.
+    ``current`` (newest first); keep those whose tag ``accepts``: same family,
+    and pre-releases only for a pre-release ``current``.
     """
     current: str
     family: Family
@@ -339,25 +328,3 @@ def family_bounds(current: str) -> FamilyBounds | None:
         return None
     return FamilyBounds(current=current, family=p.family, include_prerelease=p.kind == PRERELEASE,
                         min=after_bound(current), max=kind_bounds("version")[1])
-
-
-def is_update(current: str, candidate: str) -> bool:
-    """True when ``candidate`` is offered as an update of ``current`` (see ``newer_than``)."""
-    fb = family_bounds(current)
-    return fb is not None and fb.accepts(candidate)
-
-
-def newer_than(current: str, candidates: Iterable[str]) -> list[str]:
-    """Same-family tags strictly newer than ``current``, newest first (pre-releases only for a pre-release)."""
-    fb = family_bounds(current)
-    if fb is None:
-        return []
-    return sort_tags({t for t in candidates if fb.accepts(t)}, descending=True)
-
-
-def __getattr__(name: str):
-    # Ranges live in version_ranges.py (which imports this module); re-exported lazily.
-    if name in ("VersionRange", "parse_range", "MAX_RANGE_LENGTH", "MAX_CONSTRAINTS"):
-        from registry_ext.oci import version_ranges
-        return getattr(version_ranges, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -117,10 +117,10 @@ class WaiterServer:
                 return self._resume(doc)
         if doc["m"] != "direct":
             return self._resume(doc)
-        events, cursor, more = self._direct_page(doc, flt, epoch, after)
+        events, cursor, more = self._direct_page(self.identity, doc, flt, epoch, after)
         return self._page(doc, events, cursor, more, headers)
 
-    def _direct_page(self, doc: dict, flt: RepoFilter, epoch: str, after: tuple[int, int]):
+    def _direct_page(self, identity: Identity, doc: dict, flt: RepoFilter, epoch: str, after: tuple[int, int]):
         """The page for the ring as it is; computed once for all waiters woken with the same question
         (a popular repository moving wakes many at the same position)."""
         if self._pages_at != self.hub.position:
@@ -128,7 +128,7 @@ class WaiterServer:
         key = (orjson.dumps(doc["f"], option=orjson.OPT_SORT_KEYS), after, doc["n"], epoch, doc["c"])
         if key not in self._pages:
             events, last, more = self.hub.page(flt, after, doc["n"])
-            cursor = encode_cursor(self.identity, Position(epoch, last.id, last.n)) if last else doc["c"]
+            cursor = encode_cursor(identity, Position(epoch, last.id, last.n)) if last else doc["c"]
             self._pages[key] = (events, cursor, more)
         return self._pages[key]
 

@@ -6,8 +6,8 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
-from tests.oci_client import (EMPTY_DIGEST, OCI_CONFIG, OCI_EMPTY, OCI_MANIFEST, assert_error, descriptor,
-                              image_manifest, make_image, open_session, push_blob, sha256_digest)
+from tests.support.oci_client import (EMPTY_DIGEST, OCI_CONFIG, OCI_EMPTY, OCI_MANIFEST, assert_error, image_manifest,
+                                      make_image, open_session, push_blob, sha256_digest)
 
 
 def test_refused_manifest_does_not_link_the_empty_blob(client, app):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     EMPTY_BLOB, EMPTY_DIGEST, OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, assert_error, blob_status,
     conformance_manifest, descriptor, go_json, image_index, image_manifest, make_image, push_blob,
     push_config_and_layer, push_manifest, random_config, sha256_digest, tag_list,
 )
-from tests.api.errors_helpers import NAME
+from tests.support.errors_helpers import NAME
 
 
 # ------------------------------------------------------------------ tags

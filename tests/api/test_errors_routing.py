@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     DUMMY_DIGEST, OCI_MANIFEST, OCTET, assert_error, blob_status, body_json, make_image, open_session,
     push_blob_chunked, sha256_digest, tag_list, with_query,
 )
-from tests.api.errors_helpers import NAME
+from tests.support.errors_helpers import NAME
 
 
 # ------------------------------------------------------------------ repository names

@@ -11,11 +11,11 @@ import uuid
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     OCTET, assert_error, blob_status, location, make_image, open_session, push_blob, sha256_digest,
     with_query,
 )
-from tests.api.errors_helpers import NAME
+from tests.support.errors_helpers import NAME
 
 
 # ------------------------------------------------------------------ digests

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tests.api.ext_helpers import clock, push_tags, walk  # noqa: F401 (fixture)
-from tests.oci_client import (EMPTY_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, assert_error, image_manifest,
+from tests.support.ext_helpers import push_tags, walk
+from tests.support.oci_client import (EMPTY_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, assert_error, image_manifest,
                               put_manifest_ok, sha256_digest)
 
 INDEX = {"Accept": OCI_INDEX}

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from tests.api.ext_helpers import clock, push_tags, walk  # noqa: F401 (fixture)
-from tests.oci_client import assert_error
+from tests.support.ext_helpers import push_tags, walk
+from tests.support.oci_client import assert_error
 
 TAGS = ["1.0.0", "1.2.0", "1.10.0", "1.9.1", "2.0.0-rc.1", "2.0.0", "2.0.0-alpine", "latest", "v3", "1.2"]
 

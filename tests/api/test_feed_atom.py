@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from tests.api.feed_helpers import manifests, tag
-from tests.oci_client import assert_error, make_image
+from tests.support.feed_helpers import manifests, tag
+from tests.support.oci_client import assert_error, make_image
 
 NS = {"a": "http://www.w3.org/2005/Atom"}
 

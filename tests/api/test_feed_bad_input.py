@@ -10,9 +10,8 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import load_settings
-from tests.api.feed_helpers import cursor_now, manifests, tag, updates
-from tests.api.test_feed_updates import app_with
-from tests.oci_client import assert_error
+from tests.support.feed_helpers import app_with, cursor_now, manifests, tag, updates
+from tests.support.oci_client import assert_error
 
 
 def error_detail(resp) -> dict:

@@ -8,16 +8,8 @@ import pytest
 from flask import g
 
 from registry_ext import create_app
-from registry_ext.config import load_settings
-from tests.api.feed_helpers import cursor_now, events, manifests, tag, updates
-from tests.oci_client import link_next, make_image
-
-
-def app_with(settings, **feed):
-    data = {"storage": {"root": settings.storage.root},
-            "redis": {"url": settings.redis.url, "key_prefix": settings.redis.key_prefix}, "feed": feed}
-    app = create_app(load_settings(data=data, environ={}))
-    return app
+from tests.support.feed_helpers import app_with, cursor_now, events, manifests, tag, updates
+from tests.support.oci_client import link_next, make_image
 
 
 def test_start_gives_a_cursor_and_no_events(client):

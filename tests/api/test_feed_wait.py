@@ -7,9 +7,8 @@ import threading
 import time
 
 from registry_ext.oci.repo_filter import build
-from tests.api.feed_helpers import cursor_now, events
-from tests.api.test_feed_updates import app_with
-from tests.oci_client import make_image
+from tests.support.feed_helpers import app_with, cursor_now, events
+from tests.support.oci_client import make_image
 
 
 def poll_in_thread(client, query: str) -> dict:

@@ -17,7 +17,7 @@ from registry_ext import create_app
 from registry_ext.config import replace
 from registry_ext.services.check import check
 from registry_ext.services.reindex import reindex
-from tests.oci_client import (
+from tests.support.oci_client import (
     OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, descriptor, go_json, image_manifest, link_next, make_image,
     put_manifest_ok, sha256_digest,
 )

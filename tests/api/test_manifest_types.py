@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.oci_client import (
+from tests.support.oci_client import (
     OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, assert_error, descriptor, make_image, push_blob,
     push_manifest, random_config, sha256_digest, tag_list,
 )

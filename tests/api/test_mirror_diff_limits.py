@@ -9,8 +9,8 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
-from tests.mirror.fake_remote import SilentRemote
-from tests.oci_client import assert_error
+from tests.support.fake_remote import SilentRemote
+from tests.support.oci_client import assert_error
 
 BUDGET = 2  # the remote's timeout: the whole comparison's deadline
 
@@ -52,9 +52,9 @@ def test_identical_requests_share_one_comparison_and_the_rest_are_refused_at_onc
     answered = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 429]
     assert (len(answered), len(refused)) == (3, 3), [r[:2] for r in results]  # 1 running + 2 waiting
-    for status, seconds, body, resp in answered:
+    for _status, seconds, body, _resp in answered:
         assert body["status"] == "error" and seconds < BUDGET + 1.5, (seconds, body)
-    for status, seconds, body, resp in refused:
+    for _status, seconds, _body, resp in refused:
         assert_error(resp, 429, "TOOMANYREQUESTS")
         assert seconds < 1 and resp.headers["Retry-After"] == str(BUDGET), seconds
     assert silent.accepted == 1, silent.accepted  # one comparison, one connection, no retry past the deadline

@@ -11,10 +11,10 @@ import re
 import pytest
 from flask import request
 
-from oci_client import push_blob, sha256_digest
+from tests.support.oci_client import push_blob, sha256_digest
 from registry_ext import create_app
 from registry_ext.config import load_settings
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 NAME = "ops/app"
 

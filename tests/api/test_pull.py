@@ -39,7 +39,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     CONFORMANCE_LAYER, DUMMY_DIGEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, assert_error,
     conformance_manifest, descriptor, go_json, image_index, make_image, push_blob, put_manifest_ok,
     random_config, sha256_digest,

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     OCTET, assert_error, blob_body, blob_status, location, open_session, push_blob_chunked, random_blob,
     sha256_digest, start_upload, with_query,
 )
-from tests.api.push_helpers import BLOB_A, NAME
+from tests.support.push_helpers import BLOB_A, NAME
 
 
 def chunked_blob(post_resp, size: int = 42):
@@ -62,8 +62,8 @@ def after_first_chunk(client):
     blob, chunk1, chunk2, range1, range2 = chunked_blob(post)
     first = patch_chunk(client, location(post), chunk1, range1)
     assert first.status_code == 202
-    return dict(stale=location(post), blob=blob, chunk1=chunk1, chunk2=chunk2,
-                range1=range1, range2=range2)
+    return {"stale": location(post), "blob": blob, "chunk1": chunk1, "chunk2": chunk2,
+            "range1": range1, "range2": range2}
 
 
 def test_retry_of_previous_chunk_on_stale_location_is_416_with_current_range(client, after_first_chunk):

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     CONFORMANCE_LAYER, EMPTY_BLOB, EMPTY_DIGEST, OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_LAYER_GZIP,
     OCI_MANIFEST, blob_status, conformance_manifest, descriptor, go_json, image_index, image_manifest,
     location, make_image, push_blob, push_config_and_layer, push_manifest, put_manifest_ok,
     random_config, sha256_digest,
 )
-from tests.api.push_helpers import NAME
+from tests.support.push_helpers import NAME
 
 ARTIFACT_A = "application/vnd.nhl.peanut.butter.bagel"
 REF_BLOB_A = b"NHL Peanut Butter on my NHL bagel"

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     CONFORMANCE_LAYER, DUMMY_DIGEST, OCTET, assert_error, blob_body, location, open_session, push_blob,
     push_blob_monolithic, random_config, sha256_digest, start_upload, with_query,
 )
-from tests.api.push_helpers import BLOB_A, NAME
+from tests.support.push_helpers import BLOB_A, NAME
 
 
 # ------------------------------------------------------------------ streamed

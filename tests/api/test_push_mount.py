@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import pytest
 
-from oci_client import (
+from tests.support.oci_client import (
     DUMMY_DIGEST, OCTET, assert_error, blob_body, blob_status, location, make_image, push_blob,
     sha256_digest, with_query,
 )
-from tests.api.push_helpers import BLOB_A, NAME
+from tests.support.push_helpers import BLOB_A, NAME
 
 CROSS = "conformance/crossmount-test"
 

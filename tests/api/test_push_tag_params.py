@@ -14,7 +14,7 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
-from tests.oci_client import (
+from tests.support.oci_client import (
     OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, assert_error, go_json, location, make_image,
     push_manifest, random_config, tag_list, with_query,
 )

@@ -13,7 +13,7 @@ import pytest
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.check import check
 from registry_ext.services.reindex import reindex
-from tests.oci_client import (
+from tests.support.oci_client import (
     OCI_INDEX, OCI_MANIFEST, assert_error, go_json, image_manifest, make_image, push_manifest,
     put_manifest_ok, sha256_digest,
 )

@@ -19,7 +19,7 @@ from registry_ext.storage import history
 from registry_ext.services.history import format_timestamp
 from registry_ext.storage import HistoryEvent
 from registry_ext.storage.history import encode
-from tests.oci_client import (OCI_INDEX, OCI_MANIFEST, assert_error, body_json, link_next, make_image,
+from tests.support.oci_client import (OCI_INDEX, OCI_MANIFEST, assert_error, body_json, link_next, make_image,
                               put_manifest_ok, query_of, with_query)
 
 TS = "org.opencontainers.distribution.tag.timestamp"

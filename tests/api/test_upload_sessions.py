@@ -10,7 +10,7 @@ import pytest
 from registry_ext import create_app
 from registry_ext.config import replace
 from registry_ext.services.maintenance import Maintenance
-from tests.oci_client import assert_error, push_blob, sha256_digest
+from tests.support.oci_client import assert_error, push_blob, sha256_digest
 
 CAPS = {"upload_sessions_per_client": 3, "upload_sessions_per_repo": 5, "upload_sessions_max": 8,
         "upload_idle_seconds": 60}

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.auth.auth_helpers import basic, challenge, client_for, make_app
-from tests.oci_client import assert_error
+from tests.support.auth_helpers import basic, challenge, client_for, make_app
+from tests.support.oci_client import assert_error
 
 SECRET_PASSWORD = "alice-pw"
 

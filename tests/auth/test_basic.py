@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth.auth_helpers import (APACHE_PASSWORD, audit_lines, basic, challenge, client_for, make_app)
-from tests.oci_client import (assert_error, body_json, location, make_image, push_blob, sha256_digest,
+from tests.support.auth_helpers import (APACHE_PASSWORD, audit_lines, basic, challenge, client_for, make_app)
+from tests.support.oci_client import (assert_error, body_json, location, make_image, push_blob, sha256_digest,
                               start_upload)
 
 

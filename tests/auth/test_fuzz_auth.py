@@ -8,7 +8,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from tests.auth.auth_helpers import client_for, make_app
+from tests.support.auth_helpers import client_for, make_app
 
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=300)
 SCHEMES = st.sampled_from(["Basic", "Bearer", "basic", "BEARER", "Digest", "", "Basic  ", "Bearer\t"])
@@ -27,7 +27,8 @@ HEADERS = st.one_of(
                                max_size=60), min_size=1, max_size=5)),
     st.builds(lambda head, body: "Bearer " + b64(json.dumps(head).encode()).rstrip("=") + "."
               + b64(json.dumps(body).encode()).rstrip("=") + ".",
-              st.dictionaries(st.sampled_from(["alg", "kid", "typ"]), st.sampled_from(["none", "HS256", "ES256", 1, None])),
+              st.dictionaries(st.sampled_from(["alg", "kid", "typ"]),
+                              st.sampled_from(["none", "HS256", "ES256", 1, None])),
               st.dictionaries(st.sampled_from(["iss", "aud", "exp", "sub", "access"]),
                               st.one_of(st.text(max_size=20), st.integers(), st.none(), st.lists(st.integers())))),
 )

@@ -11,7 +11,7 @@ from registry_ext.auth.rules import compile_glob, compile_rules
 from registry_ext.auth.scopes import NEEDS, undeclared
 from registry_ext.config import ConfigError, load_settings, replace
 from registry_ext.serve import open_access_warning
-from tests.auth.auth_helpers import make_app
+from tests.support.auth_helpers import make_app
 
 
 @pytest.mark.parametrize("glob, matches, misses", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth.auth_helpers import basic, client_for, make_app
-from tests.oci_client import assert_error
+from tests.support.auth_helpers import basic, client_for, make_app
+from tests.support.oci_client import assert_error
 
 
 @pytest.fixture

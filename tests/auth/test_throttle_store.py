@@ -37,7 +37,7 @@ def test_counters_known_addresses_and_expiry(client, request):
         throttle.succeeded(f"10.1.0.{i}", "alice")
     assert throttle.state(f"10.1.0.{KNOWN_MAX + 4}", "alice").known_address
     assert not throttle.state("10.1.0.0", "alice").known_address  # only the last KNOWN_MAX are kept
-    keys = [key for key in client.scan_iter(match=f"{prefix}:*")] if not hasattr(client, "get_nodes") else [
+    keys = list(client.scan_iter(match=f"{prefix}:*")) if not hasattr(client, "get_nodes") else [
         key for node in client.get_primaries() for key in client.scan_iter(match=f"{prefix}:*", target_nodes=node)]
     assert keys and all("alice" not in key for key in keys)
     assert all(client.ttl(key) > 0 for key in keys)

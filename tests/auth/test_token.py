@@ -8,9 +8,9 @@ import time
 import jwt
 import pytest
 
-from tests.auth.auth_helpers import basic, challenge, client_for, make_app
-from tests.auth.external_issuer import ISSUER, ExternalIssuer
-from tests.oci_client import assert_error, body_json, make_image, push_blob, start_upload
+from tests.support.auth_helpers import basic, challenge, client_for, make_app
+from tests.support.external_issuer import ISSUER, ExternalIssuer
+from tests.support.oci_client import assert_error, body_json, make_image, push_blob, start_upload
 
 REALM = "http://localhost/auth/token"
 

@@ -10,9 +10,9 @@ import pytest
 
 import registry_ext.auth.users as users_module
 from registry_ext.config import ConfigError
-from tests.auth.auth_helpers import (APACHE_PASSWORD, PASSWORDS, basic, bcrypt_line, client_for, make_app,
+from tests.support.auth_helpers import (APACHE_PASSWORD, PASSWORDS, basic, bcrypt_line, client_for, make_app,
                                      write_htpasswd)
-from tests.oci_client import assert_error
+from tests.support.oci_client import assert_error
 
 BROKEN = "\n".join([
     "no-colon-here",

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from oras.client import OrasClient
 
-from e2e_clients import Containerd, Podman
-from e2e_deploy import DeployStack
-from e2e_oci import OciLayout, random_bytes
-from e2e_skopeo import Skopeo
-from tests.auth.auth_helpers import GROUPS, PASSWORDS, RULES, write_htpasswd
-from tests.auth.external_issuer import ISSUER, ExternalIssuer
+from tests.support.e2e_clients import Containerd, Podman
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import OciLayout, random_bytes
+from tests.support.e2e_skopeo import Skopeo
+from tests.support.auth_helpers import GROUPS, PASSWORDS, RULES, write_htpasswd
+from tests.support.external_issuer import ISSUER, ExternalIssuer
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from e2e_server import RegistryServer
+from tests.support.e2e_server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,8 @@ import bcrypt
 import pytest
 import requests
 
-from e2e_server import RegistryServer, cli_path, free_port
+from tests.support.e2e_server import RegistryServer, cli_path
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 

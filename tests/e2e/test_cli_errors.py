@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_server import cli_path, free_port, processes_mentioning
+from tests.support.e2e_server import cli_path, processes_mentioning
+from tests.support.servers import free_port
 from registry_ext import __version__
 
 pytestmark = pytest.mark.e2e

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_oci import (CONFIG_V1, MANIFEST_V1, absolute, canonical_json, describe, digest_of, expect, fresh,
+from tests.support.e2e_oci import (CONFIG_V1, MANIFEST_V1, absolute, canonical_json, describe, digest_of, expect, fresh,
                      push_blob, random_bytes, with_digest)
-from e2e_server import cli_path
+from tests.support.e2e_server import cli_path
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ def race(count: int, action) -> list:
         barrier.wait(timeout=RACE_TIMEOUT)
         try:
             results[i] = action(i)
-        except BaseException as exc:  # re-raised below, in the test's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
@@ -96,7 +96,7 @@ def test_clients_pushing_one_tag_leave_one_winner_everywhere(registry):
     pushed: list[bytes] = []
     for round_ in range(2):  # round 0 races to create the tag, round 1 to move it
         bodies = [image(config, f"round{round_}-client{i}") for i in range(CLIENTS)]
-        statuses = race(CLIENTS, lambda i: put_manifest(base, repo, tag, bodies[i]))
+        statuses = race(CLIENTS, lambda i, bodies=bodies: put_manifest(base, repo, tag, bodies[i]))
         assert statuses == [201] * CLIENTS, statuses
         pushed += bodies
         winner = assert_one_winner(base, repo, tag, bodies, pushed)

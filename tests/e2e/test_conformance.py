@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_server import RegistryServer
+from tests.support.e2e_server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

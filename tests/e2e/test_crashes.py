@@ -20,8 +20,8 @@ import time
 import pytest
 import requests
 
-from e2e_oci import CONFIG_V1, LAYER_TGZ, MANIFEST_V1, digest_of, fresh, push_blob, random_bytes
-from e2e_server import RegistryServer, cli_path, descendants
+from tests.support.e2e_oci import CONFIG_V1, LAYER_TGZ, MANIFEST_V1, digest_of, fresh, push_blob, random_bytes
+from tests.support.e2e_server import RegistryServer, cli_path, descendants
 
 CONVERGE_TIMEOUT = 20.0
 

@@ -21,9 +21,10 @@ from collections import Counter
 
 import pytest
 
-from e2e_deploy import DeployStack
-from e2e_oci import MANIFEST_V1, absolute, describe, digest_of, fresh, push_blob, push_manifest, start_upload
-from e2e_slow import HeaderFlood, SlowUploads
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import (MANIFEST_V1, absolute, describe, digest_of, fresh, push_blob, push_manifest,
+                                   start_upload)
+from tests.support.e2e_slow import HeaderFlood, SlowUploads
 
 pytestmark = pytest.mark.e2e
 REPO = "e2e/attack/app"

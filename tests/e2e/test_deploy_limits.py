@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from e2e_deploy import DeployStack
-from e2e_oci import MANIFEST_V1, describe, expect, fresh, push_blob, push_manifest
-from e2e_raw import get, oci_error, raw_request
-from e2e_server import pid_alive
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import MANIFEST_V1, describe, expect, fresh, push_blob, push_manifest
+from tests.support.e2e_raw import get, oci_error, raw_request
+from tests.support.e2e_server import pid_alive
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
@@ -120,7 +120,8 @@ def test_body_over_nginx_limit_is_413_size_invalid(stack):
     resp = fresh("PUT", f"{stack.url}/v2/{REPO}/manifests/huge", data=b"{" + b" " * (17 * MIB),
                  headers={"Content-Type": MANIFEST_V1})
     assert resp.status_code == 413, describe(resp)
-    assert resp.json()["errors"][0]["code"] == "SIZE_INVALID" and resp.json()["errors"][0]["detail"]["source"] == "nginx"
+    error = resp.json()["errors"][0]
+    assert error["code"] == "SIZE_INVALID" and error["detail"]["source"] == "nginx"
     expect(fresh("GET", f"{stack.url}/v2/{REPO}/manifests/huge"), 404)
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_deploy import DeployStack
-from e2e_oci import (MANIFEST_V1, OciLayout, absolute, describe, digest_of, expect, fresh, layout_blob,
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import (MANIFEST_V1, OciLayout, absolute, describe, digest_of, expect, fresh, layout_blob,
                      push_blob, random_bytes, reachable_digests, read_layout, start_upload, with_digest)
-from e2e_server import pid_alive
-from e2e_skopeo import Skopeo
+from tests.support.e2e_server import pid_alive
+from tests.support.e2e_skopeo import Skopeo
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ import random
 
 import pytest
 
-from e2e_deploy import DeployStack
-from e2e_oci import push_blob, random_bytes
-from e2e_raw import get, oci_error
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import push_blob, random_bytes
+from tests.support.e2e_raw import get, oci_error
 
 pytestmark = pytest.mark.e2e
 REPO = "e2e/ranges/app"

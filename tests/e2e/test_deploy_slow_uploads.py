@@ -17,9 +17,9 @@ from collections import Counter
 
 import pytest
 
-from e2e_deploy import DeployStack
-from e2e_oci import MANIFEST_V1, describe, fresh, push_blob, push_manifest, start_upload
-from e2e_slow import SlowUploads
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import MANIFEST_V1, describe, fresh, push_blob, push_manifest, start_upload
+from tests.support.e2e_slow import SlowUploads
 
 pytestmark = pytest.mark.e2e
 REPO = "e2e/slow/app"

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from e2e_oci import (CONFIG_V1, LAYER_TGZ, MANIFEST_V1, describe, digest_of, expect,
+from tests.support.e2e_oci import (CONFIG_V1, LAYER_TGZ, MANIFEST_V1, describe, digest_of, expect,
                      fresh, push_blob, push_manifest, random_bytes)
-from e2e_server import descendants, pid_alive, processes_mentioning
+from tests.support.e2e_server import descendants, pid_alive, processes_mentioning
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ import pytest
 import redis
 import requests
 
-from e2e_deploy import DeployStack
-from e2e_feed import cursor, images, key, set_tag, timed_long_poll
-from e2e_oci import expect
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_feed import cursor, images, key, set_tag, timed_long_poll
+from tests.support.e2e_oci import expect
 
 pytestmark = pytest.mark.e2e
 HELD = 200  # long-polls held at once: more than the stack's 2 x 16 gunicorn threads

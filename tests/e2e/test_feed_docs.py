@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_feed import images, set_tag
+from tests.support.e2e_feed import images, set_tag
 
 pytestmark = pytest.mark.e2e
 DOC = Path(__file__).resolve().parents[2] / "docs" / "updates.md"

@@ -14,10 +14,11 @@ import pytest
 import redis
 import requests
 
-from e2e_feed import Follower, cursor, delete_tag, images, key, set_tag, timed_long_poll
-from e2e_oci import expect
-from e2e_server import RegistryServer, descendants, free_port
-from webhook_receiver import Receiver
+from tests.support.e2e_feed import Follower, cursor, delete_tag, images, key, set_tag, timed_long_poll
+from tests.support.e2e_oci import expect
+from tests.support.e2e_server import RegistryServer, descendants
+from tests.support.servers import free_port
+from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 

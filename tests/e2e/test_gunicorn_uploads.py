@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from e2e_oci import (TIMEOUT, absolute, blob_sha256_streamed, describe, digest_of, expect,
+from tests.support.e2e_oci import (TIMEOUT, absolute, blob_sha256_streamed, describe, digest_of, expect,
                      finish_upload, fresh, patch_chunk, push_blob, random_bytes,
                      start_upload, with_digest)
 

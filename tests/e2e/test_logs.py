@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from e2e_oci import fresh
-from e2e_skopeo import Skopeo
+from tests.support.e2e_oci import fresh
+from tests.support.e2e_skopeo import Skopeo
 
 pytestmark = pytest.mark.e2e
 TIME = re.compile(r"^time=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z pid=<\d+> ")

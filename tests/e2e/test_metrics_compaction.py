@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_deploy import DeployStack
-from e2e_oci import expect, fresh
-from e2e_server import pid_alive
+from tests.support.e2e_deploy import DeployStack
+from tests.support.e2e_oci import expect, fresh
+from tests.support.e2e_server import pid_alive
 
 pytestmark = pytest.mark.e2e
 ROUNDS, PER_ROUND = 10, 7

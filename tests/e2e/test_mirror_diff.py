@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from e2e_mirror_seed import expected, seed_pair, strip
-from e2e_server import RegistryServer, cli_path
+from bench.peer import start_peer
+from tests.support.e2e_mirror_seed import expected, seed_pair, strip
+from tests.support.e2e_server import RegistryServer, cli_path
 
 pytestmark = pytest.mark.e2e
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +38,6 @@ def pair(tmp_path_factory, redis_server):
 @pytest.fixture(scope="module")
 def peer(pair, tmp_path_factory):
     """Debian's docker-registry seeded like B (re-pushing A's side is idempotent)."""
-    sys.path.insert(0, str(BENCH))
-    from peer import start_peer
-
     server = start_peer(data_dir=str(tmp_path_factory.mktemp("peer")))
     try:
         assert seed_pair(pair[0].url, server.url) == pair[2]

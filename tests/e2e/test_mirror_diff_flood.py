@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from e2e_server import RegistryServer
-from tests.mirror.fake_remote import SilentRemote
+from tests.support.e2e_server import RegistryServer
+from tests.support.fake_remote import SilentRemote
 
 pytestmark = pytest.mark.e2e
 BUDGET = 5

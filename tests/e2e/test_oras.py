@@ -17,7 +17,7 @@ import oras.defaults
 import oras.oci
 from oras.client import OrasClient
 
-from e2e_oci import (EMPTY_V1, INDEX_V1, MANIFEST_V1, describe, digest_of, expect, fresh,
+from tests.support.e2e_oci import (EMPTY_V1, INDEX_V1, MANIFEST_V1, describe, digest_of, expect, fresh,
                      random_bytes)
 
 pytestmark = pytest.mark.e2e

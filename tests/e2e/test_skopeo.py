@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from e2e_oci import (INDEX_V1, MANIFEST_V1, OciLayout, describe, digest_of, expect, fresh,
+from tests.support.e2e_oci import (INDEX_V1, MANIFEST_V1, OciLayout, describe, digest_of, expect, fresh,
                      layout_blob, layout_blob_digests, random_bytes, reachable_digests,
                      read_layout)
-from e2e_skopeo import Skopeo
+from tests.support.e2e_skopeo import Skopeo
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """A short load soak in CI: the benchmark's mixed load against the deploy/ stack for 35 seconds.
 
-The same procedure as ``bench/soak.py`` (``soak.run_soak``: client processes running
+The same procedure as ``python -m bench.soak`` (``bench.soak.run_soak``: client processes running
 ``bench/soak_load.py``, memory sampling, read-back of every acknowledged push,
 ``registry-ext check``), here against the tests' ``DeployStack`` (redis-server, gunicorn from
 deploy/gunicorn.conf.py with 2 gthread workers, nginx from deploy/nginx.conf). It asserts
@@ -8,16 +8,11 @@ correctness and flat memory only; throughput and latency are printed by the benc
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-from e2e_deploy import DeployStack
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import soak  # noqa: E402
-import soak_report  # noqa: E402
+from bench import soak, soak_report
+from tests.support.e2e_deploy import DeployStack
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from e2e_oci import digest_of
+from tests.support.e2e_oci import digest_of
 
 pytestmark = pytest.mark.e2e
 PER_CLIENT = 50

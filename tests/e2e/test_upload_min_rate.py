@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from e2e_server import RegistryServer
+from tests.support.e2e_server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 WINDOW, PIECE, PENALTY = 3, 16384, 4

@@ -4,23 +4,21 @@ Property: whatever the query string (known parameters with valid, hostile
 or forged values, unknown parameters, undecodable bytes), the answer is
 200/304, or a 4xx carrying a well-formed OCI error envelope; never a 5xx,
 never a traceback. A 200 with a ``Link`` is followed once with the same
-property. The repository (fuzz_repo.py) makes every listing path run:
+property. The repository (tests/support/fuzz_repo.py) makes every listing path run:
 semver/time/name sorts, filters, cursors, signatures, referrers, history.
 """
 from __future__ import annotations
 
 import base64
-import json
 from urllib.parse import quote
-from xml.etree import ElementTree
 
 import orjson
 import pytest
 from hypothesis import given, strategies as st
 
-from fuzz_repo import NAME, OTHER, build, fake_upstream
-from fuzz_settings import fuzz_settings
-from tests.oci_client import OCI_INDEX, SPEC_ERROR_CODES
+from tests.support.fuzz_repo import NAME, OTHER, build, check_response, fake_upstream
+from tests.support.fuzz_settings import fuzz_settings
+from tests.support.oci_client import OCI_INDEX
 
 SETTINGS = fuzz_settings(100)
 UNKNOWN_DIGEST = "sha256:" + "0" * 64
@@ -68,7 +66,8 @@ def endpoints(repo) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
         "tags/list-index": ([f"/v2/{n}/tags/list" for n in names], {
             **filters, "sort_by": ["name", "created_at", "updated_at", "semver"], "sort_order": ["asc", "desc"]}),
         "catalog": (["/v2/_catalog"], {"n": ["0", "1", "3"], "last": [NAME, "a", "zzz"]}),
-        "referrers": ([f"/v2/{n}/referrers/{x}" for n in names[:3] for x in (d["1.0.0"], UNKNOWN_DIGEST, "x", "sha256:")],
+        "referrers": ([f"/v2/{n}/referrers/{x}"
+                       for n in names[:3] for x in (d["1.0.0"], UNKNOWN_DIGEST, "x", "sha256:")],
                       {"artifactType": ["application/vnd.example.sbom", ""], "last": [repo.referrer, "a"]}),
         "ext-tags": ([f"/v2/{n}/_regext/tags" for n in names], {
             **filters, "sort": ["name", "semver", "created", "updated"], "order": ["asc", "desc"]}),
@@ -117,28 +116,6 @@ def queries(repo, known: dict[str, list[str]]):
     raw = st.sampled_from([b"%ff%fe", b"n=%ED%A0%80", b"regex=%ED%A0%80", b"prefix=%C0%AF", b"n=%",
                            b"last=%zz", b"&&==&", b"n=1&n=2", b"cursor=\xff", b"regex=\xed\xa0\x80"])
     return st.one_of(encoded, encoded, encoded, raw, st.binary(max_size=40))
-
-
-def check_response(resp, where: str, head: bool = False, ok=(200, 304)) -> None:
-    """``ok`` (200/304), or a 4xx with a well-formed OCI envelope (HEAD: no body); never a 5xx or a traceback."""
-    data = resp.get_data()
-    assert resp.status_code < 500, f"{where} -> {resp.status_code}: {data[:800]!r}"
-    assert b"Traceback" not in data, where
-    if head:
-        assert not data and (resp.status_code in ok or 400 <= resp.status_code < 500), where
-        return
-    if resp.status_code in ok:
-        if resp.status_code == 200 and resp.mimetype in ("application/json", OCI_INDEX):
-            json.loads(data)
-        if resp.status_code == 200 and resp.mimetype == "application/atom+xml":
-            ElementTree.fromstring(data)
-        return
-    assert 400 <= resp.status_code < 500 and resp.mimetype == "application/json", f"{where}: {resp.status_code}"
-    errors = json.loads(data)["errors"]
-    assert isinstance(errors, list) and errors, where
-    for entry in errors:
-        assert entry["code"] in SPEC_ERROR_CODES and isinstance(entry["message"], str), (where, entry)
-        assert set(entry) <= {"code", "message", "detail"}, (where, entry)
 
 
 def fire(repo, endpoint: str, data) -> None:

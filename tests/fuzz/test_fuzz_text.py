@@ -29,7 +29,7 @@ from registry_ext.oci.versions import (after_bound, before_bound, family_bounds,
                                        order_key, parse_tag)
 from registry_ext.services.history import _parse_cursor, parse_timestamp
 
-from fuzz_settings import fuzz_settings
+from tests.support.fuzz_settings import fuzz_settings
 
 FAST = fuzz_settings(250)
 HOSTILE = st.sampled_from(["..", "../", "..%2f", "%2e%2e/", "a/../b", "\x00", "\\", "/etc/passwd", "a" * 300,

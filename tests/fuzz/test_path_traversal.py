@@ -19,13 +19,14 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import load_settings
-from tests.conftest import BufferedClient
-from tests.oci_client import SPEC_ERROR_CODES, make_image, open_session, sha256_digest
+from tests.support.flask_client import BufferedClient
+from tests.support.oci_client import SPEC_ERROR_CODES, make_image, open_session, sha256_digest
 
 REPO = "ok/app"
 # Each is tried in every position; `{up}` climbs towards the temp folder.
 SPELLINGS = [
-    "..", "../", "{up}outside", "{up}outside-upload", "{up}canary.txt", "{up}data/uploads", "..%2F..%2Foutside", "..%2f..%2f..%2fcanary.txt",
+    "..", "../", "{up}outside", "{up}outside-upload", "{up}canary.txt", "{up}data/uploads", "..%2F..%2Foutside",
+    "..%2f..%2f..%2fcanary.txt",
     "%2e%2e/%2e%2e/outside", "%2e%2e%2f%2e%2e%2foutside", "%252e%252e%252foutside", ".%2e/.%2e/outside",
     "..\\..\\outside", "..%5c..%5coutside", "%00", "a%00b", "outside%00.json", "/etc/passwd", "%2Fetc%2Fpasswd",
     "//outside", "a/" * 130 + "b", "a" * 300, "\uff0e\uff0e/\uff0e\uff0e/outside", "\u2025/outside",
@@ -68,7 +69,8 @@ def attempts(image: dict, session: str) -> list[tuple[str, str, dict]]:
                 ("PUT", f"/v2/{x}/manifests/latest", {"data": image["body"], "headers": _manifest_type()}),
                 ("DELETE", f"/v2/{x}/manifests/latest", {}), ("GET", f"/v2/{x}/blobs/{digest}", {}),
                 ("HEAD", f"/v2/{x}/blobs/{digest}", {}), ("DELETE", f"/v2/{x}/blobs/{digest}", {}),
-                ("POST", f"/v2/{x}/blobs/uploads/", {}), ("POST", f"/v2/{x}/blobs/uploads/?mount={digest}&from={REPO}", {}),
+                ("POST", f"/v2/{x}/blobs/uploads/", {}),
+                ("POST", f"/v2/{x}/blobs/uploads/?mount={digest}&from={REPO}", {}),
                 ("GET", f"/v2/{x}/tags/list", {}), ("GET", f"/v2/{x}/_regext/tags", {}),
                 ("GET", f"/v2/{x}/_oci/tag-history/latest", {}), ("GET", f"/v2/{x}/referrers/{manifest}", {})]
     for x in hostile():  # tags, digests, upload ids, mount sources

@@ -5,7 +5,7 @@ import json
 
 from click.testing import CliRunner
 
-from fake_remote import FakeRemote
+from tests.support.fake_remote import FakeRemote
 from registry_ext.cli import main
 
 D1 = f"sha256:{'1' * 64}"

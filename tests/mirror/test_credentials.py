@@ -13,7 +13,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from fake_remote import FakeRemote
+from tests.support.fake_remote import FakeRemote
 from registry_ext import create_app
 from registry_ext.cli import main
 from registry_ext.config import replace

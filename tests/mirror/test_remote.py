@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from fake_remote import FakeRemote, oci_error
+from tests.support.fake_remote import FakeRemote, oci_error
 from registry_ext.mirror.remote import (RemoteClient, RemoteError, normalize_url, parse_challenge, remote_repo,
                                         retry_after)
 from registry_ext.mirror.sides import RemoteSide
@@ -260,7 +260,7 @@ def test_internal_networks():
 @pytest.mark.parametrize("trickle", [None, 0.2], ids=["never answers", "trickles its body"])
 def test_a_deadline_bounds_the_whole_client_not_each_request(trickle):
     """timeout 1.5 s x 4 attempts would be 6 s and more; the deadline (1.5 s from now) ends it all."""
-    from fake_remote import SilentRemote
+    from tests.support.fake_remote import SilentRemote
 
     with SilentRemote(trickle=trickle) as remote:
         started = time.monotonic()

@@ -14,7 +14,6 @@ import re
 import tomllib
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from registry_ext import config
@@ -22,7 +21,7 @@ from registry_ext.cli import main
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 TYPES = {str: "string", int: "integer", bool: "boolean", dict: "table", list: "list"}
-CLEAN_ENV = {var: None for var in (*config.ENV_KEYS, "REGISTRY_EXT_CONFIG")}
+CLEAN_ENV = dict.fromkeys((*config.ENV_KEYS, "REGISTRY_EXT_CONFIG"))
 
 
 def section_tables() -> dict[str, dict[str, tuple[str, str, str]]]:

@@ -12,7 +12,7 @@ import os
 
 from registry_ext.oci.digest import parse_digest
 from registry_ext.storage.layout import LAYOUT_VERSION, Layout
-from tests.oci_client import make_image, open_session
+from tests.support.oci_client import make_image, open_session
 
 ROOT = "/srv/reg"
 SHA256 = parse_digest("sha256:" + "ab" * 32)

@@ -4,7 +4,8 @@ import pytest
 
 from registry_ext.oci.metadata import BOUNDED_FIELDS, bound_fields
 
-BASE = {"mediaType": "application/vnd.oci.image.index.v1+json", "size": 10, "pushedAt": 1, "subject": "sha256:" + "a" * 64}
+BASE = {"mediaType": "application/vnd.oci.image.index.v1+json", "size": 10, "pushedAt": 1,
+        "subject": "sha256:" + "a" * 64}
 
 
 def fields_size(entry):

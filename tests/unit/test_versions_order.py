@@ -10,10 +10,10 @@ import random
 import pytest
 from hypothesis import assume, example, given, settings, strategies as st
 
-from registry_ext.oci.versions import (
-    after_bound, after_precedence_bound, before_bound, before_precedence_bound, compare, family_bounds, is_update,
-    kind_bounds, member, member_tag, newer_than, order_key, parse_tag, precedence_key, sort_tags)
-from tests.unit.version_helpers import ATT, REF, SIG, zrangebylex, zrevrangebylex
+from registry_ext.oci.versions import (after_bound, after_precedence_bound, before_bound, before_precedence_bound,
+                                       family_bounds, kind_bounds, member, member_tag, order_key, parse_tag)
+from tests.support.versions import (ATT, REF, SIG, compare, is_update, newer_than, precedence_key, sort_tags,
+                                    zrangebylex, zrevrangebylex)
 
 ORDERS = {
     "node": ["20", "20.11", "20.11.1", "20.11.1-alpine3.19", "20.11.1-bookworm", "20.12.0", "current-alpine", "lts"],

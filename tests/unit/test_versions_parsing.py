@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, strategies as st
 
 from registry_ext.oci.versions import Family, member, member_tag, order_key, parse_tag
-from tests.unit.version_helpers import ATT, H64, REF, SIG
+from tests.support.versions import ATT, H64, REF, SIG
 
 
 # --------------------------------------------------------------------------- real tags, table-driven

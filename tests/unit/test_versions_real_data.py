@@ -1,31 +1,37 @@
 """Version ordering of tags (registry_ext/oci/versions.py) on the real tag history of the official images:
 every tag, ``newer_than`` spot checks, and the ZRANGEBYLEX emulation against a real redis-server.
+
+The data set (``official-images-tag-history.jsonl.gz``, one ``{"image", "tag", ...}`` object a line) is
+looked for in ``shared/data/`` next to the repository (``<repository>/../shared/data/``), or at the path in
+``REGISTRY_EXT_DATASET``; without it these tests are skipped, naming the path they looked at.
 """
 from __future__ import annotations
 
 import collections
 import gzip
 import json
+import os
 import random
 import uuid
 from pathlib import Path
 
 import pytest
 
-from registry_ext.oci.versions import (
-    after_bound, before_precedence_bound, family_bounds, member, member_tag, newer_than, order_key, parse_tag,
-    sort_tags)
-from tests.unit.version_helpers import zrangebylex, zrevrangebylex
+from registry_ext.oci.versions import (after_bound, before_precedence_bound, family_bounds, member, member_tag,
+                                       order_key, parse_tag)
+from tests.support.versions import newer_than, sort_tags, zrangebylex, zrevrangebylex
 
-DATA = Path("/work/shared/data/official-images-tag-history.jsonl.gz")
+REPOSITORY = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("REGISTRY_EXT_DATASET")
+            or REPOSITORY.parent / "shared" / "data" / "official-images-tag-history.jsonl.gz")
 
 
 # --------------------------------------------------------------------------- the real tag history
 
 @pytest.fixture(scope="module")
 def real_tags() -> dict[str, set[str]]:
-    if not DATA.exists():
-        pytest.skip(f"{DATA} not available")
+    if not DATA.is_file():
+        pytest.skip(f"the official images' tag history is not at {DATA} (set REGISTRY_EXT_DATASET to its path)")
     tags: dict[str, set[str]] = collections.defaultdict(set)
     with gzip.open(DATA, "rt") as fh:
         for line in fh:

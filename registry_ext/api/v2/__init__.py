@@ -25,7 +25,7 @@ def _validate_name(_endpoint, values) -> None:
 def _index_complete() -> None:
     """While the index is being rebuilt (services/maintenance.py) the views that read it
     answer 503; storage-only views (pulls, pushes, uploads) go on."""
-    view = current_app.view_functions.get(request.endpoint)
+    view = current_app.view_functions.get(request.endpoint or "")
     if not getattr(view, "storage_only", False):
         registry().index.state.require_complete()
 

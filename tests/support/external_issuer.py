@@ -5,7 +5,7 @@ company SSO bridge): the registry never sees its users, only tokens signed
 with its key, and accepts them only when that key is configured in
 ``auth.trusted_issuers``. Run alone it serves tokens on a port::
 
-    python tests/auth/external_issuer.py --port 5999 --service registry-ext --dir /tmp/issuer
+    python -m tests.support.external_issuer --port 5999 --service registry-ext --dir /tmp/issuer
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from e2e_oci import CONFIG_V1, MANIFEST_V1, digest_of, expect, fresh, push_blob
+from tests.support.e2e_oci import CONFIG_V1, MANIFEST_V1, digest_of, expect, fresh, push_blob
 
 
 def images(base: str, repo: str, count: int) -> list[tuple[bytes, str]]:
@@ -67,7 +67,7 @@ class Follower:
                 self.next = page["next"]
                 if self.stopping.is_set() and not page["events"] and not page["more"]:
                     return
-        except BaseException as exc:  # re-raised by finish()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by finish()
             self.error = exc
 
     def finish(self, timeout: float = 60) -> list[dict]:
@@ -84,7 +84,8 @@ def timed_long_poll(base: str, start: str, wait: int, **params) -> dict:
     out: dict = {}
 
     def run():
-        resp = requests.get(f"{base}/v2/_regext/updates", params=dict(params, cursor=start, wait=wait), timeout=wait + 30)
+        resp = requests.get(f"{base}/v2/_regext/updates", params=dict(params, cursor=start, wait=wait),
+                            timeout=wait + 30)
         out["at"] = time.monotonic()
         out["resp"] = resp
 

@@ -9,7 +9,7 @@ import bcrypt
 
 from registry_ext import create_app
 from registry_ext.config import Settings, replace
-from tests.conftest import BufferedClient
+from tests.support.flask_client import BufferedClient
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "robot": "robot-pw", "admin": "admin-pw"}
 

@@ -5,7 +5,6 @@ check that SIGTERM took the whole tree down, and can clean up if it did not.
 """
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -19,17 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.servers import free_port
+
 START_TIMEOUT = 40.0
 STOP_TIMEOUT = 20.0
 METHODS = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cli_path() -> str:
@@ -42,24 +35,6 @@ def cli_path() -> str:
         pytest.fail("the `registry-ext` console script is not installed "
                     "(pip install -e . in the venv)")
     return found
-
-
-@functools.lru_cache(maxsize=None)
-def serve_help() -> str:
-    """Output of ``registry-ext serve --help``; fails the test if it errors."""
-    try:
-        out = subprocess.run([cli_path(), "serve", "--help"], capture_output=True,
-                             text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail("`registry-ext serve --help` did not finish within 60s")
-    if out.returncode != 0:
-        pytest.fail(f"`registry-ext serve --help` exited {out.returncode}:\n"
-                    f"{out.stdout}\n{out.stderr}")
-    return out.stdout + out.stderr
-
-
-def serve_supports(option: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", serve_help()) is not None
 
 
 @dataclass(frozen=True)

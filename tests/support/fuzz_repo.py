@@ -1,4 +1,5 @@
-"""A small repository that exercises every listing code path, shared by the fuzz modules.
+"""A small repository that exercises every listing code path, shared by the fuzz modules, and the
+property every answer from it must have (``check_response``).
 
 Built once per module on a real redis-server (the session fixture of
 tests/conftest.py) with the Flask test client: version, non-version and
@@ -13,13 +14,15 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
+from xml.etree import ElementTree
 
 from registry_ext import create_app
 from registry_ext.config import load_settings
-from tests.api.ext_helpers import push_tags
-from tests.conftest import BufferedClient
-from tests.mirror.fake_remote import FakeRemote
-from tests.oci_client import OCI_INDEX, OCI_MANIFEST, body_json, image_index, make_image, put_manifest_ok
+from tests.support.ext_helpers import push_tags
+from tests.support.flask_client import BufferedClient
+from tests.support.fake_remote import FakeRemote
+from tests.support.oci_client import (OCI_INDEX, OCI_MANIFEST, SPEC_ERROR_CODES, body_json, image_index, make_image,
+                                      put_manifest_ok)
 
 NAME = "fuzz/app"
 OTHER = "fuzz/other"
@@ -97,3 +100,25 @@ def cursors(client) -> list[str]:
     assert len(out) >= 3, out
     assert body_json(client.get(f"/v2/{NAME}/_regext/orphans"))["orphans"]
     return out
+
+
+def check_response(resp, where: str, head: bool = False, ok=(200, 304)) -> None:
+    """``ok`` (200/304), or a 4xx with a well-formed OCI envelope (HEAD: no body); never a 5xx or a traceback."""
+    data = resp.get_data()
+    assert resp.status_code < 500, f"{where} -> {resp.status_code}: {data[:800]!r}"
+    assert b"Traceback" not in data, where
+    if head:
+        assert not data and (resp.status_code in ok or 400 <= resp.status_code < 500), where
+        return
+    if resp.status_code in ok:
+        if resp.status_code == 200 and resp.mimetype in ("application/json", OCI_INDEX):
+            json.loads(data)
+        if resp.status_code == 200 and resp.mimetype == "application/atom+xml":
+            ElementTree.fromstring(data)
+        return
+    assert 400 <= resp.status_code < 500 and resp.mimetype == "application/json", f"{where}: {resp.status_code}"
+    errors = json.loads(data)["errors"]
+    assert isinstance(errors, list) and errors, where
+    for entry in errors:
+        assert entry["code"] in SPEC_ERROR_CODES and isinstance(entry["message"], str), (where, entry)
+        assert set(entry) <= {"code", "message", "detail"}, (where, entry)

@@ -1,25 +1,10 @@
-"""Helpers for the extension-listing tests: many tagged manifests with a controlled clock."""
+"""Helpers for the extension-listing tests: many tagged manifests, and following their pages."""
 from __future__ import annotations
 
 import itertools
 import json
 
-import pytest
-
-from tests.oci_client import OCI_CONFIG, OCI_MANIFEST, descriptor, push_blob, put_manifest_ok
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """Replace the registry's clock by a counter we control (ms since the epoch)."""
-    state = {"now": 1_700_000_000_000, "step": 1000}
-
-    def now_ms():
-        state["now"] += state["step"]
-        return state["now"]
-
-    monkeypatch.setattr("registry_ext.services.manifests.now_ms", now_ms)
-    return state
+from tests.support.oci_client import OCI_CONFIG, OCI_MANIFEST, descriptor, push_blob, put_manifest_ok
 
 
 _labels = itertools.count()

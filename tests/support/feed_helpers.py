@@ -1,12 +1,21 @@
-"""Helpers for the update feed tests: polls, and a repository whose tags can be moved cheaply."""
+"""Helpers for the update feed tests: an app with feed settings, polls, and tags that can be moved cheaply."""
 from __future__ import annotations
 
 import json
 from urllib.parse import urlencode
 
-from tests.oci_client import OCI_CONFIG, OCI_MANIFEST, descriptor, push_blob, put_manifest_ok
+from registry_ext import create_app
+from registry_ext.config import load_settings
+from tests.support.oci_client import OCI_CONFIG, OCI_MANIFEST, descriptor, push_blob, put_manifest_ok
 
 CONFIG = b'{"os":"linux","architecture":"amd64"}'
+
+
+def app_with(settings, **feed):
+    """An app on ``settings``' storage root and key prefix with these ``feed`` settings."""
+    data = {"storage": {"root": settings.storage.root},
+            "redis": {"url": settings.redis.url, "key_prefix": settings.redis.key_prefix}, "feed": feed}
+    return create_app(load_settings(data=data, environ={}))
 
 
 def updates(client, expect: int = 200, headers: dict | None = None, **params):

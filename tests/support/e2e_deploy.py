@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_server import free_port
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
