@@ -35,13 +35,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
     app.extensions["registry"] = registry = build_registry(settings, create_root=True)
     app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms,
-                                                              tuple(settings.webhooks.endpoints))
+                                                              tuple(settings.webhooks.endpoints), settings.gc)
     maintenance.first_look()
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)
     app.register_error_handler(OSError, _storage_error)
     request_id.init_app(app)
-    metrics.init_app(app, settings.metrics.enabled, registry.storage.layout.uploads)
+    metrics.init_app(app, settings.metrics.enabled, registry.storage.layout.uploads, maintenance.housekeeping.state)
     _webhooks(app, settings, registry)
     if settings.server.trusted_proxies:
         hops = settings.server.trusted_proxies

@@ -1,4 +1,4 @@
-"""The `registry-ext` command: serve, feed-waiter, reindex, check, check-config, purge-uploads,
+"""The `registry-ext` command: serve, feed-waiter, reindex, check, check-config, purge-uploads, gc,
 mirror-diff, webhooks.
 
 Errors a user can act on (a bad configuration, Redis unreachable, a busy
@@ -174,6 +174,42 @@ def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
     except RootRefused as exc:
         raise CliError(str(exc)) from None
     click.echo(f"removed {store.uploads.purge(older_than)} upload sessions")
+
+
+@main.command()
+@common
+@click.option("--dry-run", is_flag=True, help="Print what would be removed, with sizes; change nothing.")
+@click.option("--grace-period", type=click.IntRange(0, 365 * 86_400),
+              help="Seconds: keep what was touched more recently (gc.grace_period_seconds).")
+def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
+    """Remove blob links and blobs nothing references (docs/gc.md); print a JSON summary."""
+    from registry_ext import failpoints
+    from registry_ext.index.gc_state import GcState
+    from registry_ext.services.gc import GarbageCollector
+    from registry_ext.services.gc_schedule import LeaseLost, run_gc
+
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise CliError("gc needs --redis-url (or redis.url) for its lock; for the embedded Redis "
+                       "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
+    failpoints.configure(settings.testing.failpoints_file)
+    reg = _registry(settings)
+    grace = settings.gc.grace_period_seconds if grace_period is None else grace_period
+    if dry_run:
+        report = GarbageCollector(reg.storage, grace).collect(dry_run=True)
+        for kind, repo, digest, size in report.items:
+            click.echo(f"would remove {kind} {repo + ' ' if repo else ''}{digest} {size}")
+    else:
+        state = GcState(reg.index.client, reg.index.keys, settings.gc.lock_ttl_seconds * 1000)
+        try:
+            found = run_gc(reg.storage, state, grace, wait_s=settings.gc.lock_ttl_seconds + 5)
+        except LeaseLost:
+            raise CliError("the gc lock expired half-way (this process stalled?); run gc again") from None
+        if found is None:
+            raise CliError("another gc run holds the lock (a scheduled run in serve, or another host); "
+                           "try again when it has finished")
+        report = found
+    click.echo(json.dumps(report.to_json(), indent=2))
 
 
 @main.group()

@@ -162,6 +162,18 @@ class WebhookSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class GcSettings:
+    """Garbage collection of unreferenced blobs (docs/gc.md); `registry-ext gc` runs it by hand."""
+
+    enabled: bool = False             # also run it inside `serve`, every interval_seconds (one host at a time)
+    interval_seconds: int = 86_400
+    # Blob links and blobs touched (uploaded, mounted, pushed) within this long are kept: a client
+    # uploading an image's layers has this long to push the manifest that references them.
+    grace_period_seconds: int = 86_400
+    lock_ttl_seconds: int = 30        # a killed run's lease frees the next run after this long
+
+
+@dataclasses.dataclass(frozen=True)
 class TestingSettings:
     # Crash injection for the reliability tests (registry_ext/failpoints.py). Never in production.
     failpoints_file: str = ""
@@ -178,6 +190,7 @@ class Settings:
     auth: AuthSettings = AuthSettings()
     feed: FeedSettings = FeedSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    gc: GcSettings = GcSettings()
     testing: TestingSettings = TestingSettings()
 
 
@@ -328,6 +341,7 @@ def _validate(settings: Settings) -> None:
     validate_auth(settings.auth, ConfigError)
     _validate_feed(settings.feed)
     _validate_webhooks(settings.webhooks)
+    _validate_gc(settings.gc)
 
 
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/[^\s]*)?")
@@ -391,3 +405,11 @@ def _validate_webhooks(webhooks: WebhookSettings) -> None:
             parse_endpoint(name, table)
         except EndpointError as exc:
             raise ConfigError(f"webhooks.endpoints.{name}: {exc}") from None
+
+
+def _validate_gc(gc: GcSettings) -> None:
+    for where, value, low, high in (("interval_seconds", gc.interval_seconds, 60, 365 * 86_400),
+                                    ("grace_period_seconds", gc.grace_period_seconds, 0, 365 * 86_400),
+                                    ("lock_ttl_seconds", gc.lock_ttl_seconds, 1, 3600)):
+        if not low <= value <= high:
+            raise ConfigError(f"gc.{where}: must be {low}-{high}")

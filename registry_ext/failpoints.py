@@ -34,6 +34,7 @@ POINTS = frozenset({
     "delete.after-untag",        # a manifest delete removed its tags on storage, not its link
     "delete.before-index",       # a tag or manifest delete changed storage, not the index
     "delete.after-index",        # a delete's index update (feed events staged) done, not copied to the feed
+    "gc.after-take",             # gc renamed a blob or link under gc/, not yet deleted or put back
 })
 ACTIONS = frozenset({"kill", "kill-group", "error"})
 

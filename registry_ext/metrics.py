@@ -32,6 +32,15 @@ Metrics (``route`` is the Flask endpoint, e.g. ``v2.blobs.get_blob``, or
     registry_webhook_pending{endpoint}                       gauge: deliveries queued or being
                                                              retried (Redis, at scrape)
     registry_webhook_dead_letters{endpoint}                  gauge: dead letters kept
+    registry_gc_runs_total                                   counter: garbage collections finished
+                                                             (any process: `serve` or the CLI; Redis)
+    registry_gc_bytes_freed_total                            counter: blob bytes deleted by gc
+    registry_gc_blobs_deleted_total                          counter: blobs deleted by gc
+    registry_gc_links_removed_total                          counter: repository blob links removed
+    registry_gc_last_run_timestamp_seconds                   gauge: when the last run finished (0: never)
+    registry_gc_last_duration_seconds                        gauge: how long it took
+    registry_gc_last_bytes_freed                             gauge: bytes it freed
+    registry_gc_running                                      gauge: 1 while a run holds the gc lock
 """
 from __future__ import annotations
 
@@ -61,7 +70,7 @@ BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 class Metrics:
     """The metric objects of one app, and the uploads folder counted at scrape time."""
 
-    def __init__(self, uploads_dir: Path):
+    def __init__(self, uploads_dir: Path, gc_state=None):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
         self.dir = os.environ.get(ENV) or None
@@ -70,6 +79,7 @@ class Metrics:
                         "metrics are per worker process", ENV)
             self.dir = None
         self.uploads_dir = uploads_dir
+        self.gc_state = gc_state  # index/gc_state.py GcState, read at scrape
         self.registry = None if self.dir else CollectorRegistry()
         reg = self.registry
         self.requests = Counter("registry_http_requests", "HTTP requests by route, method and status.",
@@ -91,6 +101,7 @@ class Metrics:
         if reg is not None:
             reg.register(_UploadsCollector(uploads_dir))
             reg.register(_WebhookCollector(self.webhooks))
+            reg.register(_GcCollector(gc_state))
         self._children: dict = {}
 
     def webhook_outcome(self, endpoint: str, outcome: str) -> None:
@@ -120,6 +131,7 @@ class Metrics:
             MultiProcessCollector(reg, path=self.dir)
             reg.register(_UploadsCollector(self.uploads_dir))
             reg.register(_WebhookCollector(self.webhooks))
+            reg.register(_GcCollector(self.gc_state))
             with _locked(self.dir, fcntl.LOCK_SH):  # never half-way through a compaction
                 return generate_latest(reg)
         return generate_latest(reg)
@@ -169,6 +181,36 @@ class _WebhookCollector:
         yield dead
 
 
+class _GcCollector:
+    """Garbage collection's totals and last run, kept in Redis by whichever process ran it."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def collect(self):
+        import redis
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        if self.state is None:
+            return
+        try:
+            stats, running = self.state.stats(), self.state.running()
+        except redis.RedisError:
+            return
+        for field, text in (("runs", "Garbage collections finished."),
+                            ("bytes_freed", "Blob bytes deleted by garbage collection."),
+                            ("blobs_deleted", "Blobs deleted by garbage collection."),
+                            ("links_removed", "Repository blob links removed by garbage collection.")):
+            yield CounterMetricFamily(f"registry_gc_{field}", text, value=stats[field])
+        yield GaugeMetricFamily("registry_gc_last_run_timestamp_seconds", "When the last gc run finished.",
+                                value=stats["last_finished_ms"] / 1000)
+        yield GaugeMetricFamily("registry_gc_last_duration_seconds", "How long the last gc run took.",
+                                value=stats["last_duration_ms"] / 1000)
+        yield GaugeMetricFamily("registry_gc_last_bytes_freed", "Bytes the last gc run freed.",
+                                value=stats["last_bytes_freed"])
+        yield GaugeMetricFamily("registry_gc_running", "1 while a gc run holds the lock.", value=int(running))
+
+
 class _CountingInput:
     """``wsgi.input`` that counts the bytes the app reads."""
 
@@ -190,11 +232,11 @@ class _CountingInput:
         return iter(self.readline, b"")
 
 
-def init_app(app: Flask, enabled: bool, uploads_dir: Path) -> None:
+def init_app(app: Flask, enabled: bool, uploads_dir: Path, gc_state=None) -> None:
     """Wrap the WSGI app and register the response hook (nothing when metrics are disabled)."""
     if not enabled:
         return
-    metrics = app.extensions[EXTENSION] = Metrics(uploads_dir)
+    metrics = app.extensions[EXTENSION] = Metrics(uploads_dir, gc_state)
     inner = app.wsgi_app
 
     def measured(environ, start_response):

@@ -51,6 +51,13 @@ The update feed (index/feed.py, index/hooks.py) is one slot of its own, ``{feed}
     <p>:{feed}:hook:<name>:dead              LIST  dead letters, newest first (JSON with the last error)
     (consumer group ``hook:<name>`` on <p>:{feed}:stream: the endpoint's read position; index/hooks.py)
 
+Garbage collection (index/gc_state.py) has a slot of its own, ``{gc}``::
+
+    <p>:{gc}:lock                            STRING lease token of the one gc run allowed at a time (PX,
+                                                   refreshed while it runs; index/leases.py)
+    <p>:{gc}:stats                           HASH  runs, bytes_freed, blobs_deleted, links_removed (totals),
+                                                   last_finished_ms, last_duration_ms, last_bytes_freed
+
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
 """
@@ -78,6 +85,14 @@ class Keys:
     @property
     def feed(self) -> "FeedKeys":
         return FeedKeys(f"{self.prefix}:{{feed}}")
+
+    @property
+    def gc_lock(self) -> str:
+        return f"{self.prefix}:{{gc}}:lock"
+
+    @property
+    def gc_stats(self) -> str:
+        return f"{self.prefix}:{{gc}}:stats"
 
 
 class FeedKeys:

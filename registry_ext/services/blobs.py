@@ -151,7 +151,7 @@ class UploadService:
             validate_name(source)
         if not source or not self.storage.repos.has_blob(source, digest):
             return None
-        if self.storage.blobs.size(digest) is None:
+        if not self.storage.blobs.touch(digest):  # touched: a gc run racing this mount keeps it (docs/gc.md)
             return None
         self.blobs.link(name, digest)
         return digest

@@ -15,9 +15,11 @@ Redis's ``run_id`` (index/meta.py, one round trip) and acts:
   registry older than the feed), one worker builds it from the tag
   history on storage (services/feed_build.py).
 
-Every ``UPLOAD_SWEEP_SECONDS`` it also removes expired upload sessions
-(those that never received a byte expire after ``limits.upload_idle_seconds``),
-whatever Redis's state: they count against the session caps.
+Every ``UPLOAD_SWEEP_SECONDS`` it also does the storage housekeeping
+(services/gc_schedule.py): it removes expired upload sessions (those that
+never received a byte expire after ``limits.upload_idle_seconds``), whatever
+Redis's state, as they count against the session caps; and it starts a
+garbage collection when ``gc.enabled`` and one is due.
 
 A Redis that cannot be reached makes the tick do nothing: requests answer
 503 by themselves, and the next tick after Redis returns does the rest.
@@ -26,14 +28,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 
 import redis
 
+from registry_ext.config import GcSettings
+from registry_ext.index.gc_state import GcState
 from registry_ext.services import Registry
 from registry_ext.services.check import verify_repo
 from registry_ext.services.feed_build import FeedBuilder
+from registry_ext.services.gc_schedule import Housekeeping
 from registry_ext.services.reconcile import Reconciler
 from registry_ext.services.reindex import gone_repos, reindex
 from registry_ext.storage.atomic import is_storage_full
@@ -41,7 +45,6 @@ from registry_ext.storage.atomic import is_storage_full
 log = logging.getLogger(__name__)
 
 LOCK_TTL_MS = 30_000  # a rebuilder that died frees the lock this long after its last repository
-UPLOAD_SWEEP_SECONDS = 30
 
 
 class LockLost(Exception):
@@ -49,15 +52,18 @@ class LockLost(Exception):
 
 
 class Maintenance:
-    def __init__(self, reg: Registry, interval_ms: int, webhooks: tuple[str, ...] = ()):
+    def __init__(self, reg: Registry, interval_ms: int, webhooks: tuple[str, ...] = (),
+                 gc: GcSettings | None = None):
         self.reg = reg
         self.interval = interval_ms / 1000
         self.reconciler = Reconciler(reg.storage, reg.index)
         self.feed_builder = FeedBuilder(reg.storage, reg.index, reg.feed, webhooks)
+        gc = gc or GcSettings()
+        self.housekeeping = Housekeeping(reg.storage, GcState(reg.index.client, reg.index.keys,
+                                                              gc.lock_ttl_seconds * 1000), gc)
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_sweep = 0.0
 
     def first_look(self) -> None:
         """Look at the index once, now: a new worker never serves a flushed index as complete,
@@ -95,13 +101,9 @@ class Maintenance:
             log.exception("index maintenance tick failed")
 
     def tick(self) -> None:
-        """One round: expired upload sessions if due, the index's state, a rebuild or verification if due,
-        the journal."""
-        if time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + UPLOAD_SWEEP_SECONDS
-            removed = self.reg.storage.uploads.sweep()
-            if removed:
-                log.info("removed %d expired upload sessions", removed)
+        """One round: storage housekeeping if due (upload sessions, gc), the index's state, a rebuild or
+        verification if due, the journal."""
+        self.housekeeping.tick()
         status = self.observe()
         if status.built_on is None:
             self._exclusive(self._rebuild, status.run_id)

@@ -107,7 +107,7 @@ class ManifestService:
         self.storage.blobs.put_bytes(digest, data)
         intent = Intent(name, tags, (str(digest),), catalog=True)
         with self.storage.repos.lock(name):
-            self._children_still_there(name, manifest)
+            self._references_still_there(name, manifest)
             with self.storage.journal.pending(intent):
                 self._store(name, digest, manifest, data, tags)
         return PutResult(str(digest), manifest, tags if by_digest else ())
@@ -115,6 +115,7 @@ class ManifestService:
     def _store(self, name: str, digest: Digest, manifest: Manifest, data: bytes, tags: tuple[str, ...]) -> None:
         """Link, tag and index a validated manifest (under the repository lock and a journal entry)."""
         record = self._link(name, digest, manifest, len(data))
+        self.storage.blobs.put_bytes(digest, data)  # again, linked now: a gc run may have taken them (docs/gc.md)
         failpoints.hit("manifest.after-link")
         moved = [self._move_tag(name, tag, record) for tag in tags]
         entry = index_entry(record, manifest, load_config(self.storage, manifest))
@@ -124,13 +125,19 @@ class ManifestService:
         failpoints.hit("manifest.after-index")
         self.index.feed.publish(name)
 
-    def _children_still_there(self, name: str, manifest: Manifest) -> None:
+    def _references_still_there(self, name: str, manifest: Manifest) -> None:
         """Under the lock: no child was deleted since ``_check_references`` (a racing DELETE of a
-        child, which found no index listing it yet, would leave this index without it).
+        child, which found no index listing it yet, would leave this index without it), and no
+        blob was swept by gc (which removes links under this lock: docs/gc.md).
 
         Raises:
             RegistryError(MANIFEST_BLOB_UNKNOWN)
         """
+        for blob in manifest.required_blobs():
+            digest = parse_digest(blob.digest)
+            if not self.storage.repos.has_blob(name, digest) or self.storage.blobs.size(digest) is None:
+                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": blob.digest},
+                                    message="blob removed by garbage collection while the manifest was pushed")
         for child in manifest.children:
             if self.storage.repos.manifest(name, parse_digest(child.digest)) is None:
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": child.digest},

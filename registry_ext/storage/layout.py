@@ -21,6 +21,9 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
                                             is closed at 64 KiB (storage/history.py SEGMENT_BYTES)
       repos/<name>/_lock                    flock serialising tag and manifest changes
       tmp/                                  temp files, renamed into place (same filesystem)
+      gc/<path>                             a blob or blob link garbage collection took out of
+                                            <root>/<path> and is deciding on: deleted, or put
+                                            back if touched meanwhile (storage/quarantine.py)
       journal/<uuid>.json                   {"repo", "tags", "manifests", "catalog"}: index updates a
                                             write has not finished yet (storage/journal.py)
       auth/token-signing-key.pem            the token signing key (auth/tokens.py), 0600
@@ -64,6 +67,7 @@ class Layout:
         self.repos = self.root / "repos"
         self.journal = self.root / "journal"
         self.identity = self.root / "identity"
+        self.quarantine = self.root / "gc"
 
     def blob(self, digest: Digest) -> Path:
         return self.blobs / blob_relpath(digest)

@@ -16,6 +16,7 @@ from typing import Iterator
 import orjson
 
 from registry_ext.oci.digest import ALGORITHMS, Digest
+from registry_ext.storage import quarantine
 from registry_ext.storage.atomic import remove, write_atomic
 from registry_ext.storage.history import HistoryEvent, TagHistory
 from registry_ext.storage.layout import Layout
@@ -82,9 +83,28 @@ class RepoStore:
 
     # -- blob links ---------------------------------------------------------
     def link_blob(self, name: str, digest: Digest) -> None:
+        """Write the link, or touch it when it exists: its mtime says when a client was last promised
+        the blob here, and gc keeps links younger than its grace period (docs/gc.md)."""
         path = self.layout.blob_link(name, digest)
-        if not path.exists():
+        if not quarantine.touch(path):
             write_atomic(path, b"", self.layout.tmp)
+
+    def blob_links(self, name: str) -> Iterator[tuple[Digest, float]]:
+        """Every blob link of ``name`` with its mtime (epoch seconds)."""
+        for algorithm in ALGORITHMS:
+            try:
+                entries = list(os.scandir(self.layout.repo(name) / "_blobs" / algorithm))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                try:
+                    yield Digest(algorithm, entry.name), entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+
+    def take_blob_link(self, name: str, digest: Digest, cutoff: float) -> bool:
+        """Remove the link unless touched after ``cutoff`` (storage/quarantine.py); True when removed."""
+        return quarantine.take(self.layout, self.layout.blob_link(name, digest), cutoff) is not None
 
     def has_blob(self, name: str, digest: Digest) -> bool:
         return self.layout.blob_link(name, digest).exists()
@@ -107,6 +127,17 @@ class RepoStore:
 
     def delete_manifest(self, name: str, digest: Digest) -> bool:
         return remove(self.layout.manifest_link(name, digest))
+
+    def manifest_digests(self, name: str) -> list[Digest]:
+        """The digests of every manifest link of ``name`` (a folder listing, no file read)."""
+        found = []
+        for algorithm in ALGORITHMS:
+            try:
+                found += [Digest(algorithm, entry) for entry in sorted(os.listdir(self.layout.manifests_dir(name)
+                                                                                   / algorithm))]
+            except FileNotFoundError:
+                continue
+        return found
 
     def manifests(self, name: str) -> Iterator[ManifestRecord]:
         for algorithm in ALGORITHMS:

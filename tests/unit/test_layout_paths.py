@@ -44,6 +44,7 @@ def test_every_path_for_sample_names():
         (layout.lock("library/ubuntu"), "repos/library/ubuntu/_lock"),
         (layout.journal_entry("4f0c2d9e7a1b4c35a8e2d61f0b7c9a13"), "journal/4f0c2d9e7a1b4c35a8e2d61f0b7c9a13.json"),
         (layout.tmp, "tmp"),
+        (layout.quarantine, "gc"),
     ]
     assert [rel(path) for path, _ in cases] == [expected for _, expected in cases]
     assert LAYOUT_VERSION == 1
