@@ -5,7 +5,7 @@ the registry stopped): ``--repos`` repositories holding ``--tags`` tags in all, 
 with a unique config and ``--blobs``/``--tags`` - 1 unique layers each (``--size`` bytes per blob), then
 deletes the manifests of ``--delete`` of the tags as the API would (manifest link and tag; for the peer the
 revision link and tag folder). Every file is dated two days back; both collectors then run once, timed,
-with their peak RSS (``wait4``), and the blob bytes on disk are summed before and after. Ours runs with a
+with their peak RSS (``RUSAGE_CHILDREN`` of a fresh Python parent), and the blob bytes on disk are summed before and after. Ours runs with a
 one-hour grace period against a private redis-server (it needs one for its lock).
 
     .venv/bin/python -m bench.gc --tags 10000 --blobs 20000
@@ -119,7 +119,6 @@ def timed(cmd: list[str]) -> dict:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     seconds = time.perf_counter() - start
-    # communicate() reaped the child; its rusage is in RUSAGE_CHILDREN, which only this child adds to
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-2000:]}")
     return {"seconds": seconds, "stdout": out.decode()}
@@ -187,10 +186,12 @@ def report(r: dict) -> None:
           f"{a['delete']:,} manifests deleted\n")
     print("| | registry-ext gc | docker-registry garbage-collect | ratio (ours / peer) |")
     print("| --- | --- | --- | --- |")
-    print(f"| wall time | {ours['seconds']:.2f} s | {peer['seconds']:.2f} s | {ours['seconds'] / peer['seconds']:.2f} |")
-    print(f"| peak RSS | {ours['peak_mb']:.0f} MB | {peer['peak_mb']:.0f} MB | {ours['peak_mb'] / peer['peak_mb']:.2f} |")
+    seconds, peak = (ours["seconds"], peer["seconds"]), (ours["peak_mb"], peer["peak_mb"])
+    print(f"| wall time | {seconds[0]:.2f} s | {seconds[1]:.2f} s | {seconds[0] / seconds[1]:.2f} |")
+    print(f"| peak RSS | {peak[0]:.0f} MB | {peak[1]:.0f} MB | {peak[0] / peak[1]:.2f} |")
     fo, fp = r["bytes_freed"]["ours"], r["bytes_freed"]["peer"]
-    print(f"| blob bytes freed | {fo:,} | {fp:,} | {fo / fp:.3f} |" if fp else f"| blob bytes freed | {fo:,} | 0 | - |")
+    ratio = f"{fo / fp:.3f}" if fp else "-"
+    print(f"| blob bytes freed | {fo:,} | {fp:,} | {ratio} |")
     print(f"\nexpected to go: {r['expected_bytes_freed']:,} bytes; ours reported {r['ours_reported_bytes_freed']:,}")
 
 
