@@ -98,7 +98,8 @@ class Housekeeping:
                 return  # another worker or host runs it
             if not (self.settings.enabled and self._gc_due()):  # it may have finished elsewhere meanwhile
                 restored = self.storage.blobs.recover_taken()
-                log.warning("put back %d files a killed gc run left under gc/", restored)
+                if restored:
+                    log.warning("put back %d files a killed gc run left under gc/", restored)
                 return
         report = run_gc(self.storage, self.state, self.settings.grace_period_seconds)
         if report is not None:

@@ -117,3 +117,21 @@ def test_a_full_webhook_endpoint_is_accepted():
         "repositories": ["team/**"], "actions": ["moved"], "timeout": 2.5, "max_attempts": 3,
         "backoff_seconds": 1, "backoff_max_seconds": 30, "allow_private": False}}}}, environ={})
     assert settings.webhooks.endpoints["ci"]["actions"] == ["moved"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"gc": {"interval_seconds": 59}}, "gc.interval_seconds: must be 60-31536000"),
+    ({"gc": {"grace_period_seconds": -1}}, "gc.grace_period_seconds: must be 0-31536000"),
+    ({"gc": {"lock_ttl_seconds": 0}}, "gc.lock_ttl_seconds: must be 1-3600"),
+    ({"gc": {"enabled": 1}}, "gc.enabled: expected bool"),
+    ({"gc": {"every": 60}}, "unknown key gc.every"),
+])
+def test_gc_settings_are_validated(data, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(data=data, environ={})
+
+
+def test_gc_settings_are_read():
+    gc = load_settings(data={"gc": {"enabled": True, "interval_seconds": 3600, "grace_period_seconds": 0}},
+                       environ={}).gc
+    assert (gc.enabled, gc.interval_seconds, gc.grace_period_seconds, gc.lock_ttl_seconds) == (True, 3600, 0, 30)
