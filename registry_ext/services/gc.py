@@ -102,6 +102,8 @@ class GarbageCollector:
                 progress()
             self._sweep_repo(name, cutoff, report, keep, first_unlinked)
         self._sweep_blobs(cutoff, report, keep, first_unlinked)
+        if not dry_run:
+            self.storage.blobs.recover_taken()  # nothing left to put back: removes gc/'s empty folders
         report.duration_seconds = time.time() - started
         return report
 

@@ -45,11 +45,14 @@ def take(layout: Layout, path: Path, cutoff: float) -> int | None:
     except FileNotFoundError:
         return None
     failpoints.hit("gc.after-take")
-    stat = os.stat(held)
-    if stat.st_mtime > cutoff:
-        _put_back(held, path)
+    try:
+        stat = os.stat(held)
+        if stat.st_mtime > cutoff:
+            _put_back(held, path)
+            return None
+        os.unlink(held)
+    except FileNotFoundError:  # an overlapping run (a stalled holder) put it back meanwhile
         return None
-    os.unlink(held)
     return stat.st_size
 
 
