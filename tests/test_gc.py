@@ -142,6 +142,15 @@ def test_a_manifest_whose_bytes_are_unreadable_keeps_its_repositorys_links(clien
     assert blob_exists(reg, image["layers"][0])
 
 
+def test_a_damaged_manifest_link_keeps_its_repositorys_links(client, reg):
+    image = make_image(client, "app", layers=(b"a",), tag="1.0")
+    reg.storage.layout.manifest_link("app", parse_digest(image["manifest"])).write_bytes(b"{torn")
+    age_all(reg)
+    report = collect(reg, grace=0)
+    assert report.unreadable == [f"app@{image['manifest']}"]
+    assert (report.links_removed, report.blobs_deleted) == (0, 0)
+
+
 # -- races ------------------------------------------------------------------------------------------
 
 def wrap(monkeypatch, obj, method: str, before):

@@ -164,7 +164,10 @@ class GarbageCollector:
         key = str(digest)
         if key in self._refs:
             return self._refs[key]
-        record = self.storage.repos.manifest(name, digest)
+        try:
+            record = self.storage.repos.manifest(name, digest)
+        except (ValueError, KeyError, TypeError):  # a damaged link file: its manifest counts as unreadable
+            record = None
         data = self.storage.blobs.read(digest)
         refs = None
         if record is not None and data is not None:
