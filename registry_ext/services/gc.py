@@ -187,7 +187,11 @@ class GarbageCollector:
     def _untagged(self, name: str, digests: list[Digest]) -> int:
         """Manifests no tag reaches through index children or referrer subjects (counted, kept)."""
         known = {str(d): self._refs.get(str(d)) for d in digests}
-        reached = {t.digest for t in self.storage.repos.tags(name) if t.digest in known}
+        try:
+            reached = {t.digest for t in self.storage.repos.tags(name) if t.digest in known}
+        except (ValueError, KeyError, TypeError):  # a damaged tag file (`check` reports it): count nothing
+            log.warning("gc: a tag file of %s cannot be read; untagged manifests not counted", name)
+            return 0
         frontier = list(reached)
         while frontier:
             found: set[str] = set()
