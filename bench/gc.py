@@ -5,8 +5,8 @@ the registry stopped): ``--repos`` repositories holding ``--tags`` tags in all, 
 with a unique config and ``--blobs``/``--tags`` - 1 unique layers each (``--size`` bytes per blob), then
 deletes the manifests of ``--delete`` of the tags as the API would (manifest link and tag; for the peer the
 revision link and tag folder). Every file is dated two days back; both collectors then run once, timed,
-with their peak RSS (``RUSAGE_CHILDREN`` of a fresh Python parent), and the blob bytes on disk are summed before and after. Ours runs with a
-one-hour grace period against a private redis-server (it needs one for its lock).
+with their peak RSS (``RUSAGE_CHILDREN`` of a fresh Python parent), and the blob bytes on disk are summed
+before and after. Ours runs with a one-hour grace period against a private redis-server (for its lock).
 
     .venv/bin/python -m bench.gc --tags 10000 --blobs 20000
 
