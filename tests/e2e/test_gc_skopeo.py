@@ -44,6 +44,9 @@ def test_skopeo_pulls_every_kept_tag_after_gc(registry, skopeo, tmp_path):
     report = json.loads(done.stdout)
     assert report["blobs_deleted"] == 3  # the deleted image's manifest, config and own layer
     assert report["repositories"]["e2e/gc/app"]["links_removed"] == 2
+    metrics = expect(fresh("GET", f"{registry.url}/metrics"), 200).text  # the workers read the run from Redis
+    assert "registry_gc_runs_total 1.0" in metrics
+    assert f"registry_gc_bytes_freed_total {float(report['bytes_freed'])}" in metrics
 
     for tag in ("keep-1", "keep-2"):
         dst = tmp_path / f"pulled-{tag}"
