@@ -109,8 +109,9 @@ def parse_immutable(rules: Any) -> tuple[ImmutableRule, ...]:
         where = f"immutable_tags.rules[{number}]"
         if not table.get("tags"):
             raise RuleError(f"{where}.tags: required, an RE2 pattern like '^v?[0-9]+\\.[0-9]+\\.[0-9]+$'")
-        out.append(ImmutableRule(number, table["tags"], tuple(table.get("repositories", ())),
-                                 _globs(where, table.get("repositories", ())), _pattern(f"{where}.tags", table["tags"])))
+        repositories = table.get("repositories", ())
+        out.append(ImmutableRule(number, table["tags"], tuple(repositories), _globs(where, repositories),
+                                 _pattern(f"{where}.tags", table["tags"])))
     return tuple(out)
 
 

@@ -247,8 +247,13 @@ class ManifestService:
                                                 manifest.media_type, manifest.size))
         return record
 
-    def delete(self, name: str, reference: str, force: bool = False) -> None:
+    def delete(self, name: str, reference: str, force: bool = False, *, if_digest: str | None = None,
+               if_untagged: bool = False) -> None:
         """Delete a tag, or a manifest with every tag pointing at it.
+
+        Retention (services/retention.py) deletes what it planned only: a tag
+        only while it still points at ``if_digest``, a manifest only while
+        ``if_untagged`` holds (checked under the lock; DENIED otherwise).
 
         The tags of a manifest come from storage (its tag files, read under the
         repository lock), not from the index: after a Redis fault the index may
@@ -264,13 +269,16 @@ class ManifestService:
         if not self.storage.repos.exists(name):
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
         if not is_digest(reference):
-            return self._delete_tag(name, reference)
+            return self._delete_tag(name, reference, if_digest)
         digest = parse_digest(reference)
         repos = self.storage.repos
         with repos.lock(name):
             if repos.manifest(name, digest) is None:
                 raise self._unknown(name, reference)
             tags = repos.tags_pointing_at(name, str(digest))
+            if tags and if_untagged:
+                raise RegistryError(ErrorCode.DENIED, {"digest": str(digest), "tags": sorted(tags)[:PARENTS_SHOWN]},
+                                    message="manifest was tagged since the deletion was planned")
             for tag in tags:  # even forced: a forced delete is about indexes, not immutable tags
                 self.check_mutable(name, tag, "deleted")
             if not force:
@@ -299,10 +307,13 @@ class ManifestService:
                                     + " of this repository: delete the index first, or add ?force=true "
                                       "to delete it anyway")
 
-    def _delete_tag(self, name: str, tag: str) -> None:
+    def _delete_tag(self, name: str, tag: str, if_digest: str | None = None) -> None:
         repos = self.storage.repos
         with repos.lock(name):
             record = repos.tag(name, tag) if is_valid_tag(tag) else None
+            if record is not None and if_digest is not None and record.digest != if_digest:
+                raise RegistryError(ErrorCode.DENIED, {"tag": tag, "digest": record.digest},
+                                    message="tag was moved since the deletion was planned")
             if record is None:
                 if is_valid_tag(tag):
                     # a retry finishes a delete whose index step failed
