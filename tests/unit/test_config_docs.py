@@ -94,7 +94,7 @@ def test_the_command_list_is_the_cli():
     listed = re.search(r"`registry-ext` has (\w+) commands: ([\w, -]+?) and ([\w-]+)\n", DOC)
     names = [n.strip() for n in listed.group(2).split(",")] + [listed.group(3)]
     assert sorted(names) == sorted(main.commands)
-    assert listed.group(1) == "eight" and len(main.commands) == 8
+    assert listed.group(1) == "nine" and len(main.commands) == 9
     for name in main.commands:
         assert f"### `registry-ext {name}`" in DOC, name
     contents = re.search(r"\[Commands\]\(#commands\): (.*)", DOC).group(1)
@@ -140,6 +140,9 @@ MISTAKES = [
     ("b.toml", '[feed]\nwaiter_listen = "nowhere"\n'),
     ("b.toml", '[webhooks.endpoints.ci]\nurl = "ftp://x"\n'),
     ("b.toml", '[webhooks.endpoints.ci]\nurl = "http://x"\nretries = 3\n'),
+    ("b.toml", '[[immutable_tags.rules]]\ntags = "(a"\n'),
+    ("b.toml", '[[retention.rules]]\nkeep_tags = "^latest$"\n'),
+    ("b.toml", '[[retention.rules]]\nkeep_newest = 3\nunpulled_for = "3w"\n'),
 ]
 
 
