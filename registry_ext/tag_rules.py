@@ -55,7 +55,7 @@ class ImmutableRule:
 
     def describe(self) -> str:
         where = ", ".join(self.repositories) if self.repositories else "every repository"
-        return f"immutable_tags.rules[{self.number}] (tags {self.tags!r} in {where})"
+        return f"immutable_tags.rules[{self.number}] (tags '{self.tags}' in {where})"
 
 
 @dataclasses.dataclass(frozen=True)
