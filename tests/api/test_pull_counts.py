@@ -62,3 +62,15 @@ def test_deleting_a_tag_or_manifest_drops_its_counts_and_a_reindex_keeps_the_oth
     assert set(pulls_by_manifest(client)) == {kept["manifest"]}
     rk = reg.index.keys.repo(NAME)
     assert sorted(reg.index.client.hkeys(rk.pulls)) == [f"m:{kept['manifest']}", "t:1.0"]
+
+
+def test_a_pull_by_tag_costs_one_pipeline_of_three_commands(client, redis_client):
+    make_image(client, NAME, tag="1.0", layers=(b"a",))
+    redis_client.config_resetstat()
+    assert client.get(f"/v2/{NAME}/manifests/1.0").status_code == 200
+    stats = {name: value["calls"] for name, value in redis_client.info("commandstats").items()}
+    assert stats == {"cmdstat_config|resetstat": 1, "cmdstat_hincrby": 2, "cmdstat_hset": 1}
+    redis_client.config_resetstat()
+    assert client.head(f"/v2/{NAME}/manifests/1.0").status_code == 200
+    stats = {name: value["calls"] for name, value in redis_client.info("commandstats").items()}
+    assert stats == {"cmdstat_config|resetstat": 1}
