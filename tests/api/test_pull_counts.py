@@ -3,6 +3,7 @@ HEAD counts nothing. Shown in `_regext/tags`, `_regext/manifests` and as PR #579
 from __future__ import annotations
 
 from registry_ext.services.reindex import reindex
+from tests.support.recovery import app_for
 from tests.support.oci_client import make_image, push_manifest
 
 NAME = "pulls/app"
@@ -74,3 +75,13 @@ def test_a_pull_by_tag_costs_one_pipeline_of_three_commands(client, redis_client
     assert client.head(f"/v2/{NAME}/manifests/1.0").status_code == 200
     stats = {name: value["calls"] for name, value in redis_client.info("commandstats").items()}
     assert stats == {"cmdstat_config|resetstat": 1}
+
+
+def test_a_pull_is_answered_when_its_count_cannot_be_written(tmp_path, private_redis, caplog):
+    app = app_for(tmp_path, private_redis.url)
+    client = app.test_client()
+    image = make_image(client, NAME, tag="1.0", layers=(b"a",))
+    private_redis.kill()
+    resp = client.get(f"/v2/{NAME}/manifests/1.0")
+    assert resp.status_code == 200 and resp.data == image["body"]
+    assert f"pull of {NAME}@{image['manifest']} not counted" in caplog.text
