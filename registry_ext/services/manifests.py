@@ -113,7 +113,8 @@ class ManifestService:
         once and every tag is pointed at it, in one locked write.
 
         Raises:
-            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, UNSUPPORTED (400, 414))
+            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, UNSUPPORTED (400, 414),
+                          DENIED (403: an immutable tag would move))
         """
         by_digest = is_digest(reference)
         wanted = parse_digest(reference) if by_digest else None
@@ -262,7 +263,8 @@ class ManifestService:
         deleting it would break pulls of that index for its platform.
 
         Raises:
-            RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID, DENIED (409))
+            RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID, DENIED (403: immutable
+                          tag, or changed since a retention plan; 409: listed by an index))
         """
         if not self.delete_enabled:
             raise deletes_disabled("GET, HEAD, PUT")
