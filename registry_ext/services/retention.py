@@ -4,8 +4,8 @@
 sizes; nothing is changed. ``apply`` deletes exactly that through the
 manifest service (the same path as ``DELETE /v2/<name>/manifests/...``), so
 tag history, index, journal and update feed stay right; a tag moved or a
-manifest tagged since the plan is skipped, not deleted. ``registry-ext gc``
-runs ``plan`` then ``apply`` before it sweeps blobs.
+manifest tagged since the plan is skipped, not deleted. Garbage collection
+is to call ``plan`` then ``apply`` before it sweeps blobs.
 
 Per repository the first rule whose globs match applies. A tag is deleted
 when the rule deletes tags (``keep_newest`` or ``unpulled_for``) and no keep
