@@ -1,5 +1,5 @@
 """The `registry-ext` command: serve, feed-waiter, reindex, check, check-config, purge-uploads, gc,
-mirror-diff, webhooks.
+retention, mirror-diff, webhooks.
 
 Errors a user can act on (a bad configuration, Redis unreachable, a busy
 port, a data directory that cannot be written, redis-server missing) end
@@ -210,6 +210,40 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
                            "try again when it has finished")
         report = found
     click.echo(json.dumps(report.to_json(), indent=2))
+
+
+@main.command()
+@common
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted and why; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the outcome as JSON.")
+def retention(config, data_dir, redis_url, key_prefix, dry_run, as_json) -> None:
+    """Delete what retention.rules call for, printing the plan (what, why, sizes) first."""
+    from registry_ext.services import retention as rules
+    from registry_ext.tag_rules import parse_retention
+
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
+    if not settings.redis.url:
+        raise CliError("retention needs --redis-url (or redis.url); for the embedded Redis "
+                       "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
+    if not settings.retention.rules:
+        raise CliError("no retention.rules in the configuration; nothing to plan (docs/retention.md)", USAGE)
+    if not dry_run and not settings.storage.delete_enabled:
+        raise CliError("storage.delete_enabled is false; enable deletes or use --dry-run", USAGE)
+    reg = _registry(settings)
+    planned = rules.plan(reg, parse_retention(settings.retention.rules))
+    if as_json:
+        click.echo(json.dumps(planned.to_json(), indent=2))
+    else:
+        click.echo("\n".join(rules.report_lines(planned)))
+    if dry_run:
+        return
+    outcome = rules.apply(reg, planned)
+    if as_json:
+        click.echo(json.dumps(outcome.to_json(), indent=2))
+    else:
+        click.echo(f"deleted {len(outcome.deleted)}, skipped {len(outcome.skipped)}")
+        for item, why in outcome.skipped:
+            click.echo(f"skipped {item.kind} {item.repository} {item.target}: {why}")
 
 
 @main.group()

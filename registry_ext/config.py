@@ -174,6 +174,20 @@ class GcSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ImmutableTagSettings:
+    # Tags that cannot be moved or deleted (registry_ext/tag_rules.py, docs/retention.md#immutable-tags):
+    #   [[immutable_tags.rules]]  repositories = ["**"]  tags = '^v?[0-9]+\\.[0-9]+\\.[0-9]+$'
+    rules: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionSettings:
+    # What `registry-ext retention` deletes (services/retention.py, docs/retention.md):
+    #   [[retention.rules]]  repositories = ["apps/**"]  keep_newest = 5  untagged_older_than = "14d"
+    rules: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
 class TestingSettings:
     # Crash injection for the reliability tests (registry_ext/failpoints.py). Never in production.
     failpoints_file: str = ""
@@ -191,6 +205,8 @@ class Settings:
     feed: FeedSettings = FeedSettings()
     webhooks: WebhookSettings = WebhookSettings()
     gc: GcSettings = GcSettings()
+    immutable_tags: ImmutableTagSettings = ImmutableTagSettings()
+    retention: RetentionSettings = RetentionSettings()
     testing: TestingSettings = TestingSettings()
 
 
@@ -342,6 +358,7 @@ def _validate(settings: Settings) -> None:
     _validate_feed(settings.feed)
     _validate_webhooks(settings.webhooks)
     _validate_gc(settings.gc)
+    _validate_tag_rules(settings)
 
 
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/[^\s]*)?")
@@ -413,3 +430,13 @@ def _validate_gc(gc: GcSettings) -> None:
                                     ("lock_ttl_seconds", gc.lock_ttl_seconds, 1, 3600)):
         if not low <= value <= high:
             raise ConfigError(f"gc.{where}: must be {low}-{high}")
+
+
+def _validate_tag_rules(settings: Settings) -> None:
+    from registry_ext.tag_rules import RuleError, parse_immutable, parse_retention
+
+    try:
+        parse_immutable(settings.immutable_tags.rules)
+        parse_retention(settings.retention.rules)
+    except RuleError as exc:
+        raise ConfigError(str(exc)) from None

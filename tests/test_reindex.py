@@ -12,10 +12,13 @@ def redis_dump(redis_client, prefix):
 
     The update feed's keys (``{feed}`` and each repository's ``events`` stream) are not index
     content: a lost feed is rebuilt from the tag history under a new epoch (tests/test_feed_rebuild.py).
+    Nor are pull counts (``pulls``, ``pulled``): statistics storage cannot rebuild
+    (tests/api/test_pull_counts.py checks that a reindex keeps them).
     """
     dump = {}
     for key in redis_client.scan_iter(match=f"{prefix}:*"):
-        if key == f"{prefix}:{{meta}}".encode() or b"{feed}" in key or b":events" in key:
+        if (key == f"{prefix}:{{meta}}".encode() or b"{feed}" in key or b":events" in key
+                or key.endswith((b":pulls", b":pulled"))):
             continue
         kind = redis_client.type(key)
         if kind == b"hash":

@@ -90,6 +90,9 @@ def _index_descriptor(tag: dict) -> dict:
                    "org.opencontainers.image.ref.created": tag["created"]}
     if tag.get("imageCreated"):
         annotations["org.opencontainers.image.created"] = tag["imageCreated"]
+    if tag.get("pulls"):  # PR #579's optional pull annotations (strings, as annotations are)
+        annotations["org.opencontainers.image.pull.count"] = str(tag["pulls"]["count"])
+        annotations["org.opencontainers.image.pull.timestamp"] = tag["pulls"]["last"]
     out = {"mediaType": tag["mediaType"], "size": tag["size"], "digest": tag["digest"]}
     if tag.get("artifactType"):
         out["artifactType"] = tag["artifactType"]

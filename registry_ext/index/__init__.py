@@ -15,6 +15,7 @@ from registry_ext.index.feed import FeedStore
 from registry_ext.index.keys import Keys
 from registry_ext.index.meta import IndexMeta
 from registry_ext.index.pauses import ClientPauses
+from registry_ext.index.pulls import PullStore
 from registry_ext.index.reader import IndexReader, index_incomplete
 from registry_ext.index.scan import TagScanner
 from registry_ext.index.writer import IndexWriter
@@ -52,6 +53,7 @@ class Index:
     state: IndexState
     pauses: ClientPauses
     feed: FeedStore
+    pulls: PullStore
 
 
 def open_index(url: str, prefix: str, entry_max_bytes: int = 4096, feed: FeedSettings | None = None) -> Index:
@@ -65,7 +67,7 @@ def open_index(url: str, prefix: str, entry_max_bytes: int = 4096, feed: FeedSet
                       feed.recent_per_repo)
     return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes, events=feed.enabled),
                  TagScanner(client, keys), IndexMeta(client, keys.meta), IndexState(reader),
-                 ClientPauses(client, keys), store)
+                 ClientPauses(client, keys), store, PullStore(client, keys))
 
 
 __all__ = ["Index", "IndexState", "open_index"]

@@ -27,6 +27,9 @@ repository keys (the catalog) are updated in separate, idempotent steps::
     <p>:repo:{<name>}:parents:<dgst>         SET   digests of the indexes of this repository that list <dgst>
                                                    (the reverse edges: a DELETE of <dgst> is refused while
                                                    one remains, unless forced; kept when <dgst> itself goes)
+    <p>:repo:{<name>}:pulls                  HASH  t:<tag> / m:<digest> -> pulls counted (a manifest GET; not
+                                                   HEAD). Statistics kept by reindex (index/pulls.py)
+    <p>:repo:{<name>}:pulled                 HASH  t:<tag> / m:<digest> -> ms of the last counted pull
     <p>:paused:<address>                     STRING with a TTL: uploads from this client address are refused
                                                    until it expires (a slow upload was cut; index/pauses.py).
                                                    Not part of the index: reindex neither reads nor rebuilds it
@@ -133,6 +136,8 @@ class RepoKeys:
         self.descriptors = f"{base}:descriptors"
         self.events = f"{base}:events"
         self.events_copied = f"{base}:events:copied"
+        self.pulls = f"{base}:pulls"
+        self.pulled = f"{base}:pulled"
 
     def digest_tags(self, digest: str) -> str:
         return f"{self.base}:digest:{digest}:tags"

@@ -1,13 +1,23 @@
 """Index queries: pages come from sorted sets at O(log N + page) cost."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis
 
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index.keys import Keys
+
+
+class RepoSnapshot(NamedTuple):
+    """One repository as retention plans from it (services/retention.py)."""
+
+    tags: dict[str, str]                # tag -> digest
+    updated: dict[str, int]             # tag -> ms it last moved
+    manifests: dict[str, dict[str, Any]]  # digest -> index entry (pushedAt, size, subject ...)
+    pulled: dict[str, int]              # pulls field (t:<tag>, m:<digest>) -> ms of the last pull
+    children: dict[str, set[str]]       # index digest -> the digests it lists
 
 
 class IndexReader:
@@ -65,6 +75,21 @@ class IndexReader:
         children = {d: replies[2 * i] for i, d in enumerate(digests) if replies[2 * i]}
         parents = {d: replies[2 * i + 1] for i, d in enumerate(digests) if replies[2 * i + 1]}
         return children, parents
+
+    def snapshot(self, name: str) -> RepoSnapshot:
+        """Tags, their update times, manifests, last pulls and index edges of one repository (two round
+        trips; the whole repository in memory: for the operator's retention command, not for requests)."""
+        rk = self.keys.repo(name)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(rk.tags)
+        pipe.zrange(rk.tags_updated, 0, -1, withscores=True)
+        pipe.hgetall(rk.manifests)
+        pipe.hgetall(rk.pulled)
+        tags, updated, raws, pulled = pipe.execute()
+        manifests = {digest: orjson.loads(raw) for digest, raw in raws.items()}
+        children, _parents = self.edges(name, list(manifests)) if manifests else ({}, {})
+        return RepoSnapshot(tags, {tag: int(ms) for tag, ms in updated}, manifests,
+                            {field: int(ms) for field, ms in pulled.items()}, children)
 
     def manifest(self, name: str, digest: str) -> dict[str, Any] | None:
         raw = self.client.hget(self.keys.repo(name).manifests, digest)

@@ -20,6 +20,7 @@ import redis
 
 from registry_ext.clock import now_ms
 from registry_ext.index.keys import Keys, RepoKeys
+from registry_ext.index.pulls import manifest_field, tag_field
 from registry_ext.oci.feed_events import tag_event, transition
 from registry_ext.oci.metadata import bound_fields
 from registry_ext.oci.versions import member, parse_tag
@@ -105,6 +106,8 @@ class IndexWriter:
             if tags:
                 _stage_untag(pipe, rk, tags)
             pipe.delete(rk.digest_tags(digest), rk.children(digest))
+            pipe.hdel(rk.pulls, manifest_field(digest))
+            pipe.hdel(rk.pulled, manifest_field(digest))
             for child in children:
                 pipe.srem(rk.parents(child), digest)
             return sum(self._event(pipe, rk, name, t, digest, None, entry, at) for t in tags)
@@ -131,10 +134,15 @@ class IndexWriter:
         children = children or {}
         if stale is None:
             stale = self.client.scan_iter(match=rk.pattern, count=1000)
-        doomed = (set(stale) | set(_content_keys(rk, manifests, tags, children))) - {rk.events, rk.events_copied}
+        kept = {rk.events, rk.events_copied, rk.pulls, rk.pulled}
+        doomed = (set(stale) | set(_content_keys(rk, manifests, tags, children))) - kept
         old = self._tag_states(rk) if events and self.events else None
+        gone = self._gone_pull_fields(rk, manifests, tags)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(*doomed)
+            if gone:
+                pipe.hdel(rk.pulls, *gone)
+                pipe.hdel(rk.pulled, *gone)
             for digest, entry in manifests:
                 _stage_manifest(pipe, rk, digest, self.stored_forms(entry), children.get(digest, ()))
             for tag, digest, created_at, updated_at in tags:
@@ -147,6 +155,11 @@ class IndexWriter:
     def _event(self, pipe, rk: RepoKeys, name: str, tag: str, old: str | None, new: str | None,
                manifest: dict[str, Any] | None, at: int | None) -> int:
         return _stage_event(pipe, rk, name, tag, old, new, manifest, at) if self.events else 0
+
+    def _gone_pull_fields(self, rk: RepoKeys, manifests, tags) -> list[str]:
+        """Pull statistics of tags and manifests the replacement no longer has."""
+        present = {tag_field(tag) for tag, *_rest in tags} | {manifest_field(digest) for digest, _e in manifests}
+        return [field for field in self.client.hkeys(rk.pulls) if field not in present]
 
     def _tag_states(self, rk: RepoKeys) -> dict[str, tuple[str, dict | None]]:
         """tag -> (digest, manifest entry) as the index has them now."""
@@ -224,6 +237,8 @@ def _stage_tag(pipe, rk: RepoKeys, tag: str, digest: str, created_at: int, updat
 
 def _stage_untag(pipe, rk: RepoKeys, tags: list[str]) -> None:
     pipe.hdel(rk.tags, *tags)
+    pipe.hdel(rk.pulls, *[tag_field(tag) for tag in tags])
+    pipe.hdel(rk.pulled, *[tag_field(tag) for tag in tags])
     pipe.zrem(rk.tags_lex, *tags)
     pipe.zrem(rk.tags_created, *tags)
     pipe.zrem(rk.tags_updated, *tags)

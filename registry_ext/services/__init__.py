@@ -14,6 +14,7 @@ from registry_ext.services.root import claim_root
 from registry_ext.services.tag_listing import TagListing
 from registry_ext.storage import Storage, open_storage
 from registry_ext.storage.identity import load_identity
+from registry_ext.tag_rules import parse_immutable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,8 @@ def build_registry(settings: Settings, *, create_root: bool = False) -> Registry
     claim_root(storage, index, create=create_root)
     blobs = BlobService(storage, index)
     return Registry(storage, index, blobs, UploadService(storage, blobs, limits),
-                    ManifestService(storage, index, settings.storage.delete_enabled, limits.push_tags_max),
+                    ManifestService(storage, index, settings.storage.delete_enabled, limits.push_tags_max,
+                                    parse_immutable(settings.immutable_tags.rules)),
                     ListingService(index, settings.limits), TagListing(index, settings.limits),
                     ManifestListing(index, settings.limits),
                     FeedService(index.feed, settings.feed, load_identity(storage.layout)))

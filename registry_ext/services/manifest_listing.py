@@ -16,7 +16,8 @@ from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci import pagination
 from registry_ext.oci.metadata import TRUNCATED
-from registry_ext.services.tag_listing import DETAIL_CHUNK, rfc3339
+from registry_ext.index.pulls import combine, manifest_field
+from registry_ext.services.tag_listing import DETAIL_CHUNK, pull_info, rfc3339
 
 
 class ManifestListing:
@@ -71,7 +72,11 @@ class ManifestListing:
                 return [d for _i, d in found], position
 
     def details(self, name: str, digests: list[str]) -> list[dict[str, Any]]:
-        """Manifest entries with their tags and what references them (two round trips).
+        """Manifest entries with their tags, what references them and their pulls (two round trips).
+
+        ``inUse`` is true when the manifest is tagged, listed by an index or
+        the subject of referrers: an untagged manifest is garbage only when
+        ``inUse`` is false.
 
         ``referencedBy`` counts the indexes of the repository that list the
         manifest (a DELETE of it is refused while one remains) and the
@@ -79,12 +84,15 @@ class ManifestListing:
         """
         rk = self.index.keys.repo(name)
         entries = self.index.read.manifest_entries(name, digests)
+        fields = [manifest_field(digest) for digest in digests]
         pipe = self.index.client.pipeline(transaction=False)
         for digest in digests:
             pipe.smembers(rk.digest_tags(digest))
             pipe.zcard(rk.referrers(digest))
             pipe.scard(rk.parents(digest))
-        replies = pipe.execute()
+        self.index.pulls.stage_read(pipe, name, fields)
+        *replies, counts, times = pipe.execute()
+        pulls = combine(fields, counts, times)
         out = []
         for i, digest in enumerate(digests):
             entry = entries.get(digest, {})
@@ -92,7 +100,10 @@ class ManifestListing:
             info: dict[str, Any] = {"digest": digest, "mediaType": entry.get("mediaType"),
                                     "size": entry.get("size"), "pushed": rfc3339(entry.get("pushedAt")),
                                     "tags": sorted(tags), "referrers": referrers,
-                                    "referencedBy": {"indexes": indexes, "referrers": referrers}}
+                                    "referencedBy": {"indexes": indexes, "referrers": referrers},
+                                    "inUse": bool(tags or indexes or referrers)}
+            if fields[i] in pulls:
+                info["pulls"] = pull_info(pulls[fields[i]])
             for field in ("artifactType", "subject", "platforms", "labels", TRUNCATED):
                 if entry.get(field):
                     info[field] = entry[field]

@@ -30,6 +30,7 @@ from registry_ext.oci.manifest import Manifest, parse_manifest
 from registry_ext.oci.metadata import describe, wants_config
 from registry_ext.oci.reference import is_valid_tag, validate_tag
 from registry_ext.storage import HistoryEvent, Intent, ManifestRecord, Storage, TagRecord
+from registry_ext.tag_rules import ImmutableRule, immutable_rule
 
 
 PARENTS_SHOWN = 10  # index digests named in the detail of a refused delete
@@ -51,11 +52,13 @@ class StoredManifest:
 
 
 class ManifestService:
-    def __init__(self, storage: Storage, index: Index, delete_enabled: bool, push_tags_max: int = 100):
+    def __init__(self, storage: Storage, index: Index, delete_enabled: bool, push_tags_max: int = 100,
+                 immutable: tuple[ImmutableRule, ...] = ()):
         self.storage = storage
         self.index = index
         self.delete_enabled = delete_enabled
         self.push_tags_max = push_tags_max
+        self.immutable = immutable  # immutable_tags.rules
 
     # -- reads --------------------------------------------------------------
     def get(self, name: str, reference: str, with_body: bool = True) -> StoredManifest:
@@ -70,6 +73,22 @@ class ManifestService:
         if record is None or (with_body and data is None):
             raise self._unknown(name, reference)
         return StoredManifest(str(digest), record.media_type, record.size, data)
+
+    def pulled(self, name: str, reference: str, digest: str) -> None:
+        """Count a pull (a GET that returned the manifest; HEAD is not a pull): one Redis round trip,
+        never an error for the client (index/pulls.py)."""
+        self.index.pulls.record(name, None if is_digest(reference) else reference, digest, now_ms())
+
+    def check_mutable(self, name: str, tag: str, action: str) -> None:
+        """Refuse to ``action`` (move, delete) a tag an ``immutable_tags`` rule covers.
+
+        Raises:
+            RegistryError(DENIED)
+        """
+        rule = immutable_rule(self.immutable, name, tag)
+        if rule is not None:
+            raise RegistryError(ErrorCode.DENIED, {"tag": tag, "rule": rule.number},
+                                message=f"tag {tag!r} is immutable and cannot be {action}: {rule.describe()}")
 
     def _resolve(self, name: str, reference: str) -> Digest:
         if is_digest(reference):
@@ -94,7 +113,8 @@ class ManifestService:
         once and every tag is pointed at it, in one locked write.
 
         Raises:
-            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, UNSUPPORTED (400, 414))
+            RegistryError(DIGEST_INVALID, MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, UNSUPPORTED (400, 414),
+                          DENIED (403: an immutable tag would move))
         """
         by_digest = is_digest(reference)
         wanted = parse_digest(reference) if by_digest else None
@@ -108,6 +128,7 @@ class ManifestService:
         intent = Intent(name, tags, (str(digest),), catalog=True)
         with self.storage.repos.lock(name):
             self._references_still_there(name, manifest)
+            self._tags_may_move(name, tags, str(digest))
             with self.storage.journal.pending(intent):
                 self._store(name, digest, manifest, data, tags)
         return PutResult(str(digest), manifest, tags if by_digest else ())
@@ -142,6 +163,17 @@ class ManifestService:
             if self.storage.repos.manifest(name, parse_digest(child.digest)) is None:
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digest": child.digest},
                                     message="index references a manifest unknown to this repository")
+
+    def _tags_may_move(self, name: str, tags: tuple[str, ...], digest: str) -> None:
+        """Under the lock: an immutable tag may be created, or pushed again with its digest, not moved.
+
+        Raises:
+            RegistryError(DENIED)
+        """
+        for tag in tags:
+            old = self.storage.repos.tag(name, tag) if self.immutable else None
+            if old is not None and old.digest != digest:
+                self.check_mutable(name, tag, "moved")
 
     def _tags_to_push(self, reference: str, by_digest: bool, tag_params: Sequence[str]) -> tuple[str, ...]:
         """The tags a push points at its manifest: the reference, or the ``tag`` parameters of a push
@@ -223,8 +255,13 @@ class ManifestService:
                                                 manifest.media_type, manifest.size))
         return record
 
-    def delete(self, name: str, reference: str, force: bool = False) -> None:
+    def delete(self, name: str, reference: str, force: bool = False, *, if_digest: str | None = None,
+               if_untagged: bool = False) -> None:
         """Delete a tag, or a manifest with every tag pointing at it.
+
+        Retention (services/retention.py) deletes what it planned only: a tag
+        only while it still points at ``if_digest``, a manifest only while
+        ``if_untagged`` holds (checked under the lock; DENIED otherwise).
 
         The tags of a manifest come from storage (its tag files, read under the
         repository lock), not from the index: after a Redis fault the index may
@@ -233,22 +270,28 @@ class ManifestService:
         deleting it would break pulls of that index for its platform.
 
         Raises:
-            RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID, DENIED (409))
+            RegistryError(UNSUPPORTED (405), NAME_UNKNOWN, MANIFEST_UNKNOWN, DIGEST_INVALID, DENIED (403: immutable
+                          tag, or changed since a retention plan; 409: listed by an index))
         """
         if not self.delete_enabled:
             raise deletes_disabled("GET, HEAD, PUT")
         if not self.storage.repos.exists(name):
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
         if not is_digest(reference):
-            return self._delete_tag(name, reference)
+            return self._delete_tag(name, reference, if_digest)
         digest = parse_digest(reference)
         repos = self.storage.repos
         with repos.lock(name):
             if repos.manifest(name, digest) is None:
                 raise self._unknown(name, reference)
+            tags = repos.tags_pointing_at(name, str(digest))
+            if tags and if_untagged:
+                raise RegistryError(ErrorCode.DENIED, {"digest": str(digest), "tags": sorted(tags)[:PARENTS_SHOWN]},
+                                    message="manifest was tagged since the deletion was planned")
+            for tag in tags:  # even forced: a forced delete is about indexes, not immutable tags
+                self.check_mutable(name, tag, "deleted")
             if not force:
                 self._refuse_if_listed(name, str(digest))
-            tags = repos.tags_pointing_at(name, str(digest))
             with self.storage.journal.pending(Intent(name, tuple(tags), (str(digest),))):
                 at = now_ms()
                 for tag in tags:
@@ -268,19 +311,25 @@ class ManifestService:
         if parents:
             raise RegistryError(
                 ErrorCode.DENIED, {"digest": digest, "indexes": parents[:PARENTS_SHOWN], "count": len(parents)},
-                status=409, message="manifest is listed by an index of this repository: delete the index "
-                                    "first, or add ?force=true to delete it anyway")
+                status=409, message=f"manifest is listed by index {parents[0]}"
+                                    + (f" and {len(parents) - 1} more" if len(parents) > 1 else "")
+                                    + " of this repository: delete the index first, or add ?force=true "
+                                      "to delete it anyway")
 
-    def _delete_tag(self, name: str, tag: str) -> None:
+    def _delete_tag(self, name: str, tag: str, if_digest: str | None = None) -> None:
         repos = self.storage.repos
         with repos.lock(name):
             record = repos.tag(name, tag) if is_valid_tag(tag) else None
+            if record is not None and if_digest is not None and record.digest != if_digest:
+                raise RegistryError(ErrorCode.DENIED, {"tag": tag, "digest": record.digest},
+                                    message="tag was moved since the deletion was planned")
             if record is None:
                 if is_valid_tag(tag):
                     # a retry finishes a delete whose index step failed
                     if self.index.write.delete_tag(name, tag):
                         self.index.feed.publish(name)
                 raise self._unknown(name, tag)
+            self.check_mutable(name, tag, "deleted")
             with self.storage.journal.pending(Intent(name, (tag,))):
                 at = now_ms()
                 self._untag(name, tag, record.digest, at)

@@ -18,6 +18,7 @@ import orjson
 from registry_ext.config import LimitSettings
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
+from registry_ext.index.pulls import combine, tag_field
 from registry_ext.index.scan import Position, ScanItem
 from registry_ext.oci.digest import parse_digest
 from registry_ext.oci.metadata import TRUNCATED
@@ -259,17 +260,23 @@ class TagListing:
         pipe.hmget(rk.tags, tags)
         pipe.zmscore(rk.tags_created, tags)
         pipe.zmscore(rk.tags_updated, tags)
-        digests, created, updated = pipe.execute()
+        fields = [tag_field(tag) for tag in tags]
+        self.index.pulls.stage_read(pipe, name, fields)
+        digests, created, updated, counts, times = pipe.execute()
+        pulls = combine(fields, counts, times)
         entries = self.index.read.manifest_entries(name, [d for d in digests if d])
-        return [tag_info(tag, digest, made, moved, entries.get(digest, {})) if digest is not None else None
-                for tag, digest, made, moved in zip(tags, digests, created, updated)]
+        return [tag_info(tag, digest, made, moved, entries.get(digest, {}), pulls.get(field))
+                if digest is not None else None
+                for tag, field, digest, made, moved in zip(tags, fields, digests, created, updated)]
 
 
 def tag_info(tag: str, digest: str, created: float | None, updated: float | None,
-             entry: dict[str, Any]) -> dict[str, Any]:
-    """One tag as the JSON extension shows it."""
+             entry: dict[str, Any], pulls: tuple[int, int] | None = None) -> dict[str, Any]:
+    """One tag as the JSON extension shows it (``pulls``: its count and last pull ms, when pulled)."""
     info: dict[str, Any] = {"name": tag, "digest": digest, "mediaType": entry.get("mediaType"),
                             "size": entry.get("size"), "created": rfc3339(created), "updated": rfc3339(updated)}
+    if pulls is not None:
+        info["pulls"] = pull_info(pulls)
     for field in ("artifactType", "platforms", "labels", TRUNCATED):
         if entry.get(field):
             info[field] = entry[field]
@@ -280,6 +287,11 @@ def tag_info(tag: str, digest: str, created: float | None, updated: float | None
     if version.kind == "signature":
         info["signature"] = {"kind": version.signature_kind, "subject": version.subject_digest}
     return info
+
+
+def pull_info(pulls: tuple[int, int]) -> dict[str, Any]:
+    """``{"count", "last"}`` of a pulled tag or manifest."""
+    return {"count": pulls[0], "last": rfc3339(pulls[1])}
 
 
 def rfc3339(ms: float | None) -> str | None:

@@ -58,6 +58,7 @@ def test_deleting_a_child_of_a_kept_index_is_refused_and_the_pull_still_works(cl
     assert doc["errors"][0]["detail"] == {"digest": multiarch["arm64"], "indexes": [multiarch["index"]],
                                           "count": 1}
     assert "?force=true" in doc["errors"][0]["message"]
+    assert doc["errors"][0]["message"].startswith(f"manifest is listed by index {multiarch['index']} of this")
     # what an arm64 client does: the tagged index, then its arm64 entry by digest
     index = client.get(f"/v2/{NAME}/manifests/1.0", headers={"Accept": OCI_INDEX}).json
     arm64 = next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "arm64")

@@ -140,6 +140,9 @@ MISTAKES = [
     ("b.toml", '[feed]\nwaiter_listen = "nowhere"\n'),
     ("b.toml", '[webhooks.endpoints.ci]\nurl = "ftp://x"\n'),
     ("b.toml", '[webhooks.endpoints.ci]\nurl = "http://x"\nretries = 3\n'),
+    ("b.toml", '[[immutable_tags.rules]]\ntags = "(a"\n'),
+    ("b.toml", '[[retention.rules]]\nkeep_tags = "^latest$"\n'),
+    ("b.toml", '[[retention.rules]]\nkeep_newest = 3\nunpulled_for = "3w"\n'),
 ]
 
 

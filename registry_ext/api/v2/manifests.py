@@ -18,6 +18,8 @@ bp = Blueprint("manifests", __name__)
 def get_manifest(name: str, reference: str):
     head = request.method == "HEAD"
     stored = registry().manifests.get(name, reference, with_body=not head)
+    if not head:
+        registry().manifests.pulled(name, reference, stored.digest)
     headers = {"Docker-Content-Digest": stored.digest, "ETag": f'"{stored.digest}"'}
     resp = Response(stored.data or b"", headers=headers, content_type=stored.media_type)
     resp.content_length = stored.size
