@@ -52,7 +52,8 @@ def repositories():
                                 query if _GLOB & set(query) else None)
     except repo_filter.RepoFilterError as exc:
         raise RegistryError(ErrorCode.UNSUPPORTED, message=f"search: {exc}") from None
-    visible = None if session.auth() is None else session.auth().visible(session.caller())  # type: ignore[union-attr]
+    auth = session.auth()
+    visible = None if auth is None else auth.visible(session.caller())
     rows, next_last = Browse(registry()).repositories(flt, request.args.get("last") or None, visible)
     return _page("repositories.html", rows=rows, q=query, next_last=next_last)
 
