@@ -83,6 +83,7 @@ def page(browser):
 def check(page: Page, name: str) -> None:
     """axe-core finds nothing serious or critical; the page is saved as a screenshot."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-top.png"))  # what one sees first, full size
     results = Axe().run(page)
     bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]

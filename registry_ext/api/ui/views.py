@@ -11,6 +11,7 @@ as an HTML page with the error's status. Jinja escapes every value;
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from registry_ext.api.http import registry
 from registry_ext.api.ui import session
@@ -160,6 +161,15 @@ def filesize(value: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} GB"
+
+
+@bp.app_template_filter("when")
+def when(stamp: str | None) -> Markup:
+    """An RFC 3339 time as ``<time>``, shown to the minute in UTC (the full value in ``datetime``)."""
+    if not stamp:
+        return Markup("–")
+    shown = stamp[:16].replace("T", " ") + " UTC" if len(stamp) >= 16 and stamp[10] == "T" else stamp
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(stamp, stamp, shown)
 
 
 def _page(template: str, status: int = 200, **values):
