@@ -81,6 +81,7 @@ NEEDS: dict[str, Need] = {
     "ui.repositories": OPEN,
     "ui.repository": OPEN,
     "ui.tag": OPEN,
+    "ui.untagged": OPEN,
     "ui.login": OPEN,
     "ui.logout": OPEN,
     "ui.static": OPEN,

@@ -26,6 +26,7 @@ from registry_ext.oci.versions import parse_tag
 CONFIG_SHOWN_MAX = 256 * 1024  # a bigger image config is linked, not shown
 REPOS_PER_PAGE = 50
 TAGS_PER_PAGE = 50
+UNTAGGED_SCAN = 256  # manifests examined per page for the untagged ones (one detail chunk, ~10 ms)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +71,11 @@ class Browse:
             families.setdefault(family_label(tag["name"]), []).append(tag)
         return [Family(label, tags) for label, tags in families.items()], page.next
 
-    def untagged(self, name: str) -> list[dict[str, Any]]:
-        """The newest untagged manifests (one page of 20)."""
-        found, _ = self.registry.manifest_listing.page(name, 20, None, "desc", "false")
-        return found
+    def untagged(self, name: str, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to 20 untagged manifests, newest push first, looking at most at ``UNTAGGED_SCAN``
+        manifests (a repository whose manifests are all tagged would otherwise be read whole);
+        the cursor to look further (None: no more)."""
+        return self.registry.manifest_listing.page(name, 20, cursor, "desc", "false", UNTAGGED_SCAN)
 
     def newer(self, name: str, tag: str) -> dict[str, Any]:
         return self.registry.tag_listing.newer(name, tag, None, 10)

@@ -154,3 +154,18 @@ def test_static_files_and_no_login_without_users(client):
     css = client.get("/ui/static/ui.css")
     assert css.status_code == 200 and b"--fg" in css.get_data()
     assert "no users" in page(client, "/ui/login", 404)
+
+
+def test_untagged_manifests_are_looked_for_within_a_budget(client, monkeypatch):
+    monkeypatch.setattr("registry_ext.services.browse.UNTAGGED_SCAN", 64)  # one batch of the manifest scan
+    old = make_image(client, "app", tag=None)
+    config, layer = push_blob(client, "app", b"{}"), push_blob(client, "app", b"layer")
+    assert config and layer
+    for i in range(70):
+        put_manifest_ok(client, "app", f"t{i}", image_manifest(
+            descriptor(OCI_CONFIG, b"{}"), [descriptor(OCI_LAYER_GZIP, b"layer")], annotations={"i": str(i)}))
+    first = page(client, "/ui/repo/app")  # the 64 newest manifests are tagged: none found yet, a link on
+    assert old["manifest"] not in first and "None among the newest manifests looked at." in first
+    link = html.unescape(re.search(r'href="(/ui/repo/app/_untagged\?cursor=[^"]+)"', first).group(1))
+    further = page(client, link)
+    assert old["manifest"] in further and "Look further" not in further

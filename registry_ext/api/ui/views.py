@@ -76,8 +76,16 @@ def repository(name: str):
         newer = browse.newer(name, running)
     cursor = pagination.encode({"s": sort, "p": list(next_position) if isinstance(next_position, tuple)
                                 else next_position}) if next_position is not None else None
+    untagged, more = browse.untagged(name, None) if position is None else ([], None)
     return _page("repository.html", name=name, families=families, sort=sort, sorts=SORTS, next_cursor=cursor,
-                 newer=newer, running=running, untagged=browse.untagged(name) if position is None else [])
+                 newer=newer, running=running, untagged=untagged, untagged_more=more)
+
+
+@bp.get("/repo/<repo:name>/_untagged")
+def untagged(name: str):
+    _check_pull(name)
+    found, more = Browse(registry()).untagged(name, request.args.get("cursor") or None)
+    return _page("untagged.html", name=name, untagged=found, untagged_more=more)
 
 
 @bp.get("/repo/<repo:name>/_tag/<segment:tag>")
