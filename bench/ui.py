@@ -92,7 +92,8 @@ def run(tags: int, repeat: int, concurrency: int) -> dict:
             if summary["errors"]:
                 raise SystemExit(f"{side}: {summary['errors']} pushes failed: {summary['error_samples']}")
             pushed[side] = summary["manifests_per_second"]
-        return {"tags": tags, "repeat": repeat, "pushed_per_second": pushed, "pages": measure(ours.url, peer.url, repeat)}
+        pages = measure(ours.url, peer.url, repeat)
+        return {"tags": tags, "repeat": repeat, "pushed_per_second": pushed, "pages": pages}
     finally:
         ours.stop()
         peer.stop()
