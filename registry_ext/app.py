@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         hops = settings.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
-    from registry_ext.api import health, mirror_diff
+    from registry_ext.api import health, mirror_diff, ui
     from registry_ext.api.v2 import bp as v2
 
     mirror_diff.init_app(app)
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(v2)
     app.register_blueprint(health.bp)
+    app.register_blueprint(ui.bp)
     if settings.metrics.enabled:
         app.register_blueprint(health.metrics_bp)
     _access_control(app, settings, registry)

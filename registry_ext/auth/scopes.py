@@ -76,6 +76,15 @@ NEEDS: dict[str, Need] = {
     "v2.feed.updates": CATALOG,
     "v2.atom.repositories_feed": CATALOG,
     "v2.atom.repository_feed": PULL,
+    # the web UI checks for itself (api/ui/views.py): its caller comes from its session cookie, each
+    # repository page needs pull, the repository list shows only what the caller may pull
+    "ui.repositories": OPEN,
+    "ui.repository": OPEN,
+    "ui.tag": OPEN,
+    "ui.untagged": OPEN,
+    "ui.login": OPEN,
+    "ui.logout": OPEN,
+    "ui.static": OPEN,
 }
 
 

@@ -54,6 +54,17 @@ class IndexReader:
         """Tags after ``last`` (exclusive, need not exist) in byte order."""
         return self._lex_page(self.keys.repo(name).tags_lex, last, limit)
 
+    def repo_summaries(self, names: list[str]) -> list[tuple[int, float | None]]:
+        """Per repository: its number of tags and its newest tag update (ms), one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            rk = self.keys.repo(name)
+            pipe.hlen(rk.tags)
+            pipe.zrange(rk.tags_updated, -1, -1, withscores=True)
+        replies = pipe.execute()
+        return [(replies[2 * i], replies[2 * i + 1][0][1] if replies[2 * i + 1] else None)
+                for i in range(len(names))]
+
     def tag_digest(self, name: str, tag: str) -> str | None:
         return self.client.hget(self.keys.repo(name).tags, tag)
 

@@ -26,8 +26,11 @@ class ManifestListing:
         self.limits = limits
 
     def page(self, name: str, n: int, cursor: str | None, order: str,
-             tagged: str | None) -> tuple[list[dict[str, Any]], str | None]:
+             tagged: str | None, scan_max: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of manifests and the next page's cursor (None at the end).
+
+        With ``tagged``, at most ``scan_max`` manifests (default ``limits.scan_max``) are examined:
+        past that the page ends early, with a cursor (the web UI asks for a small budget).
 
         Raises:
             RegistryError(NAME_UNKNOWN, UNSUPPORTED)
@@ -40,11 +43,12 @@ class ManifestListing:
                                 message="order must be asc or desc; tagged must be true or false")
         descending = order == "desc"
         position = _decode(cursor, descending)
-        found, resume = self._scan(name, n, descending, position, tagged) if n else ([], None)
+        budget = min(scan_max or self.limits.scan_max, self.limits.scan_max)
+        found, resume = self._scan(name, n, descending, position, tagged, budget) if n else ([], None)
         token = pagination.encode({"m": list(resume), "d": descending}) if resume else None
         return found, token
 
-    def _scan(self, name, n, descending, position, tagged):
+    def _scan(self, name, n, descending, position, tagged, scan_max):
         """Matching manifests of one page, and the position to resume from (None at the end).
 
         Entries are read in batches of at most ``DETAIL_CHUNK``; the page ends
@@ -68,7 +72,7 @@ class ManifestListing:
                 return [d for _i, d in found], None
             position = items[-1].position
             scanned += len(items)
-            if tagged and scanned >= self.limits.scan_max:  # a filter that matches rarely: bounded work
+            if tagged and scanned >= scan_max:  # a filter that matches rarely: bounded work
                 return [d for _i, d in found], position
 
     def details(self, name: str, digests: list[str]) -> list[dict[str, Any]]:

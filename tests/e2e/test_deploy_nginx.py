@@ -74,6 +74,14 @@ def test_health_ready_and_request_ids(stack):
     resp = expect(fresh("GET", f"{stack.url}/v2/", headers={"X-Request-ID": "bad id <script>"}), 200)
     assert re.fullmatch(r"[0-9a-f]{32}", resp.headers.get("X-Request-ID", "")), describe(resp)
 
+    # The web UI is routed to the app, with its security headers.
+    resp = expect(fresh("GET", f"{stack.url}/ui/"), 200)
+    assert resp.headers["Content-Type"] == "text/html; charset=utf-8", describe(resp)
+    assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'"), describe(resp)
+    assert "<h1>Repositories</h1>" in resp.text
+    css = expect(fresh("GET", f"{stack.url}/ui/static/ui.css"), 200)
+    assert css.headers["Content-Type"].startswith("text/css"), describe(css)
+
     assert fresh("GET", f"{stack.url}/_blobs/sha256/00/" + "0" * 64).status_code == 404  # internal only
     assert fresh("GET", f"{stack.url}/elsewhere").status_code == 404
 

@@ -1,0 +1,4 @@
+"""The web UI (docs/ui.md): ``bp`` is registered by the app factory under ``/ui/``."""
+from registry_ext.api.ui.views import bp
+
+__all__ = ["bp"]
