@@ -72,7 +72,7 @@ class EmbeddedRedis:
                 self.proc.wait()
                 raise EmbeddedRedisError(f"the embedded redis-server did not start ({self._last_log_line()}); "
                                          f"see {self.dir / 'redis.log'}")
-            time.sleep(0.05)
+            time.sleep(0.005)  # it answers ~10-60 ms after the spawn: part of serve's cold start (issue #11)
 
     def _last_log_line(self) -> str:
         """redis-server's last words (``pid:role date # message`` -> message)."""
