@@ -120,7 +120,8 @@ def main(argv=None) -> int:
     for name, op in result["ops"].items():
         print(f"\n{name}: {op['cpu_us']:.0f} us CPU a request  ({op['url']})")
         for row in op["top"]:
-            print(f"  {row['own_us']:7.1f} us own {row['cum_us']:8.1f} us cum {row['calls']:5d} calls  {row['function']}")
+            print(f"  {row['own_us']:7.1f} us own {row['cum_us']:8.1f} us cum {row['calls']:5d} calls  "
+                  f"{row['function']}")
     print(f"\nJSON: {path}")
     return 0
 
