@@ -17,11 +17,25 @@ import redis
 from registry_ext import __version__
 from registry_ext.cli_settings import USAGE, CliError, cli_settings
 from registry_ext.config import ConfigError
-from registry_ext.mirror.command import mirror_diff
 
 
 class Commands(click.Group):
-    """The command group; turns operational failures of any command into a :class:`CliError`."""
+    """The command group; turns operational failures of any command into a :class:`CliError`.
+
+    ``mirror-diff`` is imported only when asked for (or listed by ``--help``): its HTTP client
+    (requests, urllib3) and engine would otherwise be loaded, and held in memory, by ``serve``'s
+    master and every worker (issue #11, item 2).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "mirror-diff"])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "mirror-diff":
+            from registry_ext.mirror.command import mirror_diff
+
+            return mirror_diff
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -295,8 +309,6 @@ def webhooks_requeue(config, data_dir, redis_url, key_prefix, endpoint) -> None:
     store = _hook_stores(config, data_dir, redis_url, key_prefix, endpoint)[endpoint]
     click.echo(f"requeued {store.requeue_dead()} dead letters of {endpoint}")
 
-
-main.add_command(mirror_diff)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,8 @@ def preflight_auth(settings: Settings) -> None:
     Raises:
         ConfigError
     """
+    if settings.auth.scheme == "none":
+        return  # nothing to read, and JWT and bcrypt stay unloaded in the master (issue #11, item 2)
     from registry_ext.auth.core import build_auth
 
     build_auth(settings, throttle=None)

@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 import orjson
 from flask import Blueprint, current_app, request
 
-from registry_ext.api.ext_params import INDEX_SORTS, SORTS, bad, cursor_token, page_size, tag_query
+from registry_ext.api.ext_params import (INDEX_SORTS, NEWER_FIELDS, SORTS, TAG_FIELDS, bad, cursor_token, fields,
+                                        page_size, project, tag_query)
 from registry_ext.api.http import Response, conditional, registry
 from registry_ext.oci.mediatypes import OCI_INDEX
 from registry_ext.oci.reference import is_valid_tag
@@ -26,7 +27,7 @@ bp = Blueprint("ext", __name__)
 def list_tags_ext(name: str):
     limits = current_app.config["SETTINGS"].limits
     query = tag_query("sort", "order", SORTS, 100, limits.page_max)
-    page = registry().tag_listing.page(name, query)
+    page = registry().tag_listing.page(name, query, project(fields(TAG_FIELDS)))
     return _paged({"name": name, "tags": page.tags}, page, query)
 
 
@@ -44,8 +45,11 @@ def newer_tags(name: str, tag: str):
     if not is_valid_tag(tag):
         raise bad("tag", "not a valid tag")
     limits = current_app.config["SETTINGS"].limits
+    keep = project(fields(NEWER_FIELDS))
     answer = registry().tag_listing.newer(name, tag, request.args.get("digest") or None,
                                           page_size(10, limits.page_max))  # ~140 B a tag: 10 keep the answer small
+    if keep is not None:
+        answer["newer"] = [keep(t) for t in answer["newer"]]
     return _json(answer)
 
 

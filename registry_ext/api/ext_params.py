@@ -12,6 +12,11 @@ from registry_ext.oci import pagination
 from registry_ext.oci.tag_filter import FilterError, build_filter
 from registry_ext.services.tag_listing import SORTS, TagQuery
 
+# fields= of the enriched tag listing, in the order a tag shows them, and of newer's tags
+TAG_FIELDS = ("name", "digest", "mediaType", "size", "created", "updated", "artifactType", "platforms",
+              "labels", "truncated", "imageCreated", "kind", "signature")
+NEWER_FIELDS = ("name", "digest", "updated")
+
 # PR #579 names for the index-shaped tags/list, mapped to ours
 INDEX_SORTS = {"name": "name", "created_at": "created", "updated_at": "updated", "semver": "semver"}
 
@@ -30,6 +35,29 @@ def choice(parameter: str, allowed, default: str) -> str:
     if value not in allowed:
         raise bad(parameter, f"{parameter} must be one of {', '.join(allowed)}")
     return value
+
+
+def fields(allowed: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The ``fields`` parameter: distinct names from ``allowed``, comma-separated (None: absent)."""
+    value = request.args.get("fields")
+    if not value:
+        return None
+    if len(value) > 256:
+        raise bad("fields", "fields is longer than 256 characters")
+    names = value.split(",")
+    for field in names:
+        if field not in allowed:
+            raise bad("fields", f"unknown field {field[:64]!r}; fields are {', '.join(allowed)}")
+    if len(set(names)) != len(names):
+        raise bad("fields", "fields names a field twice")
+    return tuple(f for f in allowed if f in names)
+
+
+def project(fields_: tuple[str, ...] | None):
+    """A function that keeps only ``fields_`` of a tag (the identity when None)."""
+    if fields_ is None:
+        return None
+    return lambda tag: {f: tag[f] for f in fields_ if f in tag}
 
 
 def tag_query(sort_param: str, order_param: str, sorts, default_n: int, maximum: int) -> TagQuery:
@@ -79,4 +107,5 @@ def cursor_token(sort: str, descending: bool, position: Position) -> str:
                               else position})
 
 
-__all__ = ["INDEX_SORTS", "SORTS", "bad", "choice", "cursor_token", "page_size", "tag_query"]
+__all__ = ["INDEX_SORTS", "NEWER_FIELDS", "SORTS", "TAG_FIELDS", "bad", "choice", "cursor_token", "fields",
+           "page_size", "project", "tag_query"]

@@ -26,10 +26,7 @@ from registry_ext.api.ext import EXT
 from registry_ext.api.ext_params import bad
 from registry_ext.api.http import Response, conditional, registry
 from registry_ext.errors import ErrorCode, RegistryError
-from registry_ext.mirror.engine import compare
 from registry_ext.mirror.flight import Busy, FlightGate
-from registry_ext.mirror.remote import RemoteClient, normalize_url
-from registry_ext.mirror.sides import LocalSide, RemoteSide
 from registry_ext.oci.reference import validate_name
 
 bp = Blueprint("mirror_diff", __name__)
@@ -59,6 +56,12 @@ def mirror_diff(name: str):
 
 
 def _compare(name: str, remote_repo: str, remote: dict, untagged: bool, page: int, budget: float) -> dict:
+    # imported on the first comparison: the HTTP client (requests, urllib3) is not held by every worker
+    # of a registry that never compares (issue #11, item 2)
+    from registry_ext.mirror.engine import compare
+    from registry_ext.mirror.remote import RemoteClient, normalize_url
+    from registry_ext.mirror.sides import LocalSide, RemoteSide
+
     deadline = time.monotonic() + budget
     client = RemoteClient(normalize_url(remote["url"]), username=remote.get("username") or None,
                           password=remote.get("password") or None, realm=remote.get("realm") or None,

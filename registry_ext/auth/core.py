@@ -11,16 +11,17 @@ import binascii
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from registry_ext.auth import audit
 from registry_ext.auth.rules import NOTHING, Rules, Who, compile_rules, parse_who
-from registry_ext.auth.tokens import (Grant, TokenInvalid, TokenIssuer, TokenVerifier, load_or_create_key,
-                                     parse_jwks, parse_public_key)
-from registry_ext.auth.users import Users
 from registry_ext.auth.watch import WatchedFile
 from registry_ext.config import AuthSettings, ConfigError, Settings
 from registry_ext.index.throttle import LoginThrottle
+
+if TYPE_CHECKING:  # tokens (JWT, cryptography) and users (bcrypt) load only when configured: issue #11 item 2
+    from registry_ext.auth.tokens import Grant, TokenIssuer, TokenVerifier
+    from registry_ext.auth.users import Users
 
 log = logging.getLogger(__name__)
 _EMPTY_BASIC = base64.b64encode(b":").decode()
@@ -100,6 +101,8 @@ class Auth:
             self.login(user, password, address)
             return Caller(user, "basic")
         if scheme == "bearer" and bearer and self.verifier is not None:
+            from registry_ext.auth.tokens import TokenInvalid
+
             try:
                 grant = self.verifier.verify(value.strip())
             except TokenInvalid as exc:
@@ -182,6 +185,9 @@ def build_auth(settings: Settings, throttle: LoginThrottle | None) -> Auth | Non
     s = settings.auth
     if s.scheme == "none":
         return None
+    from registry_ext.auth.tokens import TokenIssuer, TokenVerifier, load_or_create_key
+    from registry_ext.auth.users import Users
+
     audit.configure_messages()  # htpasswd problems are reported from the start
     rules = compile_rules(s.rules, s.groups)
     try:
@@ -199,6 +205,8 @@ def build_auth(settings: Settings, throttle: LoginThrottle | None) -> Auth | Non
 
 
 def _trusted_keys(entry: dict) -> WatchedFile:
+    from registry_ext.auth.tokens import parse_jwks, parse_public_key
+
     if entry.get("public_key"):
         return WatchedFile(entry["public_key"], parse_public_key)
     return WatchedFile(entry["jwks"], parse_jwks)
