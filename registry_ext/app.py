@@ -14,9 +14,10 @@ from registry_ext.api.converters import RepoNameConverter, SegmentConverter
 from registry_ext.api.slow_bodies import BodyWatch
 from registry_ext.config import Settings, load_settings
 from registry_ext.errors import ErrorCode, RegistryError, register_error_handlers, render
-from registry_ext.services import build_registry
+from registry_ext.services import build_registry, retention
 from registry_ext.services.maintenance import Maintenance
 from registry_ext.storage.atomic import is_storage_full
+from registry_ext.tag_rules import parse_retention
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.merge_slashes = False  # `a//b` is an invalid name, not `a/b`
     app.extensions["registry"] = registry = build_registry(settings, create_root=True)
     app.extensions["maintenance"] = maintenance = Maintenance(registry, settings.redis.watch_interval_ms,
-                                                              tuple(settings.webhooks.endpoints), settings.gc)
+                                                              tuple(settings.webhooks.endpoints), settings.gc,
+                                                              _retention(settings, registry))
     maintenance.first_look()
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)
@@ -122,3 +124,10 @@ def _storage_error(exc: OSError):
     return render(RegistryError(ErrorCode.UNSUPPORTED, {"reason": exc.strerror or "no space left on device"},
                                 status=507, message="insufficient storage: the registry's storage is full; "
                                                     "the write was not completed, retry once space is freed"))
+
+
+def _retention(settings: Settings, registry):
+    """Retention rules for scheduled gc runs to apply first (None: none, or deletes are disabled)."""
+    if not settings.storage.delete_enabled:
+        return None
+    return retention.scheduled(registry, parse_retention(settings.retention.rules))

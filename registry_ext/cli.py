@@ -196,11 +196,14 @@ def purge_uploads(config, data_dir, redis_url, key_prefix, older_than) -> None:
 @click.option("--grace-period", type=click.IntRange(0, 365 * 86_400),
               help="Seconds: keep what was touched more recently (gc.grace_period_seconds).")
 def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
-    """Remove blob links and blobs nothing references (docs/gc.md); print a JSON summary."""
+    """Apply retention.rules, then remove blob links and blobs nothing references (docs/gc.md);
+    print a JSON summary."""
     from registry_ext import failpoints
     from registry_ext.index.gc_state import GcState
     from registry_ext.services.gc import GarbageCollector
+    from registry_ext.services import retention as retention_rules
     from registry_ext.services.gc_schedule import LeaseLost, run_gc
+    from registry_ext.tag_rules import parse_retention
 
     settings = cli_settings(config, data_dir, redis_url, key_prefix)
     if not settings.redis.url:
@@ -209,14 +212,18 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
     failpoints.configure(settings.testing.failpoints_file)
     reg = _registry(settings)
     grace = settings.gc.grace_period_seconds if grace_period is None else grace_period
+    rules = parse_retention(settings.retention.rules) if settings.storage.delete_enabled else ()
     if dry_run:
+        if rules:  # what retention would delete first; the blobs it frees go in the run after it
+            click.echo("\n".join(retention_rules.report_lines(retention_rules.plan(reg, rules))))
         report = GarbageCollector(reg.storage, grace).collect(dry_run=True)
         for kind, repo, digest, size in report.items:
             click.echo(f"would remove {kind} {repo + ' ' if repo else ''}{digest} {size}")
     else:
         state = GcState(reg.index.client, reg.index.keys, settings.gc.lock_ttl_seconds * 1000)
         try:
-            found = run_gc(reg.storage, state, grace, wait_s=settings.gc.lock_ttl_seconds + 5)
+            found = run_gc(reg.storage, state, grace, wait_s=settings.gc.lock_ttl_seconds + 5,
+                           before=retention_rules.scheduled(reg, rules))
         except LeaseLost:
             raise CliError("the gc lock expired half-way (this process stalled?); run gc again") from None
         if found is None:

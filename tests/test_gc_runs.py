@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +19,7 @@ from registry_ext.index.gc_state import GcState
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.check import check
 from registry_ext.services.gc_schedule import Housekeeping, run_gc
-from tests.support.oci_client import make_image
+from tests.support.oci_client import make_image, tag_list
 from tests.test_gc import age_all, blob_exists, pull_all
 
 
@@ -160,3 +161,36 @@ def test_metrics_report_gc_runs(client, reg):
     assert "registry_gc_blobs_deleted_total 3.0" in text
     assert "registry_gc_links_removed_total 2.0" in text
     assert "registry_gc_running 0.0" in text
+
+
+def test_gc_applies_retention_rules_first_and_collects_what_they_free(client, reg, settings, tmp_path):
+    old = make_image(client, "apps/web", layers=(b"old-layer",), tag="1.0")
+    new = make_image(client, "apps/web", layers=(b"new-layer",), tag="2.0")
+    time.sleep(1.1)  # the untagged manifest must be older than untagged_older_than
+    age_all(reg)
+    config = tmp_path / "gc.toml"
+    config.write_text('[[retention.rules]]\nrepositories = ["apps/**"]\nkeep_newest = 1\n'
+                      'untagged_older_than = "1s"\n')
+    args = ["gc", "--config", str(config), "--grace-period", "0", *cli_args(settings)]
+    dry = CliRunner().invoke(main, [*args, "--dry-run"], env={"REGISTRY_EXT_CONFIG": None})
+    assert dry.exit_code == 0, dry.output
+    assert "delete tag      apps/web:1.0 -> " + old["manifest"] in dry.output
+    assert client.get("/v2/apps/web/manifests/1.0").status_code == 200  # a dry run deletes nothing
+    out = CliRunner().invoke(main, args, env={"REGISTRY_EXT_CONFIG": None})
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["blobs_deleted"] == 3  # the old manifest, its config and its layer, in the same run
+    assert not any(blob_exists(reg, d) for d in (old["manifest"], old["config"], old["layers"][0]))
+    assert tag_list(client, "apps/web") == ["2.0"]
+    pull_all(client, "apps/web", new)
+    assert check(reg.storage, reg.index).findings == []
+
+
+def test_the_scheduler_runs_retention_first_under_the_gc_lease(client, reg):
+    ran: list[bool] = []
+    state = GcState(reg.index.client, reg.index.keys)
+    house = Housekeeping(reg.storage, state, GcSettings(enabled=True, interval_seconds=3600, grace_period_seconds=0),
+                         before_gc=lambda: ran.append(state.running()))
+    house.tick()
+    house.join(30)
+    assert ran == [True] and state.stats()["runs"] == 1

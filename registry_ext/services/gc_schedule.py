@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 import redis
 
@@ -32,9 +33,11 @@ class LeaseLost(Exception):
     """The gc lease expired or was taken over while collecting: stop; the next run starts again."""
 
 
-def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: float = 0.0) -> GcReport | None:
+def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: float = 0.0,
+           before: Callable[[], object] | None = None) -> GcReport | None:
     """One collection holding the gc lease (waiting up to ``wait_s`` for it), recorded in Redis;
-    None when another run holds the lease.
+    None when another run holds the lease. ``before`` (retention rules, services/retention.scheduled)
+    runs first under the same lease, so what it deletes is collected in the same run.
 
     Raises:
         LeaseLost: the lease was lost half-way (what was removed stays removed; nothing is half done).
@@ -47,6 +50,9 @@ def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: 
             if not state.still_held(lease):
                 raise LeaseLost()
 
+        if before is not None:
+            before()
+            progress()
         report = GarbageCollector(storage, grace_period_seconds).collect(progress=progress)
         state.record(now_ms(), int(report.duration_seconds * 1000), report.bytes_freed, report.blobs_deleted,
                      report.links_removed)
@@ -54,8 +60,10 @@ def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: 
 
 
 class Housekeeping:
-    def __init__(self, storage: Storage, state: GcState, settings: GcSettings):
+    def __init__(self, storage: Storage, state: GcState, settings: GcSettings,
+                 before_gc: Callable[[], object] | None = None):
         self.storage = storage
+        self.before_gc = before_gc  # retention rules, run first under the gc lease
         self.state = state
         self.settings = settings
         self._next = 0.0
@@ -101,6 +109,6 @@ class Housekeeping:
                 if restored:
                     log.warning("put back %d files a killed gc run left under gc/", restored)
                 return
-        report = run_gc(self.storage, self.state, self.settings.grace_period_seconds)
+        report = run_gc(self.storage, self.state, self.settings.grace_period_seconds, before=self.before_gc)
         if report is not None:
             log.warning("gc: %s", {k: v for k, v in report.to_json().items() if k != "repositories"})

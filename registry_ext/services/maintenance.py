@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from typing import Callable
 
 import redis
 
@@ -53,14 +54,14 @@ class LockLost(Exception):
 
 class Maintenance:
     def __init__(self, reg: Registry, interval_ms: int, webhooks: tuple[str, ...] = (),
-                 gc: GcSettings | None = None):
+                 gc: GcSettings | None = None, before_gc: Callable[[], object] | None = None):
         self.reg = reg
         self.interval = interval_ms / 1000
         self.reconciler = Reconciler(reg.storage, reg.index)
         self.feed_builder = FeedBuilder(reg.storage, reg.index, reg.feed, webhooks)
         gc = gc or GcSettings()
         self.housekeeping = Housekeeping(reg.storage, GcState(reg.index.client, reg.index.keys,
-                                                              gc.lock_ttl_seconds * 1000), gc)
+                                                              gc.lock_ttl_seconds * 1000), gc, before_gc)
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -127,6 +127,22 @@ def apply(registry, planned: Plan) -> Outcome:
     return Outcome(tuple(deleted), tuple(skipped))
 
 
+def scheduled(registry, rules: tuple[RetentionRule, ...]):
+    """A callable for gc to run first (``gc`` and the schedule in ``serve``): plan now, apply, log it.
+
+    None when there are no rules: gc then only collects.
+    """
+    if not rules:
+        return None
+
+    def run() -> Outcome:
+        outcome = apply(registry, plan(registry, rules))
+        log.info("retention before gc: deleted %d, skipped %d", len(outcome.deleted), len(outcome.skipped))
+        return outcome
+
+    return run
+
+
 def plan_repository(name: str, snap: RepoSnapshot, rule: RetentionRule, immutable: tuple[ImmutableRule, ...],
                     at: int) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """The tags and manifests ``rule`` deletes in one repository, with reasons (pure).
