@@ -75,6 +75,7 @@ class TagListing:
         """The shaped tags of ``items`` up to the byte budget; where the next page resumes."""
         out: list[dict] = []
         used = 0
+        last = resume  # set with the first tag kept; a page is cut only after one
         for start in range(0, len(items), DETAIL_CHUNK):
             chunk = items[start:start + DETAIL_CHUNK]
             for item, info in zip(chunk, self._details(name, [i.tag for i in chunk])):
