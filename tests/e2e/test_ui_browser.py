@@ -153,7 +153,7 @@ def test_tag_page_timeline_and_keyboard(server, page):
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
-    assert page.input_value("#pull-podman") == f"podman pull {server.host}/library/node:{moved}"
+    assert page.input_value("#pull-podman") == f"podman pull --tls-verify=false {server.host}/library/node:{moved}"
     page.goto(f"{server.url}/ui/repo/library/haproxy/_tag/multi")
     expect(page.get_by_role("cell", name="linux/arm64")).to_be_visible()
     check(page, "tag-multi-platform")

@@ -100,8 +100,8 @@ def test_tag_page_shows_timeline_manifest_and_pull_commands(client):
     assert f"from <code class=\"digest\">{first['manifest'][:19]}…</code> to <code class=\"digest\">" \
            f"{second['manifest'][:19]}…</code>" in body
     assert 'value="docker pull localhost/library/nginx:stable"' in body
-    assert 'value="podman pull localhost/library/nginx:stable"' in body
-    assert 'value="ctr image pull localhost/library/nginx:stable"' in body
+    assert 'value="podman pull --tls-verify=false localhost/library/nginx:stable"' in body
+    assert 'value="ctr image pull --plain-http localhost/library/nginx:stable"' in body
     assert f'value="docker pull localhost/library/nginx@{second["manifest"]}"' in body
     assert "&#34;schemaVersion&#34;: 2" in body and "&#34;architecture&#34;: &#34;amd64&#34;" in body
 

@@ -96,7 +96,8 @@ def tag(name: str, tag: str):
     limits = current_app.config["SETTINGS"].limits
     info = Browse(registry()).tag(name, tag, request.args.get("history") or None, limits.scan_max)
     host = request.host
-    return _page("tag.html", name=name, tag=tag, info=info, host=host)
+    # Over plain HTTP podman and ctr refuse the registry unless told (docker allows only localhost).
+    return _page("tag.html", name=name, tag=tag, info=info, host=host, plain_http=request.scheme != "https")
 
 
 @bp.route("/login", methods=["GET", "POST"])
