@@ -25,9 +25,8 @@ import dataclasses
 import re
 from typing import Any, Mapping
 
-import re2
-
 from registry_ext.oci.repo_filter import RepoFilterError, compile_glob
+from registry_ext.oci.tag_filter import compile_re2
 from registry_ext.oci.version_ranges import VersionRange, parse_range
 
 PATTERN_MAX = 512
@@ -169,14 +168,10 @@ def _globs(where: str, patterns: list) -> tuple[Any, ...]:
 def _pattern(where: str, pattern: str):
     if len(pattern) > PATTERN_MAX:
         raise RuleError(f"{where}: longer than {PATTERN_MAX} characters")
-    options = re2.Options()
-    options.max_mem = 1 << 20
-    options.log_errors = False
     try:
-        return re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-        raise RuleError(f"{where}: invalid or unsupported by RE2: {reason}") from None
+        return compile_re2(pattern)
+    except ValueError as exc:
+        raise RuleError(f"{where}: invalid or unsupported by RE2: {exc}") from None
 
 
 def _range(where: str, text: str) -> VersionRange:
