@@ -18,8 +18,9 @@
   remote's origin only: mirror-diff reads listings and manifests, never blobs
   (the one kind of request registries send to other hosts, their CDNs), so a
   redirect elsewhere is refused and the report says so.
-- Any host other than the remote's own (a token realm) is resolved first and
-  refused when an address is loopback, private, link-local, unspecified,
+- Any host other than the remote's own (a token realm) is resolved once, and
+  the request dials the addresses checked, never the name again (no DNS
+  rebinding, mirror/pinned.py); it is refused when an address is loopback, private, link-local, unspecified,
   multicast or reserved (IPv4-mapped, 6to4 and NAT64 IPv6 read as IPv4), unless
   the remote itself resolves into that same network: a remote cannot make this
   server fetch from its internal network or a cloud metadata service.
@@ -48,6 +49,7 @@ import requests
 import urllib3
 
 from registry_ext.mirror.addresses import internal_network, resolve
+from registry_ext.mirror.pinned import pinned_session
 
 HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 HUB_HOST = "registry-1.docker.io"
@@ -291,8 +293,9 @@ class RemoteClient:
             return False
         realm = params["realm"]
         realm_origin, configured = origin(realm), _realm_key(realm) == self.realm
+        session = self._session()
         if realm_origin != self.origin and not configured:  # the operator chose a configured realm
-            self._check_destination(realm_origin, f"token realm {_where(realm)}")
+            session = pinned_session(self._check_destination(realm_origin, f"token realm {_where(realm)}"))
         query: dict[str, Any] = {"service": params.get("service", "")}
         query["scope"] = params.get("scope") or scope or None
         auth = None
@@ -304,10 +307,13 @@ class RemoteClient:
         with self._lock:
             self.requests += 1
         try:
-            got = self._session().get(realm, params={k: v for k, v in query.items() if v}, auth=auth,
-                                      timeout=self._timeout(), verify=self.verify, allow_redirects=False)
+            got = session.get(realm, params={k: v for k, v in query.items() if v}, auth=auth,
+                              timeout=self._timeout(), verify=self.verify, allow_redirects=False)
         except requests.RequestException as exc:
             raise RemoteError(f"token request to {realm} failed ({_reason(exc)})") from None
+        finally:
+            if session is not self._session():
+                session.close()
         if got.status_code != 200:
             raise RemoteError(f"token request to {realm}: HTTP {got.status_code}", got.status_code)
         body = _json(got, realm)
@@ -317,9 +323,10 @@ class RemoteClient:
         self._tokens[scope] = token
         return True
 
-    def _check_destination(self, where: Origin, what: str) -> None:
+    def _check_destination(self, where: Origin, what: str) -> set[str]:
         """Refuse a host outside the remote's origin that resolves into an internal network
-        the remote itself is not in (every address is checked). Raises: RemoteError."""
+        the remote itself is not in (every address is checked); the checked addresses, which the
+        request then dials itself (mirror/pinned.py: no second lookup). Raises: RemoteError."""
         if self._home is None:
             try:
                 home = resolve(self.origin[1], self.origin[2])
@@ -336,6 +343,7 @@ class RemoteClient:
                 named = f"{address} is" if where[1] == address else f"{where[1]} resolves to {address},"
                 raise RemoteError(f"{what} refused: {named} an internal address ({network}) outside the "
                                   "remote's own network")
+        return addresses
 
     def _failure(self, method: str, url: str, resp: requests.Response) -> tuple[RemoteError, float | None]:
         status = resp.status_code

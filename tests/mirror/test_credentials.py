@@ -196,3 +196,24 @@ def test_cli_realm_option_and_hint():
         assert set(authorizations(auth)) == {BASIC}
         result = CliRunner().invoke(main, [*args, "--realm", "ftp://x"], input="secret\n")
         assert result.exit_code == 2 and "not an http(s) URL: 'ftp://x'" in result.output
+
+
+def test_a_realm_host_is_dialled_at_the_address_checked_not_looked_up_again(mirror_api, monkeypatch):
+    """DNS rebinding: the realm's name is resolved once, checked, and the token request connects to that
+    address. `rebind.invalid` has no DNS answer at all, so the request can only reach the token service on
+    127.0.0.2 (the remote's own network, allowed) through the checked address; a second lookup would fail."""
+    from registry_ext.mirror import remote as remote_module
+    looked_up: list[str] = []
+    real = remote_module.resolve
+
+    def answers(host: str, port: int) -> set[str]:
+        looked_up.append(host)
+        return {"127.0.0.2"} if host == "rebind.invalid" else real(host, port)
+
+    monkeypatch.setattr(remote_module, "resolve", answers)
+    registry = registry_requiring("anonymous")
+    with FakeRemote(registry) as remote, FakeRemote(token_service, host="127.0.0.2") as auth:
+        registry.realm = f"http://rebind.invalid:{auth.port}/token"
+        doc = compare(mirror_api(up={"url": remote.url, "timeout": 5}), "up")
+    assert doc["repositories"][0]["errors"] == []
+    assert looked_up.count("rebind.invalid") == 1 and len(auth.requests) == 1
