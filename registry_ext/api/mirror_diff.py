@@ -17,16 +17,13 @@ once; anything beyond answers 429 TOOMANYREQUESTS with Retry-After at once
 """
 from __future__ import annotations
 
-import time
-
-import orjson
 from flask import Blueprint, current_app, request
 
 from registry_ext.api.ext import EXT
 from registry_ext.api.ext_params import bad
 from registry_ext.api.http import Response, conditional, registry
-from registry_ext.errors import ErrorCode, RegistryError
-from registry_ext.mirror.flight import Busy, FlightGate
+from registry_ext.mirror import service
+from registry_ext.mirror.flight import FlightGate
 from registry_ext.oci.reference import validate_name
 
 bp = Blueprint("mirror_diff", __name__)
@@ -36,45 +33,16 @@ bp = Blueprint("mirror_diff", __name__)
 def mirror_diff(name: str):
     settings = current_app.config["SETTINGS"]
     remote_name = request.args.get("remote", "")
-    remote = settings.mirror.remotes.get(remote_name)
-    if remote is None:
+    if remote_name not in settings.mirror.remotes:
         raise bad("remote", "remote must name a remote configured in [mirror] remotes")
     remote_repo = request.args.get("remote_repo") or name
     validate_name(remote_repo)
     untagged = request.args.get("untagged", "false") == "true"
-    budget = float(remote.get("timeout", 30))
-    page = settings.limits.page_max
-    try:
-        body = _gate().get((remote_name, name, remote_repo, untagged),
-                           lambda: orjson.dumps(_compare(name, remote_repo, remote, untagged, page, budget)),
-                           cache_seconds=settings.mirror.cache_seconds, budget=budget)
-    except Busy as exc:
-        raise RegistryError(ErrorCode.TOOMANYREQUESTS, {"reason": exc.reason},
-                            message="too many mirror comparisons in progress, retry later",
-                            headers={"Retry-After": str(exc.retry_after)}) from None
+    body = service.compare(registry(), settings, gate(), remote_name, name, remote_repo, untagged)
     return conditional(Response(body, content_type="application/json"))
 
 
-def _compare(name: str, remote_repo: str, remote: dict, untagged: bool, page: int, budget: float) -> dict:
-    # imported on the first comparison: the HTTP client (requests, urllib3) is not held by every worker
-    # of a registry that never compares (issue #11, item 2)
-    from registry_ext.mirror.engine import compare
-    from registry_ext.mirror.remote import RemoteClient, normalize_url
-    from registry_ext.mirror.sides import LocalSide, RemoteSide
-
-    deadline = time.monotonic() + budget
-    client = RemoteClient(normalize_url(remote["url"]), username=remote.get("username") or None,
-                          password=remote.get("password") or None, realm=remote.get("realm") or None,
-                          timeout=budget, retries=1, max_wait=min(budget, 10.0), concurrency=4,
-                          deadline=deadline)
-    local = LocalSide(registry(), page=page, name="local")
-    side = RemoteSide(client, page=page, deadline=deadline)
-    side.name = request.args.get("remote", "")
-    report = compare(local, side, [(name, remote_repo)], untagged=untagged)
-    return report.to_dict()
-
-
-def _gate() -> FlightGate:
+def gate() -> FlightGate:
     """This worker's gate (made with the app: the extensions dict is set up before requests)."""
     return current_app.extensions["mirror_diff_gate"]
 

@@ -82,6 +82,8 @@ NEEDS: dict[str, Need] = {
     "ui.repository": OPEN,
     "ui.tag": OPEN,
     "ui.untagged": OPEN,
+    "ui.mirror": OPEN,
+    "ui.mirror_diff": OPEN,
     "ui.login": OPEN,
     "ui.logout": OPEN,
     "ui.static": OPEN,

@@ -5,6 +5,7 @@ from a registry is escaped.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from typing import Any
@@ -22,23 +23,28 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
-def _rows(r: RepoDiff) -> list[tuple[str, str, str, str, str]]:
+def rows(r: RepoDiff) -> list[tuple[str, str, str, str, str]]:
     """(status, tag, A, B, note) rows of one repository's differences."""
-    rows = [("only in A", e["tag"], short(e["digest"]), "-", "") for e in r.only_a]
-    rows += [("only in B", e["tag"], "-", short(e["digest"]), "") for e in r.only_b]
-    rows += [("changed", e["tag"], short(e["digest_a"]), short(e["digest_b"]), e["note"] or "")
-             for e in r.changed]
+    out = [("only in A", e["tag"], short(e["digest"]), "-", "") for e in r.only_a]
+    out += [("only in B", e["tag"], "-", short(e["digest"]), "") for e in r.only_b]
+    out += [("changed", e["tag"], short(e["digest_a"]), short(e["digest_b"]), e["note"] or "")
+           for e in r.changed]
     for s in r.signatures:
         orphans = [side for side, flag in (("A", s["orphan_a"]), ("B", s["orphan_b"])) if flag]
         note = f"{s['kind']} of {short(s['subject'])}" + (f"; orphaned in {'+'.join(orphans)}" if orphans else "")
         status = {"only_a": "only in A", "only_b": "only in B"}.get(s["status"], s["status"])
-        rows.append((f"signature {status}", s["tag"], short(s["digest_a"]), short(s["digest_b"]), note))
+        out.append((f"signature {status}", s["tag"], short(s["digest_a"]), short(s["digest_b"]), note))
     for side, entries in (("A", r.untagged_only_a), ("B", r.untagged_only_b)):
         for u in entries or ():
             note = f"referrer of {short(u['subject'])}" if u["subject"] else ""
             cells = (short(u["digest"]), "-") if side == "A" else ("-", short(u["digest"]))
-            rows.append((f"untagged only in {side}", "", *cells, note))
-    return rows
+            out.append((f"untagged only in {side}", "", *cells, note))
+    return out
+
+
+def repo_from_dict(data: dict[str, Any]) -> RepoDiff:
+    """A :class:`RepoDiff` again from its ``to_dict`` form (the API's cached JSON answer)."""
+    return RepoDiff(**{field.name: data[field.name] for field in dataclasses.fields(RepoDiff)})
 
 
 def _short_tag(tag: str) -> str:
@@ -65,11 +71,11 @@ def to_text(report: Report) -> str:
             lines.append(f"  error: {message}")
         for message in r.partial:
             lines.append(f"  partial: {message}")
-        rows = [(status, _short_tag(tag), *rest) for status, tag, *rest in _rows(r)]
-        if rows:
+        table = [(status, _short_tag(tag), *rest) for status, tag, *rest in rows(r)]
+        if table:
             header = ("STATUS", "TAG", "A", "B", "NOTE")
-            widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-            for row in (header, *rows):
+            widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+            for row in (header, *table):
                 lines.append("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
         lines.append("")
     for message in report.errors:
@@ -109,10 +115,10 @@ def to_html(report: Report) -> str:
         out.append(f"<p>{e(_headline(r).split(' - ', 1)[1])}</p>")
         out += [f'<p class="error">error: {e(m)}</p>' for m in r.errors]
         out += [f'<p class="partial">partial: {e(m)}</p>' for m in r.partial]
-        rows = _rows(r)
-        if rows:
+        found = rows(r)
+        if found:
             out.append("<table><tr><th>status</th><th>tag</th><th>A</th><th>B</th><th>note</th></tr>")
-            for row in rows:
+            for row in found:
                 css = "s-sig" if row[0].startswith("signature") else ("s-changed" if row[0] == "changed" else "s-only")
                 out.append(f'<tr class="{css}">' + "".join(f"<td>{_cell(i, v)}</td>" for i, v in enumerate(row))
                            + "</tr>")

@@ -16,6 +16,8 @@ import requests
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect, sync_playwright
 
+from bench.peer import start_peer
+from tests.support.e2e_mirror_seed import CONFIG, LAYER, Pusher, image
 from tests.support.e2e_server import RegistryServer
 from tests.support.ui_seed import Seeder, history_events
 
@@ -27,8 +29,8 @@ XSS = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 
 class UiServer(RegistryServer):
-    def __init__(self, workdir: Path, htpasswd: Path):
-        super().__init__(workdir, workers=2)
+    def __init__(self, workdir: Path, htpasswd: Path, config: Path):
+        super().__init__(workdir, workers=2, env={"REGISTRY_EXT_CONFIG": str(config)})
         self.htpasswd = htpasswd
 
     def command(self) -> list[str]:
@@ -43,7 +45,14 @@ def server(tmp_path_factory):
     htpasswd = workdir / "htpasswd"
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
     htpasswd.write_text(f"{USER}:$2y${hashed[4:]}\n")
-    server = UiServer(workdir / "server", htpasswd)
+    peer = start_peer(data_dir=str(workdir / "peer"))  # a mirror-diff remote: docker-registry, one tag
+    remote = Pusher(peer.url)
+    for blob in (CONFIG, LAYER):
+        remote.blob("library/haproxy", blob)
+    remote.manifest("library/haproxy", "only-there", image("only-there"))
+    config = workdir / "config.toml"
+    config.write_text(f'[mirror]\nremotes = {{ peer = {{ url = "{peer.url}", timeout = 20 }} }}\n')
+    server = UiServer(workdir / "server", htpasswd, config)
     server.start()
     seed = Seeder(server.url, (USER, PASSWORD))
     seed.replay("library/node", history_events("node", 400))
@@ -54,6 +63,7 @@ def server(tmp_path_factory):
     seed.image("tools/xss", None)  # an untagged manifest
     yield server
     server.close()
+    peer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +183,19 @@ def test_attacker_controlled_values_stay_text(server, page):
     csp = resp.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     check(page, "tag-name-xss")
+
+
+def test_mirror_comparison_page(server, page):
+    log_in(page, server.url)
+    page.get_by_role("link", name="Mirror").click()
+    check(page, "mirror")
+    page.get_by_label("Repository here").fill("library/haproxy")
+    page.get_by_label("Remote", exact=True).select_option("peer")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("differs")
+    expect(page.locator("svg.chart title")).to_contain_text("only on the remote: 1")
+    expect(page.get_by_role("cell", name="only-there", exact=True)).to_be_visible()
+    check(page, "mirror-diff")
 
 
 def _a_moved_tag(server) -> str:

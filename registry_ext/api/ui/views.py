@@ -40,7 +40,7 @@ def _headers(resp):
 @bp.errorhandler(RegistryError)
 def _error(exc: RegistryError):
     status = 404 if exc.code in (ErrorCode.NAME_UNKNOWN, ErrorCode.MANIFEST_UNKNOWN) else exc.status
-    return _page("error.html", status=status, message=exc.message, code=exc.code.name)
+    return page("error.html", status=status, message=exc.message, code=exc.code.name)
 
 
 @bp.get("/")
@@ -56,12 +56,12 @@ def repositories():
     auth = session.auth()
     visible = None if auth is None else auth.visible(session.caller())
     rows, next_last = Browse(registry()).repositories(flt, request.args.get("last") or None, visible)
-    return _page("repositories.html", rows=rows, q=query, next_last=next_last)
+    return page("repositories.html", rows=rows, q=query, next_last=next_last)
 
 
 @bp.get("/repo/<repo:name>")
 def repository(name: str):
-    _check_pull(name)
+    check_pull(name)
     sort = request.args.get("sort", "updated")
     if sort not in SORTS:
         raise RegistryError(ErrorCode.UNSUPPORTED, message="sort must be semver or updated")
@@ -77,34 +77,34 @@ def repository(name: str):
     cursor = pagination.encode({"s": sort, "p": list(next_position) if isinstance(next_position, tuple)
                                 else next_position}) if next_position is not None else None
     untagged, more = browse.untagged(name, None) if position is None else ([], None)
-    return _page("repository.html", name=name, families=families, sort=sort, sorts=SORTS, next_cursor=cursor,
+    return page("repository.html", name=name, families=families, sort=sort, sorts=SORTS, next_cursor=cursor,
                  newer=newer, running=running, untagged=untagged, untagged_more=more)
 
 
 @bp.get("/repo/<repo:name>/_untagged")
 def untagged(name: str):
-    _check_pull(name)
+    check_pull(name)
     found, more = Browse(registry()).untagged(name, request.args.get("cursor") or None)
-    return _page("untagged.html", name=name, untagged=found, untagged_more=more)
+    return page("untagged.html", name=name, untagged=found, untagged_more=more)
 
 
 @bp.get("/repo/<repo:name>/_tag/<segment:tag>")
 def tag(name: str, tag: str):
-    _check_pull(name)
+    check_pull(name)
     if not is_valid_tag(tag):
         raise RegistryError(ErrorCode.UNSUPPORTED, message="not a valid tag")
     limits = current_app.config["SETTINGS"].limits
     info = Browse(registry()).tag(name, tag, request.args.get("history") or None, limits.scan_max)
     host = request.host
     # Over plain HTTP podman and ctr refuse the registry unless told (docker allows only localhost).
-    return _page("tag.html", name=name, tag=tag, info=info, host=host, plain_http=request.scheme != "https")
+    return page("tag.html", name=name, tag=tag, info=info, host=host, plain_http=request.scheme != "https")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     auth = session.auth()
     if auth is None or auth.users is None:
-        return _page("error.html", status=404, message="this registry has no users to log in as", code="")
+        return page("error.html", status=404, message="this registry has no users to log in as", code="")
     message, status = "", 200
     if request.method == "POST":
         user, password = request.form.get("user", "")[:256], request.form.get("password", "")[:1024]
@@ -122,7 +122,7 @@ def login():
                 session.start_session(resp, user)
                 return resp
     cookies: dict[str, str] = {}
-    resp = _page("login.html", status=status, message=message, csrf=session.csrf_token(cookies))
+    resp = page("login.html", status=status, message=message, csrf=session.csrf_token(cookies))
     session.set_cookies(resp, cookies)
     return resp
 
@@ -130,13 +130,13 @@ def login():
 @bp.post("/logout")
 def logout():
     if not session.csrf_ok():
-        return _page("error.html", status=400, message="The form expired: please try again.", code="")
+        return page("error.html", status=400, message="The form expired: please try again.", code="")
     resp = redirect(url_for("ui.repositories"), code=303)
     session.end_session(resp)
     return resp
 
 
-def _check_pull(name: str) -> None:
+def check_pull(name: str) -> None:
     """A repository the caller may not pull looks exactly like one that does not exist."""
     if not session.may_pull(name):
         raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": name})
@@ -181,7 +181,7 @@ def when(stamp: str | None) -> Markup:
     return Markup('<time datetime="{}" title="{}">{}</time>').format(stamp, stamp, shown)
 
 
-def _page(template: str, status: int = 200, **values):
+def page(template: str, status: int = 200, **values):
     cookies: dict[str, str] = {}
     who = session.caller()
     resp = current_app.make_response((render_template(
