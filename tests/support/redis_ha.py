@@ -26,7 +26,7 @@ def free_port() -> int:
 def _binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"{name} is not installed (apt-get install redis-server redis-sentinel)")
+        raise RuntimeError(f"{name} is not installed (apt-get install redis-server)")
     return found
 
 
@@ -70,7 +70,8 @@ class SentinelGroup:
                  f"sentinel monitor {self.master_name} 127.0.0.1 {first} 1"]
         lines += [f"sentinel {k} {self.master_name} {v}" for k, v in FAST_FAILOVER.items()]
         conf.write_text("\n".join(lines) + "\n")
-        self.procs[self.sentinel_port] = subprocess.Popen([_binary("redis-sentinel"), str(conf)],
+        # redis-sentinel is redis-server in sentinel mode (Debian's redis-sentinel package only links it)
+        self.procs[self.sentinel_port] = subprocess.Popen([_binary("redis-server"), str(conf), "--sentinel"],
                                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: self.master_port() == first, "the sentinel to see the primary")
         _wait(lambda: redis.Redis(port=second).info("replication")["master_link_status"] == "up",
