@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import uuid
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Generator, Iterator
 
 from registry_ext.index.fills import FillIndex
 from registry_ext.oci.digest import Digest, parse_digest
@@ -198,7 +198,8 @@ class BlobFills:
         chunks = self._stream(source, d, repository, token)
         return Fill(size, chunks, chunks.close)
 
-    def _stream(self, source: BlobSource, d: Digest, repository: str, token: str) -> Iterator[bytes]:
+    def _stream(self, source: BlobSource, d: Digest, repository: str,
+                token: str) -> Generator[bytes, None, None]:
         """Follow fills of ``d`` from byte 0: the temp file as far as published, then the stored blob."""
         sent, handle, delay = 0, None, POLL_MIN
         try:
