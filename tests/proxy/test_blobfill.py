@@ -202,3 +202,11 @@ def test_housekeeping_sweeps_a_dead_fills_temp_file(settings, registry):
     os.utime(dead, (time.time() - 3600, time.time() - 3600))
     Maintenance(registry, 1000).housekeeping.tick()
     assert list(layout.fills.iterdir()) == []
+
+
+def test_the_empty_blob_is_filled(settings, registry, upstream):
+    digest = upstream.add(b"")
+    fill = fills_for(settings).serve(HttpBlobSource(upstream.url, "ok"), digest, "empty/one")
+    assert fill.size == 0
+    assert body(fill) == b""
+    assert_stored(registry, digest, "empty/one", b"")
