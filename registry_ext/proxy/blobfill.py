@@ -91,11 +91,6 @@ class BlobFills:
             return stored
         followed, deadline, delay = "", time.monotonic() + self.open_wait_s, POLL_MIN
         while True:
-            started = self._start(source, d, repository)
-            if isinstance(started, Fill):
-                return started
-            if started is not None:
-                return self._follow(source, d, repository, started.token, started.size)
             state = self.fills.look(str(d))
             if state is None or state.status == "done":
                 stored = self._stored(d, repository)
@@ -105,8 +100,14 @@ class BlobFills:
                 return self._follow(source, d, repository, state.token, state.size)
             elif state.status == "failed" and state.token == followed:
                 raise error_from_state(source.upstream, state.error, state.reason)
-            elif state.status == "opening" and not state.leader_gone:
-                followed = state.token
+            if state is None or state.status in ("done", "failed") or state.leader_gone:
+                started = self._start(source, d, repository)
+                if isinstance(started, Fill):
+                    return started
+                if started is not None:
+                    return self._follow(source, d, repository, started.token, started.size)
+            elif state.status == "opening":
+                followed = state.token  # its upstream's first answer is ours too
             if time.monotonic() > deadline:
                 raise UpstreamUnavailable(source.upstream, f"blob {d}: another worker's fetch did not start "
                                           f"in {self.open_wait_s:g} s")
