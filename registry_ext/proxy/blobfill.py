@@ -29,6 +29,7 @@ from registry_ext.index.fills import FillIndex
 from registry_ext.oci.digest import Digest, parse_digest
 from registry_ext.proxy.fill_writer import FillWriter, error_from_state
 from registry_ext.proxy.source import BlobSource, UpstreamBlob, UpstreamError, UpstreamRefused, UpstreamUnavailable
+from registry_ext.services import Registry
 from registry_ext.services.blobs import BlobService
 from registry_ext.storage.atomic import file_mode
 
@@ -46,7 +47,10 @@ class FillAborted(UpstreamUnavailable):
 @dataclasses.dataclass
 class Fill:
     """A blob's body for the client: ``size`` is known before the first byte when the upstream said
-    Content-Length (or the blob was stored); ``chunks`` may raise ``FillAborted``; call ``close``."""
+    Content-Length (or the blob was stored). ``chunks`` raises ``FillAborted`` when the fill it follows
+    fails, an ``UpstreamError`` when taking over a dead leader's fill fails, ``OSError``/``RedisError``
+    when storage or Redis does: any of them must cut the client's connection. Call ``close`` (also
+    early: the fill goes on)."""
 
     size: int | None
     chunks: Iterator[bytes]
@@ -69,7 +73,7 @@ class BlobFills:
         self.open_wait_s = open_wait_s
 
     @classmethod
-    def from_registry(cls, registry, *, lease_ttl_ms: int = LEASE_TTL_MS, max_bytes: int = MAX_BYTES,
+    def from_registry(cls, registry: Registry, *, lease_ttl_ms: int = LEASE_TTL_MS, max_bytes: int = MAX_BYTES,
                       chunk_size: int = CHUNK_SIZE, open_wait_s: float = OPEN_WAIT_S) -> "BlobFills":
         """Fills over a ``services.Registry``'s storage and Redis."""
         index = registry.index
