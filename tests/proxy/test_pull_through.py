@@ -12,7 +12,7 @@ from registry_ext import create_app
 from registry_ext.config import replace
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, Front, make_image, push, start_upstreams
-from tests.support.oci_client import assert_error
+from tests.support.oci_client import assert_error, push_blob, sha256_digest
 
 FAST = {"timeout": 5, "max_retries": 1, "retry_delay": 0.05}
 
@@ -187,11 +187,28 @@ def test_429_is_passed_on_with_retry_after_or_answered_from_the_cache(settings, 
 
 def test_local_repositories_are_unchanged(client):
     image = make_image("local")
-    from tests.support.oci_client import push_blob
-
     push_blob(client, "mine/app", image.config)
     push_blob(client, "mine/app", image.layer)
     resp = client.put("/v2/mine/app/manifests/v1", data=image.manifest, headers={"Content-Type": image.media_type})
     assert resp.status_code == 201
     resp = client.get("/v2/mine/app/manifests/v1")
     assert resp.status_code == 200 and "OCI-Namespace" not in resp.headers
+
+
+def test_head_of_an_uncached_blob_asks_the_upstream_and_fetches_nothing(client, upstreams):
+    layer = upstreams[0].image.layer
+    digest = sha256_digest(layer)
+    resp = client.head(f"/v2/{REPO}/blobs/{digest}?ns=a.example")
+    assert resp.status_code == 200 and resp.headers["Content-Length"] == str(len(layer))
+    assert resp.headers["Docker-Content-Digest"] == digest and resp.headers["OCI-Namespace"] == "a.example"
+    assert client.head(f"/v2/ua/{REPO}/blobs/{digest}").status_code == 404  # nothing stored
+    missing = f"sha256:{'1' * 64}"
+    assert client.head(f"/v2/{REPO}/blobs/{missing}?ns=a.example").status_code == 404
+
+
+def test_a_blob_stored_here_is_linked_and_served_locally(client, upstreams):
+    layer = upstreams[1].image.layer
+    push_blob(client, "mine/other", layer)
+    resp = client.get(f"/v2/b.example/{REPO}/blobs/{sha256_digest(layer)}")
+    assert resp.status_code == 200 and resp.data == layer
+    assert client.get(f"/v2/ub/{REPO}/blobs/{sha256_digest(layer)}").data == layer  # linked in the cache
