@@ -47,7 +47,8 @@ def test_a_valid_proxy_section_loads(tmp_path):
     (dict(HUB, concurrency=0), "proxy.upstreams.hub: concurrency: must be 1-1024"),
     (dict(HUB, manifest_ttl=True), "proxy.upstreams.hub: manifest_ttl: wrong type bool"),
     (dict(HUB, password="x"), "proxy.upstreams.hub: password: needs a username"),
-    (dict(HUB, username="u", password="x", password_file="/x"), "proxy.upstreams.hub: password and password_file: set one"),
+    (dict(HUB, username="u", password="x", password_file="/x"),
+     "proxy.upstreams.hub: password and password_file: set one"),
     (dict(HUB, realm="auth.docker.io"), "proxy.upstreams.hub: realm: an http:// or https:// URL"),
     (dict(HUB, repositories=["[a]"]), "proxy.upstreams.hub: repositories:"),
 ])
