@@ -10,6 +10,7 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
+from tests.support.auth_helpers import basic, client_for, make_app
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, Front, make_image, push, start_upstreams
 from tests.support.oci_client import assert_error, push_blob, sha256_digest
@@ -212,3 +213,17 @@ def test_a_blob_stored_here_is_linked_and_served_locally(client, upstreams):
     resp = client.get(f"/v2/b.example/{REPO}/blobs/{sha256_digest(layer)}")
     assert resp.status_code == 200 and resp.data == layer
     assert client.get(f"/v2/ub/{REPO}/blobs/{sha256_digest(layer)}").data == layer  # linked in the cache
+
+
+def test_pulls_need_pull_on_the_local_repository(settings, upstreams, tmp_path):
+    """auth rules name the local repositories: public/** is anonymous (support/auth_helpers.RULES)."""
+    proxied = replace(settings, "proxy", upstreams={"public": table(upstreams[0].url, "a.example"),
+                                                    "ub": table(upstreams[1].url, "b.example")})
+    app = make_app(proxied, tmp_path)
+    anonymous, alice = client_for(app), client_for(app, basic("alice"))
+    resp = anonymous.get(f"/v2/{REPO}/manifests/latest?ns=a.example")
+    assert resp.status_code == 200 and resp.data == upstreams[0].image.manifest
+    denied = anonymous.get(f"/v2/{REPO}/manifests/latest?ns=b.example")
+    detail = assert_error(denied, 401, "UNAUTHORIZED")["errors"][0]["detail"]
+    assert detail == [{"Type": "repository", "Name": f"ub/{REPO}", "Action": "pull"}]
+    assert alice.get(f"/v2/{REPO}/manifests/latest?ns=b.example").data == upstreams[1].image.manifest
