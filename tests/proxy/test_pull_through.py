@@ -11,6 +11,7 @@ import pytest
 from registry_ext import create_app
 from registry_ext.config import replace
 from tests.support.auth_helpers import basic, client_for, make_app
+from tests.support.e2e_mirror_seed import OCI_INDEX, Pusher, index
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, Front, make_image, push, start_upstreams
 from tests.support.oci_client import assert_error, push_blob, sha256_digest
@@ -227,3 +228,24 @@ def test_pulls_need_pull_on_the_local_repository(settings, upstreams, tmp_path):
     detail = assert_error(denied, 401, "UNAUTHORIZED")["errors"][0]["detail"]
     assert detail == [{"Type": "repository", "Name": f"ub/{REPO}", "Action": "pull"}]
     assert alice.get(f"/v2/{REPO}/manifests/latest?ns=b.example").data == upstreams[1].image.manifest
+
+
+def test_an_index_and_then_its_child_by_digest(client, upstreams):
+    child = upstreams[0].image
+    index_body, index_type = index([child.manifest])
+    push(upstreams[0].url, REPO, None, child)
+    Pusher(upstreams[0].url).manifest(REPO, "multi", (index_body, index_type))
+    resp = client.get(f"/v2/{REPO}/manifests/multi?ns=a.example")
+    assert resp.status_code == 200 and resp.data == index_body and resp.content_type == index_type
+    resp = client.get(f"/v2/{REPO}/manifests/{child.digest}?ns=a.example")
+    assert resp.status_code == 200 and resp.data == child.manifest
+    listed = client.get(f"/v2/ua/{REPO}/_oci/tag-history/multi").json["manifests"]
+    assert [d["digest"] for d in listed] == [sha256_digest(index_body)]
+
+
+def test_the_enriched_listing_shows_mirrored_tags(client, upstreams):
+    assert client.get(f"/v2/{REPO}/manifests/latest?ns=b.example").status_code == 200
+    resp = client.get(f"/v2/{REPO}/tags/list?ns=b.example", headers={"Accept": OCI_INDEX})
+    assert resp.status_code == 200, resp.data
+    assert [m["digest"] for m in resp.json["manifests"]] == [upstreams[1].image.digest]
+    assert resp.headers["OCI-Namespace"] == "b.example"
