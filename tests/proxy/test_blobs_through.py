@@ -2,8 +2,11 @@
 (proxy/blobfill.py), verified, then served from the cache with the upstream stopped."""
 from __future__ import annotations
 
+import pytest
+
 from registry_ext import create_app
 from registry_ext.config import replace
+from registry_ext.proxy.blobfill import FillAborted
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, Front, start_upstreams
 from tests.support.oci_client import sha256_digest
@@ -67,6 +70,24 @@ def test_a_limited_upstream_is_429_with_its_retry_after(settings):
         client = mirror(settings, lm={"hosts": ["lm.example"], "urls": [front.url], **FAST})
         resp = client.get(f"/v2/{REPO}/blobs/{sha256_digest(upstream.image.layer)}?ns=lm.example")
         assert resp.status_code == 429 and resp.headers["Retry-After"] == "17"
+    finally:
+        front.stop()
+        upstream.server.stop()
+
+
+def test_a_blob_whose_bytes_do_not_match_is_cut_and_never_stored(settings):
+    upstream = start_upstreams(1, prefix="liar")[0]
+    front = Front(upstream.url)
+    front.mode = "corrupt-blobs"
+    layer = upstream.image.layer
+    try:
+        client = mirror(settings, lb={"hosts": ["lb.example"], "urls": [front.url], **FAST})
+        with pytest.raises(FillAborted):
+            client.get(f"/v2/{REPO}/blobs/{sha256_digest(layer)}?ns=lb.example")
+        assert client.head(f"/v2/lb/{REPO}/blobs/{sha256_digest(layer)}").status_code == 404
+        front.mode = "pass"
+        resp = client.get(f"/v2/{REPO}/blobs/{sha256_digest(layer)}?ns=lb.example")
+        assert resp.status_code == 200 and resp.data == layer
     finally:
         front.stop()
         upstream.server.stop()
