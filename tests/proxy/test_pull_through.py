@@ -15,6 +15,7 @@ from tests.support.e2e_mirror_seed import OCI_INDEX, Pusher, index
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, Front, make_image, push, start_upstreams
 from tests.support.oci_client import assert_error, push_blob, sha256_digest
+from tests.support.servers import free_port
 
 FAST = {"timeout": 5, "max_retries": 1, "retry_delay": 0.05}
 
@@ -249,3 +250,10 @@ def test_the_enriched_listing_shows_mirrored_tags(client, upstreams):
     assert resp.status_code == 200, resp.data
     assert [m["digest"] for m in resp.json["manifests"]] == [upstreams[1].image.digest]
     assert resp.headers["OCI-Namespace"] == "b.example"
+
+
+def test_failover_to_the_next_url(settings, upstreams):
+    dead = f"http://127.0.0.1:{free_port()}"
+    client = mirror(settings, fo={"hosts": ["fo.example"], "urls": [dead, upstreams[1].url], **FAST})
+    resp = client.get(f"/v2/{REPO}/manifests/latest?ns=fo.example")
+    assert resp.status_code == 200 and resp.data == upstreams[1].image.manifest
