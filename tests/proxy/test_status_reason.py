@@ -16,7 +16,8 @@ def test_urls_keep_scheme_host_and_path_only():
 
 
 def test_credentials_and_authorization_values_are_masked():
-    reason = "token service said: bad credentials robot-user/s3cr3t-pass; sent Bearer abc.def-ghi and basic Zm9vOmJhcg=="
+    reason = ("token service said: bad credentials robot-user/s3cr3t-pass; sent Bearer abc.def-ghi and "
+              "basic Zm9vOmJhcg==")
     assert safe_reason(reason, UP) == "token service said: bad credentials ***/***; sent Bearer *** and basic ***"
 
 

@@ -45,7 +45,7 @@ def test_a_redis_that_does_not_answer_is_never_a_pulls_error(tmp_path):
 def test_cached_repositories_and_their_freshness(redis_server):
     status, keys = make(redis_server)
     client = connect(redis_server)
-    client.zadd(keys.repos, {n: 0 for n in ("hub/library/a", "hub/library/b", "hub0", "hubx/c", "hu/d", "quay/x")})
+    client.zadd(keys.repos, dict.fromkeys(("hub/library/a", "hub/library/b", "hub0", "hubx/c", "hu/d", "quay/x"), 0))
     assert status.cached("hub", 10) == (2, ["hub/library/a", "hub/library/b"])
     assert status.cached("hub", 1, after="hub/library/a") == (2, ["hub/library/b"])
     client.hset(keys.repo("hub/library/a").tags, mapping={"1": "d1", "2": "d2", "3": "d3"})
