@@ -257,3 +257,12 @@ def test_failover_to_the_next_url(settings, upstreams):
     client = mirror(settings, fo={"hosts": ["fo.example"], "urls": [dead, upstreams[1].url], **FAST})
     resp = client.get(f"/v2/{REPO}/manifests/latest?ns=fo.example")
     assert resp.status_code == 200 and resp.data == upstreams[1].image.manifest
+
+
+def test_library_prefix_and_unknown_repositories(settings, upstreams):
+    client = mirror(settings, hub=table(upstreams[0].url, "docker.io", library_prefix=True))
+    resp = client.get("/v2/app/manifests/latest?ns=docker.io")
+    assert resp.status_code == 200 and resp.data == upstreams[0].image.manifest
+    assert client.get(f"/v2/hub/{REPO}/manifests/latest").data == upstreams[0].image.manifest
+    assert client.get("/v2/docker.io/app/tags/list").json == {"name": "docker.io/app", "tags": ["latest"]}
+    assert_error(client.get("/v2/nothing/here/tags/list?ns=docker.io"), 404, "NAME_UNKNOWN")
