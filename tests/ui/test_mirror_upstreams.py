@@ -13,10 +13,12 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
+from registry_ext.services import mirror_status
 from tests.support.auth_helpers import client_for, make_app
+from tests.support.e2e_mirror_seed import CONFIG, LAYER, image
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, Front, start_upstreams
-from tests.support.oci_client import sha256_digest
+from tests.support.oci_client import push_blob, put_manifest_ok, sha256_digest
 from tests.ui.test_access import log_in
 
 SECRET = "Sup3r-Secret-Pw"
@@ -144,3 +146,25 @@ def test_under_access_control_anonymous_sees_counts_but_no_urls_or_reasons(setti
     body = text(alice.get("/ui/mirror"))
     assert fact(body.split('id="upstream-public"', 1)[1], "URLs") == upstream.url
     assert "unavailable — " in body and SECRET not in body
+
+
+def test_the_upstream_page_pages_and_the_size_counts_each_blob_once(settings, upstream, monkeypatch):
+    # allow_push lets the test fill the cache namespace directly: three repositories sharing one config blob
+    app = create_app(replace(settings, "proxy", upstreams={"hub": table(upstream.url, allow_push=True)}))
+    app.test_client_class = BufferedClient
+    client = app.test_client()
+    for name in ("hub/a", "hub/b", "hub/c"):
+        push_blob(client, name, CONFIG)
+        push_blob(client, name, LAYER)
+        put_manifest_ok(client, name, "v1", *image(name))
+    monkeypatch.setattr(mirror_status, "REPOS_PER_PAGE", 2)
+    first = text(client.get("/ui/mirror/upstream/hub"))
+    assert re.findall(r'<td><a href="/ui/repo/([^"]+)">', first) == ["hub/a", "hub/b"]
+    assert 'href="/ui/mirror/upstream/hub?after=hub/b"' in first
+    second = text(client.get("/ui/mirror/upstream/hub?after=hub/b"))
+    assert re.findall(r'<td><a href="/ui/repo/([^"]+)">', second) == ["hub/c"] and 'rel="next"' not in second
+    assert fact(first, "Cached repositories") == "3" and fact(first, "Cached tags") == "3"
+    assert fact(first, "Cache size") == f"{len(CONFIG) + len(LAYER)} B (2 blobs)"
+    assert fact(first, "Tags last checked") == "never"  # pushed, never confirmed by the upstream
+    monkeypatch.setattr(mirror_status, "SIZE_SCAN", 3)  # the scan stops: figures are a lower bound
+    assert fact(text(client.get("/ui/mirror")), "Cache size").startswith("at least ")
