@@ -209,12 +209,17 @@ def test_head_of_an_uncached_blob_asks_the_upstream_and_fetches_nothing(client, 
     assert client.head(f"/v2/{REPO}/blobs/{missing}?ns=a.example").status_code == 404
 
 
-def test_a_blob_stored_here_is_linked_and_served_locally(client, upstreams):
+def test_a_blob_stored_here_is_linked_once_the_upstream_has_it(client, upstreams):
     layer = upstreams[1].image.layer
     push_blob(client, "mine/other", layer)
     resp = client.get(f"/v2/b.example/{REPO}/blobs/{sha256_digest(layer)}")
     assert resp.status_code == 200 and resp.data == layer
     assert client.get(f"/v2/ub/{REPO}/blobs/{sha256_digest(layer)}").data == layer  # linked in the cache
+    private = b"a private blob of another repository"
+    push_blob(client, "mine/other", private)
+    resp = client.get(f"/v2/b.example/{REPO}/blobs/{sha256_digest(private)}")
+    assert_error(resp, 404, "BLOB_UNKNOWN")  # the upstream does not have it: not linked, not served
+    assert client.head(f"/v2/ub/{REPO}/blobs/{sha256_digest(private)}").status_code == 404
 
 
 def test_pulls_need_pull_on_the_local_repository(settings, upstreams, tmp_path):
@@ -260,9 +265,10 @@ def test_failover_to_the_next_url(settings, upstreams):
 
 
 def test_library_prefix_and_unknown_repositories(settings, upstreams):
-    client = mirror(settings, hub=table(upstreams[0].url, "docker.io", library_prefix=True))
+    """(upstreams[1]: upstreams[0] gains a tag in test_an_index_and_then_its_child_by_digest)"""
+    client = mirror(settings, hub=table(upstreams[1].url, "docker.io", library_prefix=True))
     resp = client.get("/v2/app/manifests/latest?ns=docker.io")
-    assert resp.status_code == 200 and resp.data == upstreams[0].image.manifest
-    assert client.get(f"/v2/hub/{REPO}/manifests/latest").data == upstreams[0].image.manifest
+    assert resp.status_code == 200 and resp.data == upstreams[1].image.manifest
+    assert client.get(f"/v2/hub/{REPO}/manifests/latest").data == upstreams[1].image.manifest
     assert client.get("/v2/docker.io/app/tags/list").json == {"name": "docker.io/app", "tags": ["latest"]}
     assert_error(client.get("/v2/nothing/here/tags/list?ns=docker.io"), 404, "NAME_UNKNOWN")

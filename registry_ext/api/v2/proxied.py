@@ -101,22 +101,26 @@ def manifest(route: Route, reference: str) -> Response:
 
 
 def blob(route: Route, digest: str) -> Response | None:
-    """Prepare a blob pull: a blob already stored is linked into the local repository and served by
-    the usual view (None); HEAD of one not stored asks the upstream (nothing is fetched); GET streams
-    it from the fill (proxy/blobfill.py) while it is stored.
+    """Prepare a blob pull: a blob in the local repository is served by the usual view (None); one
+    stored for another repository is linked once the upstream confirms it has it (a HEAD: a digest
+    alone must not open another repository's private blob); HEAD of one not stored asks the upstream
+    (nothing is fetched); GET streams it from the fill (proxy/blobfill.py) while it is stored.
 
     Raises:
         RegistryError(DIGEST_INVALID, BLOB_UNKNOWN), UpstreamError
     """
     parsed = parse_digest(digest)
     reg = registry()
-    if reg.storage.blobs.size(parsed) is not None:
-        if not reg.storage.repos.has_blob(route.local_repo, parsed):
-            reg.blobs.link(route.local_repo, parsed)
+    stored = reg.storage.blobs.size(parsed) is not None
+    if stored and reg.storage.repos.has_blob(route.local_repo, parsed):
         return None
     proxy = _proxy()
     assert proxy is not None
     try:
+        if stored:
+            proxy.client(route).blob_size(route.upstream_repo, str(parsed))
+            reg.blobs.link(route.local_repo, parsed)
+            return None
         if request.method != "HEAD":
             return _filled(proxy, route, parsed)
         size = proxy.client(route).blob_size(route.upstream_repo, str(parsed))
