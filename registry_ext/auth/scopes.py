@@ -84,6 +84,7 @@ NEEDS: dict[str, Need] = {
     "ui.untagged": OPEN,
     "ui.mirror": OPEN,
     "ui.mirror_diff": OPEN,
+    "ui.mirror_upstream": OPEN,
     "ui.login": OPEN,
     "ui.logout": OPEN,
     "ui.static": OPEN,

@@ -19,6 +19,7 @@ from registry_ext.index.pauses import ClientPauses
 from registry_ext.index.pulls import PullStore
 from registry_ext.index.reader import IndexReader, index_incomplete
 from registry_ext.index.scan import TagScanner
+from registry_ext.index.upstream_status import UpstreamStatus
 from registry_ext.index.writer import IndexWriter
 
 
@@ -56,6 +57,7 @@ class Index:
     feed: FeedStore
     pulls: PullStore
     mirror: MirrorState
+    upstreams: UpstreamStatus
 
 
 def open_index(url: str, prefix: str, entry_max_bytes: int = 4096, feed: FeedSettings | None = None) -> Index:
@@ -70,7 +72,7 @@ def open_index(url: str, prefix: str, entry_max_bytes: int = 4096, feed: FeedSet
     return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes, events=feed.enabled),
                  TagScanner(client, keys), IndexMeta(client, keys.meta), IndexState(reader),
                  ClientPauses(client, keys), store, PullStore(client, keys),
-                 MirrorState(client, keys))
+                 MirrorState(client, keys), UpstreamStatus(client, keys))
 
 
 __all__ = ["Index", "IndexState", "open_index"]

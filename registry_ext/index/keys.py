@@ -72,6 +72,11 @@ The pull-through blob fill (index/fills.py) has one slot per digest, ``{<digest>
     <p>:fill:{<digest>}:state                HASH  token, status, size, written, error, reason of that fill
                                                    (what followers may read of its temp file)
 
+The pull-through mirror's upstream status (index/upstream_status.py), one slot per upstream::
+
+    <p>:upstream:{<upstream>}:status         HASH  ok_ms, error_ms, error_reason, error_status, error_kind,
+                                                   errors, window_ms, window_errors (fixed fields)
+
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
 """
@@ -113,6 +118,9 @@ class Keys:
 
     def fill_state(self, digest: str) -> str:
         return f"{self.prefix}:fill:{{{digest}}}:state"
+
+    def upstream_status(self, upstream: str) -> str:
+        return f"{self.prefix}:upstream:{{{upstream}}}:status"
 
 
 class FeedKeys:

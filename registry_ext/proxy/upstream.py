@@ -69,6 +69,7 @@ class UpstreamClient:
                                      concurrency=upstream.concurrency, verify=upstream.verify, sleep=sleep)
                         for url in upstream.urls]
         self.slots = threading.BoundedSemaphore(upstream.concurrency)
+        self.observe: Callable[[UpstreamError | None], None] = _unobserved  # proxy/status.py records outcomes
 
     # -- manifests and tags -------------------------------------------------------------------
     def manifest(self, repo: str, reference: str, *, head: bool = False) -> FetchedManifest:
@@ -209,6 +210,16 @@ class UpstreamClient:
 
     # -- shared -----------------------------------------------------------------------------
     def _call(self, call: Callable[[RemoteClient], T], hold: bool = False) -> T:
+        """``_attempt``, its outcome told to ``observe`` (the UI's upstream status). Raises: UpstreamError."""
+        try:
+            result = self._attempt(call, hold)
+        except UpstreamError as exc:
+            self.observe(exc)
+            raise
+        self.observe(None)
+        return result
+
+    def _attempt(self, call: Callable[[RemoteClient], T], hold: bool = False) -> T:
         """``call`` with each URL in turn until one answers; holding a concurrency slot meanwhile
         (and after, with ``hold``: the caller releases it). Raises: UpstreamError."""
         if not self.slots.acquire(timeout=self.config.timeout):
@@ -294,6 +305,10 @@ class RepoBlobs:
 
     def open(self, digest: str) -> UpstreamBlob:
         return self.client.open_blob(self.repo, digest)
+
+
+def _unobserved(_outcome: UpstreamError | None) -> None:
+    pass
 
 
 def _scope(repo: str) -> str:

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
 USER, PASSWORD = "alice", "alice-ui-pw"
+UPSTREAM_SECRET = "e2e-upstream-secret"
 XSS = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 
@@ -51,7 +52,10 @@ def server(tmp_path_factory):
         remote.blob("library/haproxy", blob)
     remote.manifest("library/haproxy", "only-there", image("only-there"))
     config = workdir / "config.toml"
-    config.write_text(f'[mirror]\nremotes = {{ peer = {{ url = "{peer.url}", timeout = 20 }} }}\n')
+    config.write_text(f'[mirror]\nremotes = {{ peer = {{ url = "{peer.url}", timeout = 20 }} }}\n'
+                      # the same docker-registry as a pull-through upstream, with credentials never shown
+                      f'[proxy.upstreams.hub]\nhosts = ["docker.io"]\nurls = ["{peer.url}"]\n'
+                      f'username = "robot"\npassword = "{UPSTREAM_SECRET}"\n')
     server = UiServer(workdir / "server", htpasswd, config)
     server.start()
     seed = Seeder(server.url, (USER, PASSWORD))
@@ -196,6 +200,22 @@ def test_mirror_comparison_page(server, page):
     expect(page.locator("svg.chart title")).to_contain_text("only on the remote: 1")
     expect(page.get_by_role("cell", name="only-there", exact=True)).to_be_visible()
     check(page, "mirror-diff")
+
+
+def test_mirror_upstream_pages(server, page):
+    digest = requests.get(f"{server.url}/v2/library/haproxy/manifests/only-there?ns=docker.io",
+                          auth=(USER, PASSWORD), timeout=30).headers["Docker-Content-Digest"]
+    assert digest.startswith("sha256:")
+    log_in(page, server.url)
+    page.get_by_role("link", name="Mirror").click()
+    expect(page.get_by_role("heading", name="Upstreams")).to_be_visible()
+    page.get_by_role("link", name="hub", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("hub")
+    expect(page.get_by_role("link", name="hub/library/haproxy")).to_be_visible()
+    assert UPSTREAM_SECRET not in page.content()
+    check(page, "mirror-upstream")
+    page.get_by_role("link", name="hub/library/haproxy").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("hub/library/haproxy")
 
 
 def _a_moved_tag(server) -> str:

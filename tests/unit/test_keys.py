@@ -34,3 +34,9 @@ def test_fill_keys_share_the_digests_slot():
     digest = "sha256:" + "e" * 64
     assert key_slot(keys.fill_lease(digest).encode()) == key_slot(keys.fill_state(digest).encode())
     assert keys.fill_lease(digest) == f"regext:fill:{{{digest}}}:lease"
+
+
+def test_upstream_status_key_has_a_slot_of_its_own():
+    keys = Keys("regext")
+    assert keys.upstream_status("hub") == "regext:upstream:{hub}:status"
+    assert key_slot(keys.upstream_status("hub").encode()) == key_slot(b"{hub}")

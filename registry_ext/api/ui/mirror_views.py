@@ -1,6 +1,10 @@
-"""The UI's mirror pages: the configured mirror-diff remotes, and one comparison rendered with a chart.
+"""The UI's mirror pages: the pull-through mirror's upstreams, the mirror-diff remotes, one comparison.
 
-``/ui/mirror`` lists the remotes by name (their URLs and credentials are operator configuration and
+``/ui/mirror`` shows each configured upstream of the pull-through mirror (services/mirror_status.py:
+its hosts, how it has been answering, what its cache holds, every figure bounded per view) and
+``/ui/mirror/upstream/<name>`` one page of its cached repositories the caller may pull. With access
+control on, anonymous visitors see neither the upstreams' URLs nor their error reasons. It lists the
+mirror-diff remotes by name (their URLs and credentials are operator configuration and
 are not shown) with a form; ``/ui/mirror/diff`` runs the same bounded, shared comparison as the
 mirror-diff API (mirror/service.py: one deadline, at most ``mirror.max_comparisons`` per worker,
 429 beyond) for a repository the caller may pull, and shows what differs: counts as a bar chart
@@ -13,11 +17,13 @@ from flask import current_app, request
 
 from registry_ext.api.http import registry
 from registry_ext.api.mirror_diff import gate
+from registry_ext.api.ui import session
 from registry_ext.api.ui.views import bp, check_pull, page
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.mirror import service
 from registry_ext.mirror.render import repo_from_dict, rows
 from registry_ext.oci.reference import validate_name
+from registry_ext.services.mirror_status import MirrorStatus
 
 BAR_WIDTH = 320  # px of the longest bar
 LABEL_WIDTH = 230  # px before the bars: the longest label fits
@@ -30,8 +36,39 @@ BARS = (("identical", "identical", "same"), ("changed", "changed", "changed"), (
 
 @bp.get("/mirror")
 def mirror():
-    remotes = sorted(current_app.config["SETTINGS"].mirror.remotes)
-    return page("mirror.html", remotes=remotes, name=request.args.get("name", ""))
+    settings = current_app.config["SETTINGS"]
+    upstreams = MirrorStatus(registry()).overview(_upstreams().values(), settings.proxy.default_upstream,
+                                                  _visible())
+    return page("mirror.html", remotes=sorted(settings.mirror.remotes), name=request.args.get("name", ""),
+                upstreams=upstreams, detailed=_detailed())
+
+
+@bp.get("/mirror/upstream/<segment:upstream>")
+def mirror_upstream(upstream: str):
+    configured = _upstreams().get(upstream)
+    if configured is None:
+        raise RegistryError(ErrorCode.NAME_UNKNOWN, {"upstream": upstream[:64]},
+                            message="no upstream of the pull-through mirror has this name")
+    after = request.args.get("after", "")[:256] or None
+    view, rows, next_after = MirrorStatus(registry()).upstream(
+        configured, current_app.config["SETTINGS"].proxy.default_upstream, _visible(), after)
+    return page("mirror_upstream.html", up=view, rows=rows, next_after=next_after, detailed=_detailed())
+
+
+def _upstreams() -> dict:
+    """The pull-through mirror's upstreams by name (none when ``[proxy]`` names none)."""
+    proxy = current_app.extensions.get("proxy")
+    return proxy.router.upstreams if proxy is not None else {}
+
+
+def _visible():
+    auth = session.auth()
+    return None if auth is None else auth.visible(session.caller())
+
+
+def _detailed() -> bool:
+    """Whether URLs and error reasons are shown: without access control, or to a signed-in user."""
+    return session.auth() is None or session.caller().user is not None
 
 
 @bp.get("/mirror/diff")

@@ -45,11 +45,13 @@ def init_app(app: Flask, settings: Settings) -> None:
     from registry_ext.proxy.blobfill import BlobFills
     from registry_ext.proxy.manifests import ProxyManifests
     from registry_ext.proxy.routing import Router
+    from registry_ext.proxy.status import observe_upstreams
 
     reg = app.extensions["registry"]
     app.extensions[EXTENSION] = ProxyManifests(Router(settings.proxy), reg.manifests, reg.index.mirror,
                                                settings.limits.manifest_max_bytes)
     app.extensions[FILLS] = BlobFills.from_registry(reg)
+    observe_upstreams(app.extensions[EXTENSION].clients.values(), reg.index.upstreams)  # for the UI
     app.register_error_handler(UpstreamError, upstream_error)
     app.after_request(_headers)
 
