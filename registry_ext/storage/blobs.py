@@ -100,6 +100,3 @@ class BlobStore:
     def take(self, digest: Digest, cutoff: float) -> int | None:
         """Delete the blob unless touched after ``cutoff``; its size when deleted (storage/quarantine.py)."""
         return quarantine.take(self.layout, self.layout.blob(digest), cutoff)
-
-    def path(self, digest: Digest) -> Path:
-        return self.layout.blob(digest)
