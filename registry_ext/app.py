@@ -50,9 +50,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     from registry_ext.api import health, mirror_diff, ui
-    from registry_ext.api.v2 import bp as v2
+    from registry_ext.api.v2 import bp as v2, proxied
 
     mirror_diff.init_app(app)
+    proxied.init_app(app, settings)
     app.extensions["body_watch"] = BodyWatch(settings.limits, registry.uploads)
 
     app.register_blueprint(v2)

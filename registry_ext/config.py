@@ -107,6 +107,20 @@ class MirrorSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProxySettings:
+    """The pull-through mirror (registry_ext/proxy/, docs/mirror.md)."""
+
+    # Upstreams by name, each validated by proxy/config.py (its docstring lists the keys):
+    #   [proxy.upstreams.hub]  hosts = ["docker.io"]  urls = ["https://registry-1.docker.io"]
+    upstreams: dict = dataclasses.field(default_factory=dict)
+    # The upstream for requests with neither `ns` nor a configured host as path prefix; empty:
+    # such requests are local, as without a proxy.
+    default_upstream: str = ""
+    # Repository globs always served locally, never proxied (even with a default upstream).
+    local_names: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
 class AuthSettings:
     # docs/auth.md. "none": everyone may do everything (the quick start); "basic": HTTP Basic
     # against `htpasswd` on every request; "token": Docker/OCI bearer tokens (our own /auth/token
@@ -201,6 +215,7 @@ class Settings:
     limits: LimitSettings = LimitSettings()
     metrics: MetricsSettings = MetricsSettings()
     mirror: MirrorSettings = MirrorSettings()
+    proxy: ProxySettings = ProxySettings()
     auth: AuthSettings = AuthSettings()
     feed: FeedSettings = FeedSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -352,6 +367,7 @@ def _validate(settings: Settings) -> None:
     if not settings.storage.root:
         raise ConfigError("storage.root: must not be empty")
     _validate_mirror(settings.mirror)
+    _validate_proxy(settings.proxy)
     from registry_ext.auth.settings import validate_auth
 
     validate_auth(settings.auth, ConfigError)
@@ -389,6 +405,27 @@ def _validate_mirror(mirror: MirrorSettings) -> None:
             raise ConfigError(f"{where}.realm: an http:// or https:// URL, like https://auth.example/token")
         if not 0 < remote.get("timeout", 30) <= 300:
             raise ConfigError(f"{where}.timeout: must be in (0, 300] seconds")
+
+
+def _validate_proxy(proxy: ProxySettings) -> None:
+    from registry_ext.proxy.config import UpstreamConfigError, compile_globs, parse_upstream
+
+    owner: dict[str, str] = {}
+    for name, table in proxy.upstreams.items():
+        try:
+            upstream = parse_upstream(name, table)
+        except UpstreamConfigError as exc:
+            raise ConfigError(f"proxy.upstreams.{name}: {exc}") from None
+        for host in upstream.hosts:
+            if host in owner:
+                raise ConfigError(f"proxy.upstreams.{name}.hosts: {host} is already a host of {owner[host]}")
+            owner[host] = name
+    if proxy.default_upstream and proxy.default_upstream not in proxy.upstreams:
+        raise ConfigError("proxy.default_upstream: must be empty or the name of one of proxy.upstreams")
+    try:
+        compile_globs(proxy.local_names, "local_names")
+    except UpstreamConfigError as exc:
+        raise ConfigError(f"proxy.{exc}") from None
 
 
 def _validate_feed(feed: FeedSettings) -> None:

@@ -14,6 +14,7 @@ from registry_ext.config import FeedSettings
 from registry_ext.index.feed import FeedStore
 from registry_ext.index.keys import Keys
 from registry_ext.index.meta import IndexMeta
+from registry_ext.index.mirror_state import MirrorState
 from registry_ext.index.pauses import ClientPauses
 from registry_ext.index.pulls import PullStore
 from registry_ext.index.reader import IndexReader, index_incomplete
@@ -54,6 +55,7 @@ class Index:
     pauses: ClientPauses
     feed: FeedStore
     pulls: PullStore
+    mirror: MirrorState
 
 
 def open_index(url: str, prefix: str, entry_max_bytes: int = 4096, feed: FeedSettings | None = None) -> Index:
@@ -67,7 +69,8 @@ def open_index(url: str, prefix: str, entry_max_bytes: int = 4096, feed: FeedSet
                       feed.recent_per_repo)
     return Index(client, keys, reader, IndexWriter(client, keys, entry_max_bytes, events=feed.enabled),
                  TagScanner(client, keys), IndexMeta(client, keys.meta), IndexState(reader),
-                 ClientPauses(client, keys), store, PullStore(client, keys))
+                 ClientPauses(client, keys), store, PullStore(client, keys),
+                 MirrorState(client, keys))
 
 
 __all__ = ["Index", "IndexState", "open_index"]

@@ -30,6 +30,10 @@ repository keys (the catalog) are updated in separate, idempotent steps::
     <p>:repo:{<name>}:pulls                  HASH  t:<tag> / m:<digest> -> pulls counted (a manifest GET; not
                                                    HEAD). Statistics kept by reindex (index/pulls.py)
     <p>:repo:{<name>}:pulled                 HASH  t:<tag> / m:<digest> -> ms of the last counted pull
+    <p>:repo:{<name>}:mirror:checked         HASH  tag -> ms the pull-through mirror last confirmed the tag
+                                                   with its upstream (a GET or a HEAD with the same digest;
+                                                   index/mirror_state.py). Freshness only: reindex drops it,
+                                                   and the next pull of the tag asks the upstream again
     <p>:paused:<address>                     STRING with a TTL: uploads from this client address are refused
                                                    until it expires (a slow upload was cut; index/pauses.py).
                                                    Not part of the index: reindex neither reads nor rebuilds it
@@ -138,6 +142,7 @@ class RepoKeys:
         self.events_copied = f"{base}:events:copied"
         self.pulls = f"{base}:pulls"
         self.pulled = f"{base}:pulled"
+        self.mirror_checked = f"{base}:mirror:checked"
 
     def digest_tags(self, digest: str) -> str:
         return f"{self.base}:digest:{digest}:tags"

@@ -1,7 +1,7 @@
 """HTTP sessions that dial only addresses already checked: no second DNS lookup.
 
 A token realm on another host is resolved and every address checked
-(``RemoteClient._check_destination``) before it is asked. If the request
+(``RemoteClient.check_destination``) before it is asked. If the request
 then resolved the name again, a DNS server answering differently the second
 time (DNS rebinding) could send it into the internal network after all. A
 pinned session connects to the checked addresses themselves, in order, while

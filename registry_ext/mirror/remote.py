@@ -63,9 +63,10 @@ _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 class RemoteError(Exception):
     """A request failed for good; the message is meant for the report."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # a 429/503's Retry-After, in seconds
 
 
 def normalize_url(target: str, plain_http: bool = False) -> str:
@@ -131,7 +132,7 @@ class RemoteClient:
 
     def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
                  realm: str | None = None, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,
-                 max_wait: float = 60.0, concurrency: int = 8, verify: bool = True, max_pages: int = 10000,
+                 max_wait: float = 60.0, concurrency: int = 8, verify: bool | str = True, max_pages: int = 10000,
                  sleep: Callable[[float], None] = time.sleep, deadline: float | None = None):
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
@@ -159,8 +160,11 @@ class RemoteClient:
         return sess
 
     def request(self, method: str, url: str, *, scope: str = "", headers: dict | None = None,
-                ok: tuple[int, ...] = (200,)) -> requests.Response:
+                ok: tuple[int, ...] = (200,), stream: bool = False, follow: bool = True) -> requests.Response:
         """Send with auth and retries; return a response whose status is in ``ok`` or 404.
+
+        ``stream``: the body is left to the caller (who closes the response). ``follow=False``: a
+        redirect is returned, not followed (the pull-through mirror follows blob redirects itself).
 
         Raises:
             RemoteError: unreachable, timed out, 401/403, 429 beyond ``max_wait``, 5xx after retries.
@@ -171,20 +175,21 @@ class RemoteClient:
             if self.rate_remaining == 0:
                 raise RemoteError("rate limit exhausted (ratelimit-remaining: 0)", 429)
             try:
-                resp = self._send(method, url, scope, headers)
+                resp = self._send(method, url, scope, headers, stream, follow)
             except requests.Timeout:
                 failure, wait = RemoteError(f"{method} {url}: timed out after {self.timeout:g}s"), None
             except requests.ConnectionError as exc:
                 failure, wait = RemoteError(f"{method} {url}: cannot connect ({_reason(exc)})"), None
             else:
                 self._note_rate(resp)
-                if resp.status_code in ok or resp.status_code == 404:
+                if resp.status_code in ok or resp.status_code == 404 or (
+                        not follow and resp.status_code in _REDIRECTS):
                     return resp
                 failure, wait = self._failure(method, url, resp)
                 if resp.status_code < 500 and resp.status_code != 429:
                     raise failure
                 if wait is not None and wait > self.max_wait:
-                    raise RemoteError(f"{failure}; Retry-After {wait:.0f}s exceeds {self.max_wait:g}s", 429)
+                    raise RemoteError(f"{failure}; Retry-After {wait:.0f}s exceeds {self.max_wait:g}s", 429, wait)
             if attempt == self.retries:
                 raise failure
             pause = wait if wait is not None else random.uniform(0, self.backoff * 2 ** attempt)
@@ -193,13 +198,17 @@ class RemoteClient:
             self.sleep(pause)
         raise AssertionError("unreachable")
 
-    def _send(self, method: str, url: str, scope: str, headers: dict | None) -> requests.Response:
-        resp = self._once(method, url, scope, headers)
-        if resp.status_code == 401 and self._authenticate(resp, scope):
-            resp = self._once(method, url, scope, headers)
+    def _send(self, method: str, url: str, scope: str, headers: dict | None, stream: bool = False,
+              follow: bool = True) -> requests.Response:
+        resp = self._once(method, url, scope, headers, stream, follow)
+        if resp.status_code == 401:
+            self._tokens.pop(scope, None)  # expired (a long-lived client): one new token, one retry
+            if self._authenticate(resp, scope):
+                resp = self._once(method, url, scope, headers, stream, follow)
         return resp
 
-    def _once(self, method: str, url: str, scope: str, headers: dict | None) -> requests.Response:
+    def _once(self, method: str, url: str, scope: str, headers: dict | None, stream: bool = False,
+              follow: bool = True) -> requests.Response:
         """One request, following redirects on the remote's origin by hand; credentials only there.
 
         With a deadline the body is read here, by what has arrived, so a trickling answer cannot hold
@@ -221,10 +230,10 @@ class RemoteClient:
                 self.requests += 1
             resp = self._session().request(method, url, headers=sent, auth=auth, timeout=self._timeout(),
                                            verify=self.verify, allow_redirects=False,
-                                           stream=self.deadline is not None)
+                                           stream=stream or self.deadline is not None)
             location = resp.headers.get("Location")
-            if resp.status_code not in _REDIRECTS or not location:
-                if self.deadline is not None:
+            if resp.status_code not in _REDIRECTS or not location or not follow:
+                if self.deadline is not None and not stream:
                     self._read_body(resp, self.deadline)
                 return resp
             resp.close()
@@ -295,7 +304,7 @@ class RemoteClient:
         realm_origin, configured = origin(realm), _realm_key(realm) == self.realm
         session = self._session()
         if realm_origin != self.origin and not configured:  # the operator chose a configured realm
-            session = pinned_session(self._check_destination(realm_origin, f"token realm {_where(realm)}"))
+            session = pinned_session(self.check_destination(realm_origin, f"token realm {_where(realm)}"))
         query: dict[str, Any] = {"service": params.get("service", "")}
         query["scope"] = params.get("scope") or scope or None
         auth = None
@@ -323,7 +332,7 @@ class RemoteClient:
         self._tokens[scope] = token
         return True
 
-    def _check_destination(self, where: Origin, what: str) -> set[str]:
+    def check_destination(self, where: Origin, what: str) -> set[str]:
         """Refuse a host outside the remote's origin that resolves into an internal network
         the remote itself is not in (every address is checked); the checked addresses, which the
         request then dials itself (mirror/pinned.py: no second lookup). Raises: RemoteError."""
@@ -354,7 +363,7 @@ class RemoteClient:
             message += (f"; the credentials were not sent to the token realm {self._withheld} (not the "
                         f"remote's origin): configure realm = \"{self._withheld}\" for this remote to allow it")
         wait = retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None
-        return RemoteError(message, status), wait
+        return RemoteError(message, status, wait), wait
 
     def _note_rate(self, resp: requests.Response) -> None:
         value = resp.headers.get("ratelimit-remaining")

@@ -18,7 +18,7 @@ from registry_ext.index.scan import Position
 from registry_ext.oci.manifest import parse_manifest
 from registry_ext.services import Registry
 from registry_ext.services.history import EVENT_ANNOTATION, TIMESTAMP_ANNOTATION, HistoryQuery, tag_history
-from registry_ext.services.manifests import load_config
+from registry_ext.services.manifest_entry import load_config
 from registry_ext.services.tag_listing import TagQuery, rfc3339
 from registry_ext.oci.repo_filter import RepoFilter
 from registry_ext.oci.versions import parse_tag

@@ -16,9 +16,8 @@ the crash tests.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Sequence
 
-import orjson
 
 from registry_ext import failpoints
 from registry_ext.clock import now_ms
@@ -27,7 +26,7 @@ from registry_ext.index import Index
 from registry_ext.oci import mediatypes as mt
 from registry_ext.oci.digest import Digest, digest_bytes, is_digest, parse_digest
 from registry_ext.oci.manifest import Manifest, parse_manifest
-from registry_ext.oci.metadata import describe, wants_config
+from registry_ext.services.manifest_entry import children_of, index_entry, load_config
 from registry_ext.oci.reference import is_valid_tag, validate_tag
 from registry_ext.storage import HistoryEvent, Intent, ManifestRecord, Storage, TagRecord
 from registry_ext.tag_rules import ImmutableRule, immutable_rule
@@ -145,6 +144,23 @@ class ManifestService:
                                       [(t.tag, t.created_at, t.updated_at) for t in moved], children_of(manifest))
         failpoints.hit("manifest.after-index")
         self.index.feed.publish(name)
+
+    def store_fetched(self, name: str, tag: str | None, data: bytes, media_type: str | None, digest: Digest) -> None:
+        """Store a manifest the pull-through mirror fetched and verified (``digest`` is its bytes'),
+        tagging it when fetched by tag, through the same locked, journalled write as a push.
+
+        Its blobs and children are not required here (they are fetched when pulled), and
+        ``immutable_tags`` rules do not hold the mirror back: it follows its upstream.
+
+        Raises:
+            RegistryError(MANIFEST_INVALID): bytes that are not a manifest.
+        """
+        manifest = parse_manifest(data, media_type)
+        tags = (tag,) if tag is not None else ()
+        self.storage.blobs.put_bytes(digest, data)
+        with self.storage.repos.lock(name):
+            with self.storage.journal.pending(Intent(name, tags, (str(digest),), catalog=True)):
+                self._store(name, digest, manifest, data, tags)
 
     def _references_still_there(self, name: str, manifest: Manifest) -> None:
         """Under the lock: no child was deleted since ``_check_references`` (a racing DELETE of a
@@ -352,36 +368,3 @@ def deletes_disabled(allow: str) -> RegistryError:
     """405 for a DELETE when `storage.delete_enabled` is false (with the RFC 9110 Allow header)."""
     return RegistryError(ErrorCode.UNSUPPORTED, status=405, message="deletes are disabled",
                          headers={"Allow": allow})
-
-
-def load_config(storage: Storage, manifest: Manifest) -> dict[str, Any] | None:
-    """The parsed image config of a manifest, when it has one that is readable JSON."""
-    if not wants_config(manifest):
-        return None
-    data = storage.blobs.read(parse_digest(manifest.config.digest))
-    try:
-        doc = orjson.loads(data) if data else None
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def children_of(manifest: Manifest) -> tuple[str, ...]:
-    """The distinct digests an index lists (none for an image manifest), in their first order."""
-    return tuple(dict.fromkeys(child.digest for child in manifest.children))
-
-
-def index_entry(record: ManifestRecord, manifest: Manifest, config: dict[str, Any] | None) -> dict[str, Any]:
-    """The index's JSON entry for a manifest: referrer descriptor fields plus listing metadata."""
-    entry: dict[str, Any] = {"mediaType": record.media_type, "size": record.size, "pushedAt": record.pushed_at}
-    entry.update(describe(manifest, config))
-    # Listings show a declared artifactType only; a referrer (a manifest with a subject) also
-    # gets the referrers API's fallback to the config media type (distribution-spec end-12).
-    artifact_type = manifest.artifact_type if manifest.subject is not None else manifest.declared_artifact_type
-    if artifact_type:
-        entry["artifactType"] = artifact_type
-    if manifest.subject is not None:
-        entry["subject"] = manifest.subject.digest
-        if manifest.annotations:
-            entry["annotations"] = manifest.annotations
-    return entry

@@ -16,7 +16,7 @@ from registry_ext.errors import RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import parse_digest
 from registry_ext.oci.manifest import parse_manifest
-from registry_ext.services.manifests import children_of, index_entry, load_config
+from registry_ext.services.manifest_entry import children_of, index_entry, load_config
 from registry_ext.storage import ManifestRecord, Storage
 
 log = logging.getLogger(__name__)

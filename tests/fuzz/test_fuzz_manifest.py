@@ -19,7 +19,7 @@ from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci import mediatypes as mt
 from registry_ext.oci.manifest import Manifest, parse_manifest
 from registry_ext.oci.metadata import describe, wants_config
-from registry_ext.services.manifests import index_entry
+from registry_ext.services.manifest_entry import index_entry
 from registry_ext.storage import ManifestRecord
 from tests.support.fuzz_settings import fuzz_settings
 from tests.support.fuzz_values import CONTENT_TYPES, HUGE, JUNK, MEDIA_TYPES, STRING_MAPS

@@ -6,7 +6,7 @@ import pytest
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci import mediatypes as mt
 from registry_ext.oci.manifest import parse_manifest
-from registry_ext.services.manifests import index_entry
+from registry_ext.services.manifest_entry import index_entry
 from registry_ext.storage import ManifestRecord
 
 D1 = "sha256:" + "1" * 64

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, request
 
 from registry_ext.api import atom, discover, ext, feed, mirror_diff, oci_ext
 from registry_ext.api.http import Response, registry, storage_only
-from registry_ext.api.v2 import blobs, listing, manifests, uploads
+from registry_ext.api.v2 import blobs, listing, manifests, proxied, uploads
 from registry_ext.oci.reference import validate_name
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -19,6 +19,7 @@ bp = Blueprint("v2", __name__, url_prefix="/v2")
 def _validate_name(_endpoint, values) -> None:
     if values and "name" in values:
         validate_name(values["name"])
+        proxied.route_request(values)
 
 
 @bp.before_request

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, request
 
 from registry_ext import metrics
 from registry_ext.api.http import Response, accel_response, file_response, registry, storage_only
+from registry_ext.api.v2 import proxied
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci.ranges import RangeError, parse_range
 from registry_ext.services.manifests import deletes_disabled
@@ -16,6 +17,11 @@ bp = Blueprint("blobs", __name__)
 @bp.route("/<repo:name>/blobs/<segment:digest>", methods=["GET", "HEAD"])
 @storage_only
 def get_blob(name: str, digest: str):
+    route = proxied.current_route()
+    if route is not None:
+        answer = proxied.blob_head(route, digest)
+        if answer is not None:
+            return answer
     reg = registry()
     parsed, size = reg.blobs.locate(name, digest)
     headers = {"Docker-Content-Digest": str(parsed), "Accept-Ranges": "bytes", "ETag": f'"{parsed}"'}

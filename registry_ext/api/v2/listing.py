@@ -6,6 +6,7 @@ from flask import Blueprint, request
 
 from registry_ext.api.ext import list_tags_index
 from registry_ext.api.http import Response, conditional, link_next, query_int, registry
+from registry_ext.api.v2 import proxied
 from registry_ext.auth.gate import repository_filter
 from registry_ext.oci.mediatypes import OCI_INDEX
 
@@ -14,8 +15,11 @@ bp = Blueprint("listing", __name__)
 
 @bp.get("/<repo:name>/tags/list")
 def list_tags(name: str):
+    route = proxied.current_route()
     if wants_index():
         resp = list_tags_index(name)
+    elif route is not None:
+        resp = proxied.tags(route)
     else:
         resp = _plain_tags(name)
     resp.headers["Vary"] = "Accept"  # the body's shape depends on Accept

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from registry_ext.api.http import Response, read_limited, registry, storage_only
+from registry_ext.api.v2 import proxied
 from registry_ext.errors import ErrorCode, RegistryError
 
 bp = Blueprint("manifests", __name__)
@@ -16,6 +17,9 @@ bp = Blueprint("manifests", __name__)
 @bp.route("/<repo:name>/manifests/<segment:reference>", methods=["GET", "HEAD"])
 @storage_only
 def get_manifest(name: str, reference: str):
+    route = proxied.current_route()
+    if route is not None:
+        return proxied.manifest(route, reference)
     head = request.method == "HEAD"
     stored = registry().manifests.get(name, reference, with_body=not head)
     if not head:

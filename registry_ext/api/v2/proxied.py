@@ -1,0 +1,171 @@
+"""The pull-through mirror's side of the ``/v2`` views (registry_ext/proxy/).
+
+Every ``/v2/<name>/...`` request is routed first (``route_request``, from the blueprint's URL
+preprocessor, before authorisation): a request for an upstream has its ``name`` replaced by the
+local repository ``<upstream>/<repository>``, so authorisation asks for ``pull`` there, and every
+read view (history, enriched listings, referrers) shows the cached content. Manifests, blobs and
+plain tag lists then go through the mirror (``manifest``, ``blob``, ``tags``). Writes through a
+route are refused (DENIED). Proxied answers carry ``OCI-Namespace`` (distribution-spec "Registry
+Proxying"), and ``X-Regext-Mirror: stale`` with ``Warning: 110`` when the upstream could not confirm
+a cached manifest.
+
+Upstream failures become OCI errors here (``upstream_error``): unavailable → 503 (429
+TOOMANYREQUESTS when the upstream limits us) with ``Retry-After``; refused or unverifiable → 502;
+not found → 404.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Flask, current_app, g, request
+
+from registry_ext.api.http import Response, conditional, link_next, query_int, registry
+from registry_ext.config import Settings
+from registry_ext.errors import ErrorCode, RegistryError, render
+from registry_ext.oci.digest import parse_digest
+from registry_ext.proxy.manifests import ProxyManifests
+from registry_ext.proxy.routing import Route, Router
+from registry_ext.proxy.source import UpstreamError, UpstreamNotFound, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+EXTENSION = "proxy"
+RETRY_AFTER_DEFAULT = 5
+_READS = ("GET", "HEAD")
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """The mirror, when ``[proxy]`` names upstreams; its error handler and response headers."""
+    if not settings.proxy.upstreams:
+        return
+    reg = app.extensions["registry"]
+    app.extensions[EXTENSION] = ProxyManifests(Router(settings.proxy), reg.manifests, reg.index.mirror,
+                                               settings.limits.manifest_max_bytes)
+    app.register_error_handler(UpstreamError, upstream_error)
+    app.after_request(_headers)
+
+
+def _proxy() -> ProxyManifests | None:
+    return current_app.extensions.get(EXTENSION)
+
+
+def route_request(values: dict[str, Any]) -> None:
+    """Route a request for ``values["name"]``; a routed one reads the local repository instead.
+
+    Raises:
+        RegistryError(NAME_INVALID, NAME_UNKNOWN, DENIED)
+    """
+    proxy = _proxy()
+    if proxy is None:
+        return
+    name = values["name"]
+    route = proxy.router.route(name, request.args.get("ns"), request.host)
+    if request.method not in _READS:
+        proxy.router.refuse_write(name, route)
+    if route is not None:
+        g.proxy_route = route
+        values["name"] = route.local_repo
+
+
+def current_route() -> Route | None:
+    """The route of this request (None: local)."""
+    return g.get("proxy_route")
+
+
+def manifest(route: Route, reference: str) -> Response:
+    """GET/HEAD a manifest through the mirror."""
+    proxy = _proxy()
+    assert proxy is not None
+    head = request.method == "HEAD"
+    served = proxy.get(route, reference, with_body=not head)
+    stored = served.manifest
+    if not head:
+        registry().manifests.pulled(route.local_repo, reference, stored.digest)
+    headers = {"Docker-Content-Digest": stored.digest, "ETag": f'"{stored.digest}"'}
+    if served.stale:
+        g.proxy_stale = served.stale
+    resp = Response(stored.data or b"", headers=headers, content_type=stored.media_type)
+    resp.content_length = stored.size
+    return resp
+
+
+def blob_head(route: Route, digest: str) -> Response | None:
+    """Prepare a blob pull: a blob already stored is linked into the local repository and served by
+    the usual view (None); HEAD of one not stored asks the upstream (nothing is fetched).
+
+    Raises:
+        RegistryError(DIGEST_INVALID, BLOB_UNKNOWN), UpstreamError
+    """
+    parsed = parse_digest(digest)
+    reg = registry()
+    if reg.storage.blobs.size(parsed) is not None:
+        if not reg.storage.repos.has_blob(route.local_repo, parsed):
+            reg.blobs.link(route.local_repo, parsed)
+        return None
+    if request.method != "HEAD":
+        raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest},
+                            message="blob not cached yet (fetching blobs through the mirror is not "
+                                    "available in this version)", status=404)
+    proxy = _proxy()
+    assert proxy is not None
+    try:
+        size = proxy.client(route).blob_size(route.upstream_repo, str(parsed))
+    except UpstreamNotFound:
+        raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest, "upstream": route.upstream.name}) from None
+    resp = Response(b"", headers={"Docker-Content-Digest": str(parsed), "ETag": f'"{parsed}"'},
+                    content_type="application/octet-stream")
+    if size is not None:
+        resp.content_length = size
+    return resp
+
+
+def tags(route: Route) -> Response:
+    """tags/list from the upstream (sorted, ``n``/``last`` applied here), or from the cache when it is
+    unavailable."""
+    proxy = _proxy()
+    assert proxy is not None
+    limits = current_app.config["SETTINGS"].limits
+    n, last = query_int("n"), request.args.get("last") or None
+    found = proxy.tags(route, limits.page_max)
+    if found is None:
+        g.proxy_stale = "upstream unavailable: tags from the cache"
+        page = registry().listing.tags(route.local_repo, n, last)
+        items, next_last, limit = page.items, page.next_last, page.limit
+    else:
+        limit = min(n if n is not None else limits.page_max, limits.page_max)
+        after = [t for t in found if last is None or t > last]
+        items = after[:limit]
+        next_last = items[-1] if len(after) > limit and items else None
+    resp = Response(orjson.dumps({"name": request.view_args["name"] if request.view_args else "", "tags": items}),
+                    content_type="application/json")
+    if next_last is not None:
+        resp.headers["Link"] = link_next(request.path, n=limit, last=next_last, ns=request.args.get("ns"))
+    return conditional(resp)
+
+
+def upstream_error(exc: UpstreamError) -> Response:
+    """An upstream failure as an OCI error (logged with its reason)."""
+    log.warning("%s (%s %s)", exc, request.method, request.path)
+    detail = {"upstream": exc.upstream, "reason": exc.reason[:300]}
+    if isinstance(exc, UpstreamNotFound):
+        return render(RegistryError(ErrorCode.NAME_UNKNOWN, detail, message="not found upstream"))
+    if isinstance(exc, UpstreamUnavailable):
+        wait = {"Retry-After": str(max(1, min(int(exc.retry_after or RETRY_AFTER_DEFAULT), 3600)))}
+        if exc.status == 429:
+            return render(RegistryError(ErrorCode.TOOMANYREQUESTS, detail, headers=wait,
+                                        message="the upstream is limiting requests and nothing is cached"))
+        return render(RegistryError(ErrorCode.UNSUPPORTED, detail, status=503, headers=wait,
+                                    message="the upstream is unavailable and nothing is cached"))
+    return render(RegistryError(ErrorCode.UNSUPPORTED, detail, status=502,
+                                message="the upstream's answer was refused (nothing was stored)"))
+
+
+def _headers(resp: Response) -> Response:
+    route = g.get("proxy_route")
+    if route is not None:
+        resp.headers["OCI-Namespace"] = route.namespace
+        if g.get("proxy_stale"):
+            resp.headers["X-Regext-Mirror"] = "stale"
+            resp.headers["Warning"] = '110 - "Response is Stale"'
+    return resp

@@ -1,0 +1,38 @@
+"""When the pull-through mirror last confirmed each cached tag with its upstream (its freshness).
+
+One hash per local repository (keys.py ``mirror:checked``): tag -> ms of the last confirmation. A
+tag younger than its upstream's ``manifest_ttl`` is served without asking the upstream. Losing the
+hash (a flush, a reindex) only makes the next pull ask again, so a Redis failure reads as "never
+checked" and a failed write is logged, never a pull's error.
+"""
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from registry_ext.index.keys import Keys
+
+log = logging.getLogger(__name__)
+
+
+class MirrorState:
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self.client = client
+        self.keys = keys
+
+    def checked(self, name: str, tag: str) -> int | None:
+        """Ms of the last confirmation of ``tag`` in ``name`` (None: never, or Redis unavailable)."""
+        try:
+            value = self.client.hget(self.keys.repo(name).mirror_checked, tag)
+        except redis.RedisError as exc:
+            log.warning("mirror freshness of %s:%s unreadable: %s", name, tag, exc)
+            return None
+        return int(value) if value is not None else None
+
+    def confirm(self, name: str, tag: str, at: int) -> None:
+        """Record that the upstream confirmed ``tag`` at ``at`` (ms)."""
+        try:
+            self.client.hset(self.keys.repo(name).mirror_checked, tag, at)
+        except redis.RedisError as exc:
+            log.warning("mirror freshness of %s:%s not recorded: %s", name, tag, exc)
