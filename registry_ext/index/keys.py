@@ -65,6 +65,13 @@ Garbage collection (index/gc_state.py) has a slot of its own, ``{gc}``::
     <p>:{gc}:stats                           HASH  runs, bytes_freed, blobs_deleted, links_removed (totals),
                                                    last_finished_ms, last_duration_ms, last_bytes_freed
 
+The pull-through blob fill (index/fills.py) has one slot per digest, ``{<digest>}``::
+
+    <p>:fill:{<digest>}:lease                STRING token of the worker fetching the blob from an upstream
+                                                   (PX proxy lease ttl, refreshed while it fills)
+    <p>:fill:{<digest>}:state                HASH  token, status, size, written, error, reason of that fill
+                                                   (what followers may read of its temp file)
+
 Repository names cannot contain braces (spec grammar), and the prefix may
 not either (config validation), so the hash tag is unambiguous.
 """
@@ -100,6 +107,12 @@ class Keys:
     @property
     def gc_stats(self) -> str:
         return f"{self.prefix}:{{gc}}:stats"
+
+    def fill_lease(self, digest: str) -> str:
+        return f"{self.prefix}:fill:{{{digest}}}:lease"
+
+    def fill_state(self, digest: str) -> str:
+        return f"{self.prefix}:fill:{{{digest}}}:state"
 
 
 class FeedKeys:

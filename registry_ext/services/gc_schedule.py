@@ -3,6 +3,7 @@
 The maintenance thread of every worker calls :meth:`Housekeeping.tick`
 (services/maintenance.py). Every ``UPLOAD_SWEEP_SECONDS`` it removes
 expired upload sessions (what ``registry-ext purge-uploads`` does by hand)
+and the temp files of pull-through fills whose worker died (proxy/fill_writer.py)
 and, with ``gc.enabled``, starts a collection in a thread of its own when
 the last one recorded in Redis finished ``gc.interval_seconds`` ago. The
 ``{gc}`` lease lets one run at a time across workers and hosts, the CLI's
@@ -20,7 +21,9 @@ import redis
 
 from registry_ext.clock import now_ms
 from registry_ext.config import GcSettings
+from registry_ext.index.fills import FillIndex
 from registry_ext.index.gc_state import GcState
+from registry_ext.proxy import fill_writer
 from registry_ext.services.gc import GarbageCollector, GcReport
 from registry_ext.storage import Storage
 
@@ -61,8 +64,9 @@ def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: 
 
 class Housekeeping:
     def __init__(self, storage: Storage, state: GcState, settings: GcSettings,
-                 before_gc: Callable[[], object] | None = None):
+                 before_gc: Callable[[], object] | None = None, fills: FillIndex | None = None):
         self.storage = storage
+        self.fills = fills  # the pull-through fill leases: temp files of dead fills are swept
         self.before_gc = before_gc  # retention rules, run first under the gc lease
         self.state = state
         self.settings = settings
@@ -77,6 +81,8 @@ class Housekeeping:
         removed = self.storage.uploads.sweep()
         if removed:
             log.info("removed %d expired upload sessions", removed)
+        if self.fills is not None and fill_writer.sweep(self.storage.layout, self.fills):
+            log.info("removed the temp files of pull-through fills whose worker died")
         if self._thread is not None and self._thread.is_alive():
             return
         if self.storage.blobs.taken_pending() or (self.settings.enabled and self._gc_due()):

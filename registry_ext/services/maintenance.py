@@ -34,6 +34,7 @@ from typing import Callable
 import redis
 
 from registry_ext.config import GcSettings
+from registry_ext.index.fills import FillIndex
 from registry_ext.index.gc_state import GcState
 from registry_ext.services import Registry
 from registry_ext.services.check import verify_repo
@@ -61,7 +62,8 @@ class Maintenance:
         self.feed_builder = FeedBuilder(reg.storage, reg.index, reg.feed, webhooks)
         gc = gc or GcSettings()
         self.housekeeping = Housekeeping(reg.storage, GcState(reg.index.client, reg.index.keys,
-                                                              gc.lock_ttl_seconds * 1000), gc, before_gc)
+                                                              gc.lock_ttl_seconds * 1000), gc, before_gc,
+                                         FillIndex(reg.index.client, reg.index.keys))
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -20,6 +20,9 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       repos/<name>/_history/<tag>~<n>       segment n (1, 2, ...) of the same history: each segment
                                             is closed at 64 KiB (storage/history.py SEGMENT_BYTES)
       repos/<name>/_lock                    flock serialising tag and manifest changes
+      fills/<alg>-<hex>.<token>             a blob being fetched from an upstream (proxy/blobfill.py):
+                                            followers read it while it grows; renamed into blobs/
+                                            once verified; <token> is the fill lease's (32 hex)
       tmp/                                  temp files, renamed into place (same filesystem)
       gc/<path>                             a blob or blob link garbage collection took out of
                                             <root>/<path> and is deciding on: deleted, or put
@@ -68,9 +71,14 @@ class Layout:
         self.journal = self.root / "journal"
         self.identity = self.root / "identity"
         self.quarantine = self.root / "gc"
+        self.fills = self.root / "fills"
 
     def blob(self, digest: Digest) -> Path:
         return self.blobs / blob_relpath(digest)
+
+    def fill_temp(self, digest: Digest, token: str) -> Path:
+        """The temp file of the pull-through fill ``token`` of ``digest``."""
+        return self.fills / f"{digest.algorithm}-{digest.hex}.{token}"
 
     def upload_dir(self, upload_id: str) -> Path:
         return self.uploads / upload_id

@@ -27,3 +27,10 @@ def test_feed_keys_share_one_slot_apart_from_repositories():
     assert len({key_slot(k.encode()) for k in feed}) == 1
     rk = keys.repo("library/nginx")
     assert key_slot(rk.events.encode()) == key_slot(rk.events_copied.encode()) == key_slot(rk.tags.encode())
+
+
+def test_fill_keys_share_the_digests_slot():
+    keys = Keys("regext")
+    digest = "sha256:" + "e" * 64
+    assert key_slot(keys.fill_lease(digest).encode()) == key_slot(keys.fill_state(digest).encode())
+    assert keys.fill_lease(digest) == f"regext:fill:{{{digest}}}:lease"

@@ -29,6 +29,7 @@ def test_every_path_for_sample_names():
     cases = [
         (layout.marker, "registry-ext.json"),
         (layout.identity, "identity"),
+        (layout.fill_temp(SHA256, UPLOAD), f"fills/sha256-{'ab' * 32}.{UPLOAD}"),
         (layout.blob(SHA256), "blobs/sha256/ab/" + "ab" * 32),
         (layout.blob(SHA512), "blobs/sha512/0f/" + "0f" * 64),
         (layout.upload_data(UPLOAD), f"uploads/{UPLOAD}/data"),
