@@ -36,7 +36,6 @@
 """
 from __future__ import annotations
 
-import email.utils
 import random
 import re
 import threading
@@ -44,11 +43,12 @@ import time
 from typing import Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-import orjson
 import requests
 import urllib3
 
 from registry_ext.mirror.addresses import internal_network, resolve
+from registry_ext.mirror.http_common import (Origin, RemoteError, error_code, json_body, origin, parse_challenge,
+                                             realm_key, reason, retry_after, safe_origin, short_path, origin_text)
 from registry_ext.mirror.pinned import pinned_session
 
 HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
@@ -56,17 +56,7 @@ HUB_HOST = "registry-1.docker.io"
 _LOOPBACK = ("127.", "localhost", "[::1]")
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
-_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
-
-
-class RemoteError(Exception):
-    """A request failed for good; the message is meant for the report."""
-
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after  # a 429/503's Retry-After, in seconds
 
 
 def normalize_url(target: str, plain_http: bool = False) -> str:
@@ -92,41 +82,6 @@ def remote_repo(base_url: str, repo: str) -> str:
     return repo
 
 
-def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    """``Bearer realm="...",service="..."`` -> ("bearer", {realm, service, ...})."""
-    scheme, _, rest = header.strip().partition(" ")
-    return scheme.lower(), dict(_CHALLENGE.findall(rest))
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-Origin = tuple[str, str, int]
-
-
-def origin(url: str) -> Origin:
-    """(scheme, host, port) of an http(s) URL, the port made explicit. Raises: RemoteError."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
-        raise RemoteError(f"not an http(s) URL: {url[:200]!r}")
-    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
-
-
 class RemoteClient:
     """One remote registry; safe to use from several threads."""
 
@@ -137,7 +92,7 @@ class RemoteClient:
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
         self.credentials = (username, password or "") if username else None  # no password: an empty one
-        self.realm = _realm_key(realm) if realm else None
+        self.realm = realm_key(realm) if realm else None
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self.concurrency, self.verify, self.max_pages, self.sleep = concurrency, verify, max_pages, sleep
         self.deadline = deadline
@@ -179,7 +134,7 @@ class RemoteClient:
             except requests.Timeout:
                 failure, wait = RemoteError(f"{method} {url}: timed out after {self.timeout:g}s"), None
             except requests.ConnectionError as exc:
-                failure, wait = RemoteError(f"{method} {url}: cannot connect ({_reason(exc)})"), None
+                failure, wait = RemoteError(f"{method} {url}: cannot connect ({reason(exc)})"), None
             else:
                 self._note_rate(resp)
                 if resp.status_code in ok or resp.status_code == 404 or (
@@ -220,7 +175,7 @@ class RemoteClient:
         """
         for hop in range(MAX_REDIRECTS + 1):
             if origin(url) != self.origin:
-                raise RemoteError(f"{method} {_short(url)}: not on the remote's origin; not sent")
+                raise RemoteError(f"{method} {short_path(url)}: not on the remote's origin; not sent")
             sent = dict(headers or {})
             token = self._tokens.get(scope)
             if token:
@@ -239,9 +194,9 @@ class RemoteClient:
             resp.close()
             target = urljoin(url, location)
             if hop == MAX_REDIRECTS:
-                raise RemoteError(f"{method} {_short(url)}: more than {MAX_REDIRECTS} redirects")
-            if _safe_origin(target) != self.origin:
-                raise RemoteError(f"{method} {_short(url)}: redirect to another origin ({_where(target)}) "
+                raise RemoteError(f"{method} {short_path(url)}: more than {MAX_REDIRECTS} redirects")
+            if safe_origin(target) != self.origin:
+                raise RemoteError(f"{method} {short_path(url)}: redirect to another origin ({origin_text(target)}) "
                                   "refused: only the remote's own origin is followed")
             url = target
         raise AssertionError("unreachable")
@@ -301,10 +256,10 @@ class RemoteClient:
         if scheme != "bearer" or not params.get("realm") or scope in self._tokens:
             return False
         realm = params["realm"]
-        realm_origin, configured = origin(realm), _realm_key(realm) == self.realm
+        realm_origin, configured = origin(realm), realm_key(realm) == self.realm
         session = self._session()
         if realm_origin != self.origin and not configured:  # the operator chose a configured realm
-            session = pinned_session(self.check_destination(realm_origin, f"token realm {_where(realm)}"))
+            session = pinned_session(self.check_destination(realm_origin, f"token realm {origin_text(realm)}"))
         query: dict[str, Any] = {"service": params.get("service", "")}
         query["scope"] = params.get("scope") or scope or None
         auth = None
@@ -319,13 +274,13 @@ class RemoteClient:
             got = session.get(realm, params={k: v for k, v in query.items() if v}, auth=auth,
                               timeout=self._timeout(), verify=self.verify, allow_redirects=False)
         except requests.RequestException as exc:
-            raise RemoteError(f"token request to {realm} failed ({_reason(exc)})") from None
+            raise RemoteError(f"token request to {realm} failed ({reason(exc)})") from None
         finally:
             if session is not self._session():
                 session.close()
         if got.status_code != 200:
             raise RemoteError(f"token request to {realm}: HTTP {got.status_code}", got.status_code)
-        body = _json(got, realm)
+        body = json_body(got, realm)
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise RemoteError(f"token response from {realm} has no token")
@@ -356,7 +311,7 @@ class RemoteClient:
 
     def _failure(self, method: str, url: str, resp: requests.Response) -> tuple[RemoteError, float | None]:
         status = resp.status_code
-        code = _error_code(resp)
+        code = error_code(resp)
         what = {401: "unauthorized", 403: "denied", 429: "too many requests"}.get(status, "failed")
         message = f"{method} {url}: HTTP {status} {what}" + (f" ({code})" if code else "")
         if status in (401, 403) and self._withheld:
@@ -377,7 +332,7 @@ class RemoteClient:
         resp = self.request("GET", url, scope=scope, headers=headers)
         if resp.status_code == 404:
             return None, resp
-        return _json(resp, url), resp
+        return json_body(resp, url), resp
 
     def pages(self, first: str, *, scope: str, headers: dict | None = None,
               partial: list[str] | None = None) -> Iterator[tuple[Any, requests.Response]]:
@@ -386,7 +341,7 @@ class RemoteClient:
         seen: set[str] = set()
         while url:
             if url in seen:
-                _note(partial, f"Link loops back to {_short(url)}; listing stopped")
+                _note(partial, f"Link loops back to {short_path(url)}; listing stopped")
                 return
             if len(seen) >= self.max_pages:
                 _note(partial, f"stopped after {self.max_pages} pages")
@@ -403,55 +358,12 @@ class RemoteClient:
         if match is None:
             return None
         url = urljoin(resp.url, match.group(1))
-        if _safe_origin(url) != self.origin:
+        if safe_origin(url) != self.origin:
             _note(partial, f"Link points to another host ({urlsplit(url).netloc}); not followed")
             return None
         return url
 
 
-def _safe_origin(url: str) -> Origin | None:
-    try:
-        return origin(url)
-    except RemoteError:
-        return None
-
-
-def _realm_key(url: str) -> tuple[Origin, str]:
-    """A token realm as compared with the configured one: origin and path (the query ignored)."""
-    return origin(url), urlsplit(url).path or "/"
-
-
-def _where(url: str) -> str:
-    scheme, host, port = _safe_origin(url) or ("?", url[:100], 0)
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-
-
 def _note(partial: list[str] | None, message: str) -> None:
     if partial is not None:
         partial.append(message)
-
-
-def _short(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def _json(resp: requests.Response, url: str) -> Any:
-    try:
-        return orjson.loads(resp.content)
-    except (orjson.JSONDecodeError, requests.RequestException) as exc:
-        raise RemoteError(f"{_short(url)}: invalid JSON ({str(exc)[:80]})") from None
-
-
-def _error_code(resp: requests.Response) -> str | None:
-    try:
-        errors = orjson.loads(resp.content).get("errors")
-        return str(errors[0].get("code"))
-    except Exception:  # noqa: BLE001 - any malformed error body just has no code
-        return None
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)|(Connection refused|Name or service not known)", text)
-    return (match.group(1) or match.group(2)) if match else text[:120]

@@ -64,7 +64,7 @@ def route_request(values: dict[str, Any]) -> None:
     if request.method not in _READS:
         proxy.router.refuse_write(name, route)
     if route is not None:
-        g.proxy_route = route
+        g.proxy_route, g.proxy_asked = route, name
         values["name"] = route.local_repo
 
 
@@ -137,8 +137,7 @@ def tags(route: Route) -> Response:
         after = [t for t in found if last is None or t > last]
         items = after[:limit]
         next_last = items[-1] if len(after) > limit and items else None
-    resp = Response(orjson.dumps({"name": request.view_args["name"] if request.view_args else "", "tags": items}),
-                    content_type="application/json")
+    resp = Response(orjson.dumps({"name": g.proxy_asked, "tags": items}), content_type="application/json")
     if next_last is not None:
         resp.headers["Link"] = link_next(request.path, n=limit, last=next_last, ns=request.args.get("ns"))
     return conditional(resp)
