@@ -181,8 +181,8 @@ class BlobFills:
         if not store.touch(d):  # touched first: a gc run racing this serve keeps it
             return None
         handle = store.open(d)
-        if handle is not None:
-            self.blobs.link(repository, d)
+        if handle is not None and not self.blobs.storage.repos.has_blob(repository, d):
+            self.blobs.link(repository, d)  # once: a warm pull writes nothing
         return handle
 
     def _file_chunks(self, handle: BinaryIO, offset: int, size: int) -> Iterator[bytes]:

@@ -20,6 +20,7 @@ from registry_ext.proxy import fill_writer
 from registry_ext.proxy.blobfill import BlobFills, Fill, FillAborted
 from registry_ext.proxy.source import UpstreamNotFound
 from registry_ext.services import build_registry
+from registry_ext.services.maintenance import Maintenance
 from tests.support.blobfill_upstream import FaultServer, HttpBlobSource, sha256
 from tests.support.e2e_mirror_seed import Pusher
 
@@ -191,3 +192,21 @@ def test_stale_temp_files_are_swept_and_live_ones_kept(registry):
     assert fill_writer.sweep(layout, index) == 1
     assert sorted(layout.fills.iterdir()) == sorted([live, young])
     index.end("sha256:" + "2" * 64, "b" * 32, {"status": "failed"})
+
+
+def test_housekeeping_sweeps_a_dead_fills_temp_file(settings, registry):
+    layout = registry.storage.layout
+    layout.fills.mkdir(parents=True, exist_ok=True)
+    dead = layout.fill_temp(parse_digest("sha256:" + "4" * 64), "d" * 32)
+    dead.write_bytes(b"partial")
+    os.utime(dead, (time.time() - 3600, time.time() - 3600))
+    Maintenance(registry, 1000).housekeeping.tick()
+    assert list(layout.fills.iterdir()) == []
+
+
+def test_the_empty_blob_is_filled(settings, registry, upstream):
+    digest = upstream.add(b"")
+    fill = fills_for(settings).serve(HttpBlobSource(upstream.url, "ok"), digest, "empty/one")
+    assert fill.size == 0
+    assert body(fill) == b""
+    assert_stored(registry, digest, "empty/one", b"")
