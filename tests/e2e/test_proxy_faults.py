@@ -6,13 +6,16 @@
 - the upstream answering 429 with Retry-After: the mirror waits as told and the pull succeeds; a tag
   whose upstream keeps answering 429 is served from the cache, and said to be stale;
 - a mirror worker SIGKILLed during a fill: the next pull completes with the right bytes;
-- 16 clients pulling one cold blob at once: one upstream GET of it, every client gets the right bytes.
+- 16 clients pulling one cold blob at once: one upstream GET of it, every client gets the right bytes;
+  the same with the clients split over two hosts (two ``serve`` on one data dir and one Redis);
+- a client that gives up in the middle of a slow upstream's blob: the fill goes on and is stored.
 """
 from __future__ import annotations
 
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,13 @@ from tests.support.relay import Relay
 HOST = "registry.test"
 NAME = "library/app"
 BIG = 20 << 20  # big enough that a cut lands mid-body whatever the socket buffers hold
+
+
+def config(relay_url: str) -> str:
+    return mirror_toml({"hub": {"hosts": [HOST], "urls": [relay_url], "timeout": 10, "max_retries": 2,
+                                "retry_delay": 0.2, "manifest_ttl": 0}})
+
+
 ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
 
 
@@ -72,9 +82,7 @@ def world(tmp_path, redis_server):
     try:
         image = make_image("hub", (BIG,))
         push_image(upstream.url, NAME, "1", image)
-        toml = mirror_toml({"hub": {"hosts": [HOST], "urls": [relay.url], "timeout": 10, "max_retries": 2,
-                                    "retry_delay": 0.2, "manifest_ttl": 0}})
-        mirror = start_mirror(tmp_path / "mirror", redis_server, toml, workers=2)
+        mirror = start_mirror(tmp_path / "mirror", redis_server, config(relay.url), workers=2)
         yield World(upstream, relay, mirror, image)
     finally:
         if mirror is not None:
@@ -176,4 +184,44 @@ def test_sixteen_clients_one_upstream_fetch(world):
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(pull, range(16)))
     assert results == [(world.big, BIG)] * 16
+    assert world.relay.count("GET", world.upstream_path("blobs", world.big)) == 1, world.relay.counts
+
+
+def test_two_hosts_one_upstream_fetch(world, tmp_path, redis_server):
+    """A second host of the same registry (same data dir, same Redis) fills the same blob: 8 clients on
+    each host, one upstream GET."""
+    world.relay.rate = 32 << 20
+    second = start_mirror(tmp_path / "second", redis_server, config(world.relay.url),
+                          share_with=world.mirror)
+    try:
+        urls = [world.blob_url(world.big), world.blob_url(world.big).replace(world.mirror.url, second.url)]
+        barrier = threading.Barrier(16)
+
+        def pull(i: int) -> tuple[str, int]:
+            barrier.wait(30)
+            return pull_blob(urls[i % 2])
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(pull, range(16)))
+    finally:
+        second.close()
+    assert results == [(world.big, BIG)] * 16
+    assert world.relay.count("GET", world.upstream_path("blobs", world.big)) == 1, world.relay.counts
+
+
+def test_client_giving_up_leaves_the_fill_running(world):
+    """A client slower to wait than the upstream is to send reads 1 MiB and leaves: the fill goes on,
+    the blob is stored from that one upstream GET, and the next pull is served from it."""
+    world.relay.rate = 8 << 20
+    with requests.get(world.blob_url(world.big), stream=True, timeout=60) as resp:
+        assert resp.status_code == 200
+        assert len(next(resp.iter_content(1 << 20))) > 0
+    world.relay.wait_forwarded(world.upstream_path("blobs", world.big), BIG, timeout=30)
+    for _ in range(300):
+        if world.committed(world.big):
+            break
+        time.sleep(0.1)
+    assert world.committed(world.big), world.mirror.diagnostics()
+    world.relay.rate = 0
+    assert pull_blob(world.blob_url(world.big)) == (world.big, BIG)
     assert world.relay.count("GET", world.upstream_path("blobs", world.big)) == 1, world.relay.counts

@@ -126,14 +126,19 @@ def mirror_toml(upstreams: dict[str, dict], **proxy) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_mirror(workdir: Path, redis_url: str, toml: str, *, workers: int = 2) -> RegistryServer:
-    """``registry-ext serve`` with ``toml`` as its configuration file (started; ``close()`` it)."""
+def start_mirror(workdir: Path, redis_url: str, toml: str, *, workers: int = 2,
+                 share_with: RegistryServer | None = None) -> RegistryServer:
+    """``registry-ext serve`` with ``toml`` as its configuration file (started; ``close()`` it).
+    ``share_with``: another host of the same registry (its data dir and Redis keys)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "registry.toml"
     config.write_text(toml)
-    server = RegistryServer(workdir, redis_url=redis_url, key_prefix=f"px{uuid.uuid4().hex[:10]}",
+    prefix = share_with.key_prefix if share_with is not None else f"px{uuid.uuid4().hex[:10]}"
+    server = RegistryServer(workdir, redis_url=redis_url, key_prefix=prefix,
                             workers=workers, env={"REGISTRY_EXT_CONFIG": str(config)})
+    if share_with is not None:
+        server.data_dir = share_with.data_dir
     server.start()
     return server
 
