@@ -5,19 +5,23 @@ Two Debian ``docker-registry`` instances stand for the hosts ``registry-a.exampl
 2 workers) names both. containerd is the ``ns`` client (``hosts.toml`` mirrors: it asks for
 ``/v2/library/app/manifests/1?ns=registry-a.example``); skopeo is the path-prefix client (a
 ``registries.conf`` mirror at ``<mirror>/registry-a.example``: ``/v2/registry-a.example/library/app/...``).
-The fictitious hosts do not resolve, so a client falling back past the mirror fails: every success here
-went through the mirror.
+oras pulls a file artifact by path prefix too. The fictitious hosts do not resolve, so a client falling
+back past the mirror fails: every success here went through the mirror.
 """
 from __future__ import annotations
 
 import json
 
 import pytest
+import requests
+from oras.client import OrasClient
 
 from tests.support.e2e_clients import Containerd
 from tests.support.e2e_oci import read_layout
 from tests.support.e2e_proxy import Upstream, make_image, mirror_toml, push_image, start_mirror
 from tests.support.e2e_skopeo import Skopeo
+
+pytestmark = pytest.mark.e2e
 
 HOSTS = {"a": "registry-a.example", "b": "registry-b.example"}
 NAME = "library/app"
@@ -132,3 +136,23 @@ def test_cached_images_are_served_with_the_upstreams_stopped(world, tmp_path):
     for name, image in images.items():
         got = skopeo_copy(skopeo, conf, name, tmp_path / f"cold-{name}")
         assert got == {"digest": image.digest, "layers": image.layers, "config": image.config}
+
+
+def test_oras_artifact_through_a_path_prefix(world, tmp_path):
+    """oras pushes a file artifact to upstream ``b`` directly and pulls it through the mirror at
+    ``<mirror>/registry-b.example``: the same files; upstream ``a`` does not have it (404)."""
+    mirror, upstreams, _ = world
+    payload = tmp_path / "push" / "payload.bin"
+    payload.parent.mkdir()
+    payload.write_bytes(b"artifact bytes from b\n" * 1000)
+    pusher = OrasClient(hostname=f"127.0.0.1:{upstreams['b'].port}", insecure=True)
+    resp = pusher.push(target=f"127.0.0.1:{upstreams['b'].port}/{NAME}:art",
+                       files=[f"{payload}:application/vnd.example.file.v1"], disable_path_validation=True,
+                       quiet=True)
+    assert resp.status_code == 201, resp.text
+    puller = OrasClient(hostname=mirror.host, insecure=True)
+    pulled = puller.pull(target=f"{mirror.host}/{HOSTS['b']}/{NAME}:art", outdir=str(tmp_path / "out"))
+    assert [p.rsplit("/", 1)[-1] for p in pulled] == ["payload.bin"]
+    assert (tmp_path / "out" / "payload.bin").read_bytes() == payload.read_bytes()
+    missing = requests.get(f"{mirror.url}/v2/{HOSTS['a']}/{NAME}/manifests/art", timeout=30)
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"

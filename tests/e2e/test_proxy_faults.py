@@ -35,6 +35,8 @@ from tests.support.e2e_proxy import (
 from tests.support.e2e_server import RegistryServer
 from tests.support.relay import Relay
 
+pytestmark = pytest.mark.e2e
+
 HOST = "registry.test"
 NAME = "library/app"
 BIG = 20 << 20  # big enough that a cut lands mid-body whatever the socket buffers hold
