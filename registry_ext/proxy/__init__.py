@@ -12,5 +12,6 @@ Modules:
 - ``routing``: request → route (upstream, upstream repository, local repository), or an OCI error;
 - ``upstream``: one upstream's HTTP client (failover across its URLs, retries, rate and concurrency limits);
 - ``manifests``: manifests and tag lists by TTL, HEAD first, exact bytes;
-- ``blobfill``: one upstream fetch per blob across workers and hosts, streamed while it is stored.
+- ``blobfill``: one upstream fetch per blob across workers and hosts, streamed while it is stored;
+- ``fill_writer``: a fill's writer thread (temp file, verify, commit) and the sweep of dead fills' temp files.
 """

@@ -29,6 +29,7 @@ from registry_ext.index.fills import FillIndex
 from registry_ext.oci.digest import Digest, parse_digest
 from registry_ext.proxy.fill_writer import FillWriter, error_from_state
 from registry_ext.proxy.source import BlobSource, UpstreamBlob, UpstreamError, UpstreamRefused, UpstreamUnavailable
+from registry_ext.services import Registry
 from registry_ext.services.blobs import BlobService
 from registry_ext.storage.atomic import file_mode
 
@@ -46,7 +47,10 @@ class FillAborted(UpstreamUnavailable):
 @dataclasses.dataclass
 class Fill:
     """A blob's body for the client: ``size`` is known before the first byte when the upstream said
-    Content-Length (or the blob was stored); ``chunks`` may raise ``FillAborted``; call ``close``."""
+    Content-Length (or the blob was stored). ``chunks`` raises ``FillAborted`` when the fill it follows
+    fails, an ``UpstreamError`` when taking over a dead leader's fill fails, ``OSError``/``RedisError``
+    when storage or Redis does: any of them must cut the client's connection. Call ``close`` (also
+    early: the fill goes on)."""
 
     size: int | None
     chunks: Iterator[bytes]
@@ -69,7 +73,7 @@ class BlobFills:
         self.open_wait_s = open_wait_s
 
     @classmethod
-    def from_registry(cls, registry, *, lease_ttl_ms: int = LEASE_TTL_MS, max_bytes: int = MAX_BYTES,
+    def from_registry(cls, registry: Registry, *, lease_ttl_ms: int = LEASE_TTL_MS, max_bytes: int = MAX_BYTES,
                       chunk_size: int = CHUNK_SIZE, open_wait_s: float = OPEN_WAIT_S) -> "BlobFills":
         """Fills over a ``services.Registry``'s storage and Redis."""
         index = registry.index
@@ -91,11 +95,6 @@ class BlobFills:
             return stored
         followed, deadline, delay = "", time.monotonic() + self.open_wait_s, POLL_MIN
         while True:
-            started = self._start(source, d, repository)
-            if isinstance(started, Fill):
-                return started
-            if started is not None:
-                return self._follow(source, d, repository, started.token, started.size)
             state = self.fills.look(str(d))
             if state is None or state.status == "done":
                 stored = self._stored(d, repository)
@@ -105,8 +104,14 @@ class BlobFills:
                 return self._follow(source, d, repository, state.token, state.size)
             elif state.status == "failed" and state.token == followed:
                 raise error_from_state(source.upstream, state.error, state.reason)
-            elif state.status == "opening" and not state.leader_gone:
-                followed = state.token
+            if state is None or state.status in ("done", "failed") or state.leader_gone:
+                started = self._start(source, d, repository)
+                if isinstance(started, Fill):
+                    return started
+                if started is not None:
+                    return self._follow(source, d, repository, started.token, started.size)
+            elif state.status == "opening":
+                followed = state.token  # its upstream's first answer is ours too
             if time.monotonic() > deadline:
                 raise UpstreamUnavailable(source.upstream, f"blob {d}: another worker's fetch did not start "
                                           f"in {self.open_wait_s:g} s")

@@ -60,10 +60,10 @@ class FillWriter:
             written = self._write()
             self._verify_and_commit(written)
         except BaseException as exc:  # noqa: BLE001 - every failure must end the fill and free the disk
+            self._close()  # before the state says failed: a follower then finds the space freed
             self._abandon(exc)
             return
-        finally:
-            self._close()
+        self._close()
         try:
             self.fills.end(self.key, self.token, {"status": "done", "written": written})
         except redis.RedisError as exc:

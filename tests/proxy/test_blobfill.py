@@ -210,3 +210,27 @@ def test_the_empty_blob_is_filled(settings, registry, upstream):
     assert fill.size == 0
     assert body(fill) == b""
     assert_stored(registry, digest, "empty/one", b"")
+
+
+def test_a_follower_of_a_failed_open_gets_the_same_error(settings, registry, upstream):
+    digest = upstream.add(os.urandom(1000))
+    errors: list[BaseException] = []
+
+    def lead() -> None:
+        try:
+            fills_for(settings).serve(HttpBlobSource(upstream.url, "late"), digest, "late/one")
+        except UpstreamNotFound as exc:
+            errors.append(exc)
+
+    leader = threading.Thread(target=lead)
+    leader.start()
+    index = FillIndex(registry.index.client, registry.index.keys)
+    while index.look(digest) is None:
+        time.sleep(0.005)
+    assert index.look(digest).status == "opening"
+    with pytest.raises(UpstreamNotFound):
+        fills_for(settings).serve(HttpBlobSource(upstream.url, "late"), digest, "late/two")
+    leader.join(30)
+    assert len(errors) == 1
+    assert upstream.count(digest) == 1
+    assert_nothing_stored(registry, digest, "late/two")

@@ -7,7 +7,7 @@ upstream errors: what pt-core's client does, minus auth, failover and limits.
 given, counting GETs per digest, and misbehaving by repository name: ``ok``, ``slow`` (a chunk every
 ``slow_delay`` seconds), ``die`` (closes the connection half-way), ``lie`` (says a Content-Length
 larger than the body, then closes), ``wrong`` (other bytes of the declared length), ``endless``
-(no Content-Length, chunked, never ends), ``gone`` (404).
+(no Content-Length, chunked, never ends), ``gone`` (404), ``late`` (404 after ``slow_delay * 10`` s).
 """
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ class FaultServer:
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]  # clients cut us off
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -103,7 +104,9 @@ class FaultServer:
                 with server._lock:
                     server.gets[digest] += 1
                 data = server.blobs.get(digest)
-                if data is None or mode == "gone":
+                if mode == "late":
+                    time.sleep(server.slow_delay * 10)
+                if data is None or mode in ("gone", "late"):
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
