@@ -10,8 +10,9 @@ and dialled pinned (mirror/pinned.py). Here:
 - failover: connection errors, timeouts, 5xx and 429 move on to the next URL; 401/403/404 do not;
 - a per-worker semaphore caps requests in flight to the upstream at ``concurrency`` (a blob holds
   its slot until its body is closed); waiting for a slot longer than ``timeout`` is a failure;
-- manifests are read up to ``limits.manifest_max_bytes`` and within ``timeout`` overall (an answer
-  that never ends is cut), and their digest is verified before anyone stores them;
+- manifests and tag list pages are read up to ``limits.manifest_max_bytes`` each and within
+  ``timeout`` overall (an answer that never ends is cut); a manifest's digest is verified before
+  anyone stores it; tag lists follow ``Link`` on the upstream's origin, at most ``MAX_TAG_PAGES`` pages;
 - blob redirects (CDNs) are followed by hand, at most ``MAX_REDIRECTS``, without credentials off
   the upstream's origin, and never into loopback, private or link-local networks unless the upstream
   itself is there (``RemoteClient.check_destination``).
@@ -39,6 +40,7 @@ from registry_ext.proxy.source import (UpstreamBlob, UpstreamError, UpstreamNotF
 
 RETRY_AFTER_CAP = 2.0  # seconds a 429's Retry-After is waited for inside one client request
 TAGS_PAGE = 1000
+MAX_TAG_PAGES = 100
 CHUNK = 1 << 20
 MANIFEST_ACCEPT = ", ".join((mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_LIST))
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -84,7 +86,7 @@ class UpstreamClient:
                 said = resp.headers.get("Docker-Content-Digest") or None
                 if head:
                     return FetchedManifest(said, media_type, _length(resp), None)
-                data = self._bounded(resp)
+                data = self._bounded(resp, "manifest")
             finally:
                 resp.close()
             return FetchedManifest(self._verified(data, reference, said), media_type, len(data), data)
@@ -99,19 +101,34 @@ class UpstreamClient:
         """
         def call(client: RemoteClient) -> list[str]:
             tags: list[str] = []
-            partial: list[str] = []
-            first = f"/v2/{repo}/tags/list?n={min(limit, TAGS_PAGE)}"
-            for body, resp in client.pages(first, scope=_scope(repo), partial=partial):
-                self._found(resp, f"repository {repo}")
-                page = body.get("tags") if isinstance(body, dict) else None
-                if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                    raise UpstreamRefused(self.name, f"tags of {repo}: not a tag list")
-                tags.extend(page)
-                if len(tags) >= limit:
+            url: str | None = f"/v2/{repo}/tags/list?n={min(limit, TAGS_PAGE)}"
+            seen: set[str] = set()
+            for _page in range(MAX_TAG_PAGES):
+                if url is None or url in seen or len(tags) >= limit:
                     break
+                seen.add(url)
+                resp = client.request("GET", url, scope=_scope(repo), stream=True)
+                try:
+                    self._found(resp, f"repository {repo}")
+                    tags.extend(self._tag_page(self._bounded(resp, "tag list"), repo))
+                finally:
+                    resp.close()
+                url = client.next_url(resp, None)  # on the upstream's origin only
             return tags[:limit]
 
         return self._call(call)
+
+    def _tag_page(self, data: bytes, repo: str) -> list[str]:
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            body = None
+        page = body.get("tags") if isinstance(body, dict) else None
+        if page is None and isinstance(body, dict):
+            return []  # distribution answers "tags": null for a repository without tags
+        if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+            raise UpstreamRefused(self.name, f"tags of {repo}: not a tag list")
+        return page
 
     # -- blobs ------------------------------------------------------------------------------
     def source(self, repo: str) -> "RepoBlobs":
@@ -230,23 +247,23 @@ class UpstreamClient:
         if resp.status_code == 404:
             raise UpstreamNotFound(self.name, f"{what}: not found upstream", status=404)
 
-    def _bounded(self, resp: requests.Response) -> bytes:
+    def _bounded(self, resp: requests.Response, what: str) -> bytes:
         """The body, at most ``manifest_max_bytes`` and within ``timeout``. Raises: UpstreamError."""
         limit, deadline = self.manifest_max_bytes, time.monotonic() + self.config.timeout
         declared = _length(resp)
         if declared is not None and declared > limit:
-            raise UpstreamRefused(self.name, f"manifest of {declared} bytes exceeds {limit}")
+            raise UpstreamRefused(self.name, f"{what} of {declared} bytes exceeds {limit}")
         chunks, size = [], 0
         try:
             for chunk in resp.iter_content(65536):
                 size += len(chunk)
                 if size > limit:
-                    raise UpstreamRefused(self.name, f"manifest exceeds {limit} bytes")
+                    raise UpstreamRefused(self.name, f"{what} exceeds {limit} bytes")
                 if time.monotonic() > deadline:
-                    raise UpstreamUnavailable(self.name, f"manifest not received within {self.config.timeout:g}s")
+                    raise UpstreamUnavailable(self.name, f"{what} not received within {self.config.timeout:g}s")
                 chunks.append(chunk)
         except requests.RequestException as exc:
-            raise UpstreamUnavailable(self.name, f"manifest download broke off ({str(exc)[:120]})") from None
+            raise UpstreamUnavailable(self.name, f"{what} download broke off ({str(exc)[:120]})") from None
         return b"".join(chunks)
 
     def _verified(self, data: bytes, reference: str, said: str | None) -> str:

@@ -10,9 +10,12 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
+from tests.support.auth_helpers import basic, client_for, make_app
+from tests.support.e2e_mirror_seed import OCI_INDEX, Pusher, index
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, Front, make_image, push, start_upstreams
 from tests.support.oci_client import assert_error, push_blob, sha256_digest
+from tests.support.servers import free_port
 
 FAST = {"timeout": 5, "max_retries": 1, "retry_delay": 0.05}
 
@@ -206,9 +209,66 @@ def test_head_of_an_uncached_blob_asks_the_upstream_and_fetches_nothing(client, 
     assert client.head(f"/v2/{REPO}/blobs/{missing}?ns=a.example").status_code == 404
 
 
-def test_a_blob_stored_here_is_linked_and_served_locally(client, upstreams):
+def test_a_blob_stored_here_is_linked_once_the_upstream_has_it(client, upstreams):
     layer = upstreams[1].image.layer
     push_blob(client, "mine/other", layer)
     resp = client.get(f"/v2/b.example/{REPO}/blobs/{sha256_digest(layer)}")
     assert resp.status_code == 200 and resp.data == layer
     assert client.get(f"/v2/ub/{REPO}/blobs/{sha256_digest(layer)}").data == layer  # linked in the cache
+    private = b"a private blob of another repository"
+    push_blob(client, "mine/other", private)
+    resp = client.get(f"/v2/b.example/{REPO}/blobs/{sha256_digest(private)}")
+    assert_error(resp, 404, "BLOB_UNKNOWN")  # the upstream does not have it: not linked, not served
+    assert client.head(f"/v2/ub/{REPO}/blobs/{sha256_digest(private)}").status_code == 404
+
+
+def test_pulls_need_pull_on_the_local_repository(settings, upstreams, tmp_path):
+    """auth rules name the local repositories: public/** is anonymous (support/auth_helpers.RULES)."""
+    proxied = replace(settings, "proxy", upstreams={"public": table(upstreams[0].url, "a.example"),
+                                                    "ub": table(upstreams[1].url, "b.example")})
+    app = make_app(proxied, tmp_path)
+    anonymous, alice = client_for(app), client_for(app, basic("alice"))
+    resp = anonymous.get(f"/v2/{REPO}/manifests/latest?ns=a.example")
+    assert resp.status_code == 200 and resp.data == upstreams[0].image.manifest
+    denied = anonymous.get(f"/v2/{REPO}/manifests/latest?ns=b.example")
+    detail = assert_error(denied, 401, "UNAUTHORIZED")["errors"][0]["detail"]
+    assert detail == [{"Type": "repository", "Name": f"ub/{REPO}", "Action": "pull"}]
+    assert alice.get(f"/v2/{REPO}/manifests/latest?ns=b.example").data == upstreams[1].image.manifest
+
+
+def test_an_index_and_then_its_child_by_digest(client, upstreams):
+    child = upstreams[0].image
+    index_body, index_type = index([child.manifest])
+    push(upstreams[0].url, REPO, None, child)
+    Pusher(upstreams[0].url).manifest(REPO, "multi", (index_body, index_type))
+    resp = client.get(f"/v2/{REPO}/manifests/multi?ns=a.example")
+    assert resp.status_code == 200 and resp.data == index_body and resp.content_type == index_type
+    resp = client.get(f"/v2/{REPO}/manifests/{child.digest}?ns=a.example")
+    assert resp.status_code == 200 and resp.data == child.manifest
+    listed = client.get(f"/v2/ua/{REPO}/_oci/tag-history/multi").json["manifests"]
+    assert [d["digest"] for d in listed] == [sha256_digest(index_body)]
+
+
+def test_the_enriched_listing_shows_mirrored_tags(client, upstreams):
+    assert client.get(f"/v2/{REPO}/manifests/latest?ns=b.example").status_code == 200
+    resp = client.get(f"/v2/{REPO}/tags/list?ns=b.example", headers={"Accept": OCI_INDEX})
+    assert resp.status_code == 200, resp.data
+    assert [m["digest"] for m in resp.json["manifests"]] == [upstreams[1].image.digest]
+    assert resp.headers["OCI-Namespace"] == "b.example"
+
+
+def test_failover_to_the_next_url(settings, upstreams):
+    dead = f"http://127.0.0.1:{free_port()}"
+    client = mirror(settings, fo={"hosts": ["fo.example"], "urls": [dead, upstreams[1].url], **FAST})
+    resp = client.get(f"/v2/{REPO}/manifests/latest?ns=fo.example")
+    assert resp.status_code == 200 and resp.data == upstreams[1].image.manifest
+
+
+def test_library_prefix_and_unknown_repositories(settings, upstreams):
+    """(upstreams[1]: upstreams[0] gains a tag in test_an_index_and_then_its_child_by_digest)"""
+    client = mirror(settings, hub=table(upstreams[1].url, "docker.io", library_prefix=True))
+    resp = client.get("/v2/app/manifests/latest?ns=docker.io")
+    assert resp.status_code == 200 and resp.data == upstreams[1].image.manifest
+    assert client.get(f"/v2/hub/{REPO}/manifests/latest").data == upstreams[1].image.manifest
+    assert client.get("/v2/docker.io/app/tags/list").json == {"name": "docker.io/app", "tags": ["latest"]}
+    assert_error(client.get("/v2/nothing/here/tags/list?ns=docker.io"), 404, "NAME_UNKNOWN")

@@ -5,7 +5,7 @@
   them up serves the wrong bytes.
 - ``Front``: an HTTP server in front of one upstream that forwards everything, records what it
   receives (method, path, headers), and can be told to answer 429 with a ``Retry-After``, or to
-  change one byte of manifest bodies (a lying upstream: the Docker-Content-Digest is kept).
+  change the bytes of manifest or blob bodies (a lying upstream: the Docker-Content-Digest is kept).
 - ``Recorder``: a server that only records what it receives (a token realm the mirror must not
   send credentials to) and answers ``{"token": "not-a-token"}``.
 - ``serve_app``: one of our registries (a Flask app) on a loopback port, as an upstream with
@@ -126,7 +126,8 @@ class Recorder(_Threaded):
 
 
 class Front(_Threaded):
-    """Forwards to ``target``; ``mode``: "pass", "429" (with ``retry_after``) or "corrupt" (manifest GETs)."""
+    """Forwards to ``target``; ``mode``: "pass", "429" (with ``retry_after``), "corrupt" (manifest GETs: one
+    more space, still JSON) or "corrupt-blobs" (blob GETs: the first byte changed, same length)."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -152,6 +153,8 @@ class Front(_Threaded):
                 body = got.content
                 if front.mode == "corrupt" and "/manifests/" in self.path and self.command == "GET" and body:
                     body = body[:-1] + b" " + body[-1:]  # still JSON, other bytes
+                if front.mode == "corrupt-blobs" and "/blobs/" in self.path and self.command == "GET" and body:
+                    body = bytes([body[0] ^ 1]) + body[1:]  # same length, other bytes
                 keep = {k: v for k, v in got.headers.items()
                         if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
                 self._answer(got.status_code, keep, b"" if self.command == "HEAD" else body,

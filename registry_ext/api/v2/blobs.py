@@ -19,7 +19,7 @@ bp = Blueprint("blobs", __name__)
 def get_blob(name: str, digest: str):
     route = proxied.current_route()
     if route is not None:
-        answer = proxied.blob_head(route, digest)
+        answer = proxied.blob(route, digest)
         if answer is not None:
             return answer
     reg = registry()

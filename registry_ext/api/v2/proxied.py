@@ -16,7 +16,7 @@ not found → 404.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Flask, current_app, g, request
@@ -24,13 +24,16 @@ from flask import Flask, current_app, g, request
 from registry_ext.api.http import Response, conditional, link_next, query_int, registry
 from registry_ext.config import Settings
 from registry_ext.errors import ErrorCode, RegistryError, render
-from registry_ext.oci.digest import parse_digest
-from registry_ext.proxy.manifests import ProxyManifests
-from registry_ext.proxy.routing import Route, Router
+from registry_ext.oci.digest import Digest, parse_digest
 from registry_ext.proxy.source import UpstreamError, UpstreamNotFound, UpstreamUnavailable
+
+if TYPE_CHECKING:  # the mirror's modules (and requests) load only when [proxy] names upstreams
+    from registry_ext.proxy.manifests import ProxyManifests
+    from registry_ext.proxy.routing import Route
 
 log = logging.getLogger(__name__)
 EXTENSION = "proxy"
+FILLS = "proxy_fills"
 RETRY_AFTER_DEFAULT = 5
 _READS = ("GET", "HEAD")
 
@@ -39,9 +42,14 @@ def init_app(app: Flask, settings: Settings) -> None:
     """The mirror, when ``[proxy]`` names upstreams; its error handler and response headers."""
     if not settings.proxy.upstreams:
         return
+    from registry_ext.proxy.blobfill import BlobFills
+    from registry_ext.proxy.manifests import ProxyManifests
+    from registry_ext.proxy.routing import Router
+
     reg = app.extensions["registry"]
     app.extensions[EXTENSION] = ProxyManifests(Router(settings.proxy), reg.manifests, reg.index.mirror,
                                                settings.limits.manifest_max_bytes)
+    app.extensions[FILLS] = BlobFills.from_registry(reg)
     app.register_error_handler(UpstreamError, upstream_error)
     app.after_request(_headers)
 
@@ -90,26 +98,29 @@ def manifest(route: Route, reference: str) -> Response:
     return resp
 
 
-def blob_head(route: Route, digest: str) -> Response | None:
-    """Prepare a blob pull: a blob already stored is linked into the local repository and served by
-    the usual view (None); HEAD of one not stored asks the upstream (nothing is fetched).
+def blob(route: Route, digest: str) -> Response | None:
+    """Prepare a blob pull: a blob in the local repository is served by the usual view (None); one
+    stored for another repository is linked once the upstream confirms it has it (a HEAD: a digest
+    alone must not open another repository's private blob); HEAD of one not stored asks the upstream
+    (nothing is fetched); GET streams it from the fill (proxy/blobfill.py) while it is stored.
 
     Raises:
         RegistryError(DIGEST_INVALID, BLOB_UNKNOWN), UpstreamError
     """
     parsed = parse_digest(digest)
     reg = registry()
-    if reg.storage.blobs.size(parsed) is not None:
-        if not reg.storage.repos.has_blob(route.local_repo, parsed):
-            reg.blobs.link(route.local_repo, parsed)
+    stored = reg.storage.blobs.size(parsed) is not None
+    if stored and reg.storage.repos.has_blob(route.local_repo, parsed):
         return None
-    if request.method != "HEAD":
-        raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest},
-                            message="blob not cached yet (fetching blobs through the mirror is not "
-                                    "available in this version)", status=404)
     proxy = _proxy()
     assert proxy is not None
     try:
+        if stored:
+            proxy.client(route).blob_size(route.upstream_repo, str(parsed))
+            reg.blobs.link(route.local_repo, parsed)
+            return None
+        if request.method != "HEAD":
+            return _filled(proxy, route, parsed)
         size = proxy.client(route).blob_size(route.upstream_repo, str(parsed))
     except UpstreamNotFound:
         raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest, "upstream": route.upstream.name}) from None
@@ -117,6 +128,30 @@ def blob_head(route: Route, digest: str) -> Response | None:
                     content_type="application/octet-stream")
     if size is not None:
         resp.content_length = size
+    return resp
+
+
+def _filled(proxy: ProxyManifests, route: Route, digest: Digest) -> Response:
+    """The blob's body as the fill delivers it (a Range is not applied to a blob not stored yet: the
+    whole blob, 200). A fill failing mid-body raises out of the body: the server cuts the connection,
+    so a client never takes a short body for the blob.
+
+    Raises:
+        UpstreamError: before the first byte.
+    """
+    fills = current_app.extensions[FILLS]
+    fill = fills.serve(proxy.client(route).source(route.upstream_repo), str(digest), route.local_repo)
+
+    def body():
+        try:
+            yield from fill.chunks
+        finally:
+            fill.close()
+
+    resp = Response(body(), headers={"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"'},
+                    content_type="application/octet-stream", direct_passthrough=True)
+    if fill.size is not None:
+        resp.content_length = fill.size
     return resp
 
 
