@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bench._common import RESULTS_DIR
+from bench._common import RESULTS_DIR, wait_for_quiet
 from bench.mirror_setup import OCI_MANIFEST, Pull, Stack, blob_bytes, fetch, push_blob, push_image, relay_gets, stack
 from bench.mirror_setup import verify
 
@@ -172,14 +172,21 @@ def main(argv=None) -> int:
     ap.add_argument("--herd-mib", type=int, default=64, help="the 16-client layer's size (default 64)")
     ap.add_argument("--image-mib", type=int, default=16, help="each of the 5 layers' size (default 16)")
     ap.add_argument("--workers", type=int, default=2, help="ours' gunicorn workers (default 2, the registry's)")
+    ap.add_argument("--wait-quiet", type=float, default=60,
+                    help="before each figure, wait up to S seconds for an idle machine (default 60; 0: no)")
     args = ap.parse_args(argv)
-    res: dict = {"args": vars(args)}
+    res: dict = {"args": vars(args), "quiet": {}}
+    size = args.layer_mib * MIB
+    figures = {"cold": lambda st: cold_layer(st, args.rounds, size, "direct.bench", st.upstream.url),
+               "cold_linked": lambda st: cold_layer(st, args.rounds, size, "linked.bench", st.linked.url),
+               "herd": lambda st: herd(st, args.rounds, args.herd_mib * MIB),
+               "warm": lambda st: warm(st, args.rounds, size),
+               "image": lambda st: image(st, args.rounds, args.image_mib * MIB)}
     with stack(args.link_mib * MIB, args.workers) as st:
-        res["cold"] = cold_layer(st, args.rounds, args.layer_mib * MIB, "direct.bench", st.upstream.url)
-        res["cold_linked"] = cold_layer(st, args.rounds, args.layer_mib * MIB, "linked.bench", st.linked.url)
-        res["herd"] = herd(st, args.rounds, args.herd_mib * MIB)
-        res["warm"] = warm(st, args.rounds, args.layer_mib * MIB)
-        res["image"] = image(st, args.rounds, args.image_mib * MIB)
+        for name, run in figures.items():
+            if args.wait_quiet:
+                res["quiet"][name] = wait_for_quiet(args.wait_quiet)
+            res[name] = run(st)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     res["commit"] = commit
     os.makedirs(RESULTS_DIR, exist_ok=True)
