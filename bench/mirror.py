@@ -174,6 +174,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="ours' gunicorn workers (default 2, the registry's)")
     ap.add_argument("--wait-quiet", type=float, default=60,
                     help="before each figure, wait up to S seconds for an idle machine (default 60; 0: no)")
+    ap.add_argument("--only", default="", help="comma-separated figures to run (cold,cold_linked,herd,warm,image)")
     args = ap.parse_args(argv)
     res: dict = {"args": vars(args), "quiet": {}}
     size = args.layer_mib * MIB
@@ -184,6 +185,8 @@ def main(argv=None) -> int:
                "image": lambda st: image(st, args.rounds, args.image_mib * MIB)}
     with stack(args.link_mib * MIB, args.workers) as st:
         for name, run in figures.items():
+            if args.only and name not in args.only.split(","):
+                continue
             if args.wait_quiet:
                 res["quiet"][name] = wait_for_quiet(args.wait_quiet)
             res[name] = run(st)
@@ -193,7 +196,7 @@ def main(argv=None) -> int:
     path = os.path.join(RESULTS_DIR, f"mirror-{commit}-{time.strftime('%Y%m%dT%H%M%S')}.json")
     with open(path, "w") as fh:
         json.dump(res, fh, indent=2)
-    print(report(res))
+    print(report(res) if not args.only else json.dumps({k: res[k] for k in args.only.split(",")}, indent=1))
     print(f"\nJSON: {path}")
     return 0
 
