@@ -70,7 +70,7 @@ class FillWriter:
             log.warning("blob %s stored; its fill state is left to expire: %s", self.key, exc)
 
     def _write(self) -> int:
-        written, last = 0, time.monotonic()
+        written, last = 0, 0.0  # the first chunk is published at once: followers wait for it (TTFB)
         hasher = hashlib.new(self.digest.algorithm)
         for chunk in self.upstream.chunks:
             if written + len(chunk) > self.limit:
