@@ -272,3 +272,18 @@ def test_library_prefix_and_unknown_repositories(settings, upstreams):
     assert client.get(f"/v2/hub/{REPO}/manifests/latest").data == upstreams[1].image.manifest
     assert client.get("/v2/docker.io/app/tags/list").json == {"name": "docker.io/app", "tags": ["latest"]}
     assert_error(client.get("/v2/nothing/here/tags/list?ns=docker.io"), 404, "NAME_UNKNOWN")
+
+
+def test_an_upstream_slower_than_its_timeout_is_answered_from_the_cache(settings, upstreams):
+    front = Front(upstreams[1].url)
+    try:
+        client = mirror(settings, slow={"hosts": ["slow.example"], "urls": [front.url], "timeout": 1,
+                                        "max_retries": 0, "manifest_ttl": 0})
+        assert client.get(f"/v2/{REPO}/manifests/latest?ns=slow.example").status_code == 200
+        front.mode = "slow"
+        resp = client.get(f"/v2/{REPO}/manifests/latest?ns=slow.example")
+        assert resp.status_code == 200 and resp.data == upstreams[1].image.manifest
+        assert resp.headers["X-Regext-Mirror"] == "stale"
+        assert_error(client.get(f"/v2/{REPO}/manifests/v7?ns=slow.example"), 503, "UNSUPPORTED")
+    finally:
+        front.stop()

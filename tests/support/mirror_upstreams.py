@@ -18,6 +18,7 @@ import gzip
 import http.server
 import json
 import threading
+import time
 
 import requests
 from werkzeug.serving import make_server
@@ -126,13 +127,15 @@ class Recorder(_Threaded):
 
 
 class Front(_Threaded):
-    """Forwards to ``target``; ``mode``: "pass", "429" (with ``retry_after``), "corrupt" (manifest GETs: one
-    more space, still JSON) or "corrupt-blobs" (blob GETs: the first byte changed, same length)."""
+    """Forwards to ``target``; ``mode``: "pass", "429" (with ``retry_after``), "slow" (answers after
+    ``delay`` seconds), "corrupt" (manifest GETs: one more space, still JSON) or "corrupt-blobs" (blob
+    GETs: the first byte changed, same length)."""
 
     def __init__(self, target: str) -> None:
         self.target = target
         self.mode = "pass"
         self.retry_after = "30"
+        self.delay = 3.0
         self.seen: list[tuple[str, str]] = []
         self.session = requests.Session()
         self.session.trust_env = False
@@ -143,13 +146,19 @@ class Front(_Threaded):
 
             def _forward(self) -> None:
                 front.seen.append((self.command, self.path))
+                if front.mode == "slow":
+                    time.sleep(front.delay)
                 if front.mode == "429":
                     self._answer(429, {"Retry-After": front.retry_after, "Content-Type": "application/json"},
                                  b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}')
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                got = front.session.request(self.command, front.target + self.path, headers=headers,
-                                            allow_redirects=False, timeout=30)
+                try:
+                    got = front.session.request(self.command, front.target + self.path, headers=headers,
+                                                allow_redirects=False, timeout=30)
+                except requests.RequestException:  # the upstream went away (a test stopped it)
+                    self._answer(502, {}, b"")
+                    return
                 body = got.content
                 if front.mode == "corrupt" and "/manifests/" in self.path and self.command == "GET" and body:
                     body = body[:-1] + b" " + body[-1:]  # still JSON, other bytes
