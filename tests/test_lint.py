@@ -1,8 +1,8 @@
 """Static checks, run with the tests: ruff, mypy, and no import cycles in the package.
 
-ruff (rules in pyproject.toml) covers tests/, bench/, fuzz/, wsgi.py and the package; mypy covers the
-package. Both leave out NOT_YET (registry_ext/app.py, index/, services/, storage/), which are being
-refactored: once ``ruff check registry_ext`` and ``mypy registry_ext`` are clean there, empty NOT_YET.
+ruff (rules in pyproject.toml) covers tests/, bench/, fuzz/, wsgi.py and the whole package; mypy covers the
+package except NOT_YET (registry_ext/app.py, index/, services/, storage/: about 130 errors, mostly untyped
+redis-py returns): once ``mypy registry_ext`` is clean there, empty NOT_YET.
 The import-cycle check covers the whole package.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_is_clean():
-    out = run_tool("ruff", "check", "--no-cache", *PACKAGE_PATHS, "tests", "bench", "fuzz", "wsgi.py")
+    out = run_tool("ruff", "check", "--no-cache", "registry_ext", "tests", "bench", "fuzz", "wsgi.py")
     assert out.returncode == 0, out.stdout + out.stderr
 
 

@@ -176,7 +176,9 @@ class StorageDriver(abc.ABC):
         return None
 
     def check(self) -> None:
-        """Raise DriverError when the store cannot be used (bucket missing, credentials refused)."""
+        """Raise DriverError when the store cannot be used (bucket missing, credentials refused).
+        The default has nothing to check; drivers with a remote store override it."""
+        return None
 
 
 def check_path(driver: str, path: str, *, allow_root: bool = False) -> str:
