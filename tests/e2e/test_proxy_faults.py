@@ -75,6 +75,13 @@ class World:
         hexdigest = digest.split(":", 1)[1]
         return (Path(self.mirror.data_dir) / "blobs" / "sha256" / hexdigest[:2] / hexdigest).exists()
 
+    def wait_committed(self, digest: str, timeout: float = 30.0) -> bool:
+        """The fill commits after its last byte went out (fsync, rename): wait for it."""
+        deadline = time.monotonic() + timeout
+        while not self.committed(digest) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.committed(digest)
+
 
 @pytest.fixture
 def world(tmp_path, redis_server):
@@ -128,7 +135,7 @@ def test_upstream_killed_mid_blob(world):
     world.upstream.start()
     world.relay.rate = 0
     assert pull_blob(world.blob_url(world.big)) == (world.big, BIG)
-    assert world.committed(world.big)
+    assert world.wait_committed(world.big), world.mirror.diagnostics()
 
 
 def test_429_retry_after_is_honoured(world):
@@ -172,7 +179,7 @@ def test_worker_killed_during_a_fill(world):
     assert not world.committed(world.big)
     world.relay.rate = 0
     assert pull_blob(world.blob_url(world.big)) == (world.big, BIG)
-    assert world.committed(world.big)
+    assert world.wait_committed(world.big), world.mirror.diagnostics()
 
 
 def test_sixteen_clients_one_upstream_fetch(world):
@@ -219,11 +226,7 @@ def test_client_giving_up_leaves_the_fill_running(world):
         assert resp.status_code == 200
         assert len(next(resp.iter_content(1 << 20))) > 0
     world.relay.wait_forwarded(world.upstream_path("blobs", world.big), BIG, timeout=30)
-    for _ in range(300):
-        if world.committed(world.big):
-            break
-        time.sleep(0.1)
-    assert world.committed(world.big), world.mirror.diagnostics()
+    assert world.wait_committed(world.big), world.mirror.diagnostics()
     world.relay.rate = 0
     assert pull_blob(world.blob_url(world.big)) == (world.big, BIG)
     assert world.relay.count("GET", world.upstream_path("blobs", world.big)) == 1, world.relay.counts
