@@ -58,6 +58,7 @@ class FillWriter:
         """Fill, verify, commit, link; on any failure remove the temp file and record why."""
         try:
             written = self._write()
+            self._publish(written)  # verified: followers may send the last bytes while fsync runs
             self._verify_and_commit(written)
         except BaseException as exc:  # noqa: BLE001 - every failure must end the fill and free the disk
             self._close()  # before the state says failed: a follower then finds the space freed
@@ -70,7 +71,7 @@ class FillWriter:
             log.warning("blob %s stored; its fill state is left to expire: %s", self.key, exc)
 
     def _write(self) -> int:
-        written, last = 0, time.monotonic()
+        written, last = 0, 0.0  # the first chunk is published at once: followers wait for it (TTFB)
         hasher = hashlib.new(self.digest.algorithm)
         for chunk in self.upstream.chunks:
             if written + len(chunk) > self.limit:
