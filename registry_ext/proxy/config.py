@@ -18,6 +18,12 @@
     concurrency = 16                                # requests in flight to it per worker
     allow_push = false                              # pushes and deletes into its local namespace
     library_prefix = true                           # a one-segment name `ubuntu` is `library/ubuntu`
+    tags = ["v?[0-9.]+"]                            # RE2 regexes a tag must match (whole); empty: all
+    versions = [">=1.20"]                           # version ranges a tag must lie in; empty: all
+    on_demand = true                                # false: served from the cache only, never dialled
+    rate = 0                                        # requests/second to it per worker; 0: no limit
+    cache_max_bytes = 0                             # evict least recently pulled images beyond; 0: no cap
+    cache_expire_days = 0                           # evict images not pulled for so long; 0: never
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from registry_ext.oci.repo_filter import RepoFilterError, compile_glob
+from registry_ext.proxy.rules import RuleError, TagRules, compile_rules
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 # A registry host name as clients write it in `ns` or a path prefix: DNS labels, no port, no scheme.
@@ -56,6 +63,13 @@ class Upstream:
     concurrency: int = 16
     allow_push: bool = False
     library_prefix: bool = False
+    tags: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ()
+    on_demand: bool = True
+    rate: float = 0.0
+    cache_max_bytes: int = 0
+    cache_expire_days: int = 0
+    rules: TagRules = dataclasses.field(default=TagRules(), compare=False, repr=False)
     globs: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     def allows(self, repository: str) -> bool:
@@ -78,9 +92,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "hosts": list, "urls": list, "username": str, "password": str, "password_file": str, "realm": str,
     "tls_verify": bool, "ca_bundle": str, "repositories": list, "manifest_ttl": int, "timeout": (int, float),
     "max_retries": int, "retry_delay": (int, float), "concurrency": int, "allow_push": bool,
-    "library_prefix": bool}
+    "library_prefix": bool, "tags": list, "versions": list, "on_demand": bool, "rate": (int, float),
+    "cache_max_bytes": int, "cache_expire_days": int}
 _COPIED = ("username", "realm", "tls_verify", "ca_bundle", "manifest_ttl", "timeout", "max_retries",
-           "retry_delay", "concurrency", "allow_push", "library_prefix")
+           "retry_delay", "concurrency", "allow_push", "library_prefix", "on_demand", "rate", "cache_max_bytes",
+           "cache_expire_days")
 
 
 def parse_upstream(name: str, table: Any) -> Upstream:
@@ -99,8 +115,14 @@ def parse_upstream(name: str, table: Any) -> Upstream:
         if not isinstance(value, _TYPES[key]) or (isinstance(value, bool) and _TYPES[key] is not bool):
             raise UpstreamConfigError(f"{key}: wrong type {type(value).__name__}")
     values = {k: table[k] for k in _COPIED if k in table}
+    tags, versions = table.get("tags", []), table.get("versions", [])
+    try:
+        rules = compile_rules(tags, versions)
+    except RuleError as exc:
+        raise UpstreamConfigError(str(exc)) from None
     upstream = Upstream(name, _hosts(table.get("hosts", [])), _urls(table.get("urls", [])),
                         password=_password(table), repositories=tuple(table.get("repositories", ())),
+                        tags=tuple(tags), versions=tuple(versions), rules=rules,
                         globs=compile_globs(table.get("repositories", []), "repositories"), **values)
     _check(upstream)
     return upstream
@@ -172,11 +194,15 @@ def _check(upstream: Upstream) -> None:
         raise UpstreamConfigError("password: needs a username")
     for key, value, low, high in (("manifest_ttl", upstream.manifest_ttl, 0, 365 * 86_400),
                                   ("max_retries", upstream.max_retries, 0, 10),
-                                  ("concurrency", upstream.concurrency, 1, 1024)):
+                                  ("concurrency", upstream.concurrency, 1, 1024),
+                                  ("cache_max_bytes", upstream.cache_max_bytes, 0, 1 << 60),
+                                  ("cache_expire_days", upstream.cache_expire_days, 0, 36_500)):
         if not low <= value <= high:
             raise UpstreamConfigError(f"{key}: must be {low}-{high}")
     if not 0 < upstream.timeout <= 600:
         raise UpstreamConfigError("timeout: must be in (0, 600] seconds")
+    if not 0 <= upstream.rate <= 100_000:
+        raise UpstreamConfigError("rate: must be 0 (no limit) to 100000 requests per second")
     if not 0 <= upstream.retry_delay <= 60:
         raise UpstreamConfigError("retry_delay: must be 0-60 seconds")
     if upstream.ca_bundle and not Path(upstream.ca_bundle).is_file():

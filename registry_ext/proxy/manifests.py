@@ -11,6 +11,11 @@
 - Upstream unavailable (down, 5xx, 429, too slow): the cached copy is served, marked stale; with
   none the error goes to the client. An upstream 404 is a 404, the cached copy is kept.
 - Tag lists come from the upstream (paged, at most ``limits.page_max``), else from the cache.
+- Content rules (proxy/rules.py): a tag outside the upstream's ``tags``/``versions`` is 404
+  MANIFEST_UNKNOWN, never asked upstream nor served from the cache; the upstream's tag lists are
+  filtered by them. By digest is always allowed (index children and referrers have no tags).
+- ``on_demand = false``: nothing is asked upstream for pulls; what is cached is served (as fresh),
+  anything else is unknown (content arrives by sync or by pushes with ``allow_push``).
 """
 from __future__ import annotations
 
@@ -57,14 +62,28 @@ class ProxyManifests:
             local = self._local(route, reference, with_body)
             if local is not None:
                 return Served(local)
+            self._may_dial(route, reference)
             fetched = self._fetch(route, reference)
             return Served(self._stored(route, None, fetched, with_body))
         if not is_valid_tag(reference):
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference[:200]})
+        if not route.upstream.rules.allows(reference):
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference, "upstream": route.upstream.name},
+                                message="the tag is outside the upstream's mirror rules (tags/versions)")
         return self._by_tag(route, reference, with_body)
+
+    def _may_dial(self, route: Route, reference: str) -> None:
+        """Raises: RegistryError(MANIFEST_UNKNOWN) when the upstream is served from the cache only."""
+        if not route.upstream.on_demand:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference[:200],
+                                                             "upstream": route.upstream.name},
+                                message="not in the cache, and the upstream is not pulled on demand")
 
     def _by_tag(self, route: Route, tag: str, with_body: bool) -> Served:
         local = self._local(route, tag, with_body)
+        if local is not None and not route.upstream.on_demand:
+            return Served(local)
+        self._may_dial(route, tag)
         checked = self.state.checked(route.local_repo, tag) if local is not None else None
         if local is not None and checked is not None and now_ms() - checked < route.upstream.manifest_ttl * 1000:
             return Served(local)
@@ -119,14 +138,18 @@ class ProxyManifests:
         return self.manifests.get(route.local_repo, fetched.digest, with_body)
 
     def tags(self, route: Route, limit: int) -> list[str] | None:
-        """The upstream's tags (sorted, at most ``limit``); None when it is unavailable (serve the cache).
+        """The upstream's tags allowed by its rules (sorted, at most ``limit`` read); None when it is
+        unavailable or not pulled on demand (serve the cache).
 
         Raises:
             RegistryError(NAME_UNKNOWN): the upstream does not know the repository.
             UpstreamRefused
         """
+        if not route.upstream.on_demand:
+            return None
+        rules = route.upstream.rules
         try:
-            return sorted(self.client(route).tags(route.upstream_repo, limit))
+            return sorted(t for t in self.client(route).tags(route.upstream_repo, limit) if rules.allows(t))
         except UpstreamNotFound:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": route.upstream_repo,
                                                          "upstream": route.upstream.name}) from None

@@ -10,6 +10,9 @@ and dialled pinned (mirror/pinned.py). Here:
 - failover: connection errors, timeouts, 5xx and 429 move on to the next URL; 401/403/404 do not;
 - a per-worker semaphore caps requests in flight to the upstream at ``concurrency`` (a blob holds
   its slot until its body is closed); waiting for a slot longer than ``timeout`` is a failure;
+- ``rate``: a per-worker token bucket (proxy/rules.py) of that many requests per second; a request
+  that would wait more than ``RATE_WAIT_CAP`` seconds for its token fails at once as unavailable,
+  with the wait as Retry-After (the views then serve stale, or 503);
 - manifests and tag list pages are read up to ``limits.manifest_max_bytes`` each and within
   ``timeout`` overall (an answer that never ends is cut); a manifest's digest is verified before
   anyone stores it; tag lists follow ``Link`` on the upstream's origin, at most ``MAX_TAG_PAGES`` pages;
@@ -35,6 +38,7 @@ from registry_ext.mirror.remote import MAX_REDIRECTS, RemoteClient, RemoteError,
 from registry_ext.oci import mediatypes as mt
 from registry_ext.oci.digest import digest_bytes, is_digest, parse_digest
 from registry_ext.proxy.config import Upstream
+from registry_ext.proxy.rules import TokenBucket, retry_after
 from registry_ext.proxy.source import (UpstreamBlob, UpstreamError, UpstreamNotFound, UpstreamRefused,
                                        UpstreamUnavailable)
 
@@ -69,6 +73,7 @@ class UpstreamClient:
                                      concurrency=upstream.concurrency, verify=upstream.verify, sleep=sleep)
                         for url in upstream.urls]
         self.slots = threading.BoundedSemaphore(upstream.concurrency)
+        self.bucket = TokenBucket(upstream.rate, sleep=sleep) if upstream.rate else None
         self.observe: Callable[[UpstreamError | None], None] = _unobserved  # proxy/status.py records outcomes
 
     # -- manifests and tags -------------------------------------------------------------------
@@ -222,6 +227,10 @@ class UpstreamClient:
     def _attempt(self, call: Callable[[RemoteClient], T], hold: bool = False) -> T:
         """``call`` with each URL in turn until one answers; holding a concurrency slot meanwhile
         (and after, with ``hold``: the caller releases it). Raises: UpstreamError."""
+        wait = self.bucket.take() if self.bucket is not None else 0.0
+        if wait:
+            raise UpstreamUnavailable(self.name, f"over its rate of {self.config.rate:g} requests/s",
+                                      retry_after=retry_after(wait))
         if not self.slots.acquire(timeout=self.config.timeout):
             raise UpstreamUnavailable(self.name, f"{self.config.concurrency} requests already in flight",
                                       retry_after=1)
