@@ -116,6 +116,9 @@ def blob(route: Route, digest: str) -> Response | None:
         return None
     proxy = _proxy()
     assert proxy is not None
+    if not route.upstream.on_demand:  # served from the cache only
+        raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest, "upstream": route.upstream.name},
+                            message="not in the cache, and the upstream is not pulled on demand")
     try:
         if stored:
             proxy.client(route).blob_size(route.upstream_repo, str(parsed))
@@ -166,7 +169,8 @@ def tags(route: Route) -> Response:
     n, last = query_int("n"), request.args.get("last") or None
     found = proxy.tags(route, limits.page_max)
     if found is None:
-        g.proxy_stale = "upstream unavailable: tags from the cache"
+        if route.upstream.on_demand:
+            g.proxy_stale = "upstream unavailable: tags from the cache"
         page = registry().listing.tags(route.local_repo, n, last)
         items, next_last, limit = page.items, page.next_last, page.limit
     else:
