@@ -113,20 +113,25 @@ class MirrorStatus:
                             complete and sized_all and all(f.scanned for f in fresh))
 
     def _size(self, names: list[str]) -> tuple[int, int, bool]:
-        """Bytes and number of the distinct blobs linked by ``names``; False when the scan stopped
-        at ``SIZE_SCAN`` links."""
-        repos, blobs = self.registry.storage.repos, self.registry.storage.blobs
-        seen: set[str] = set()
-        size = links = 0
-        for name in names:
-            for digest, _mtime in repos.blob_links(name):
-                links += 1
-                if links > SIZE_SCAN:
-                    return size, len(seen), False
-                if str(digest) not in seen:
-                    seen.add(str(digest))
-                    size += blobs.size(digest) or 0
-        return size, len(seen), True
+        return cache_size(self.registry, names)
+
+
+def cache_size(registry: Registry, names: list[str], scan: int = SIZE_SCAN) -> tuple[int, int, bool]:
+    """Bytes and number of the distinct blobs linked by ``names``; False when the scan stopped at
+    ``scan`` links (the figures are then a lower bound). Also the size the cache cap is checked
+    against (services/mirror_evict.py)."""
+    repos, blobs = registry.storage.repos, registry.storage.blobs
+    seen: set[str] = set()
+    size = links = 0
+    for name in names:
+        for digest, _mtime in repos.blob_links(name):
+            links += 1
+            if links > scan:
+                return size, len(seen), False
+            if str(digest) not in seen:
+                seen.add(str(digest))
+                size += blobs.size(digest) or 0
+    return size, len(seen), True
 
 
 def bare_url(url: str) -> str:
