@@ -14,7 +14,7 @@ from registry_ext.api.converters import RepoNameConverter, SegmentConverter
 from registry_ext.api.slow_bodies import BodyWatch
 from registry_ext.config import Settings, load_settings
 from registry_ext.errors import ErrorCode, RegistryError, register_error_handlers, render
-from registry_ext.services import build_registry, retention
+from registry_ext.services import build_registry, mirror_evict
 from registry_ext.services.maintenance import Maintenance
 from registry_ext.storage.atomic import is_storage_full
 from registry_ext.tag_rules import parse_retention
@@ -128,7 +128,9 @@ def _storage_error(exc: OSError):
 
 
 def _retention(settings: Settings, registry):
-    """Retention rules for scheduled gc runs to apply first (None: none, or deletes are disabled)."""
+    """Retention rules and mirror cache evictions for scheduled gc runs to apply first (None: none, or
+    deletes are disabled)."""
     if not settings.storage.delete_enabled:
         return None
-    return retention.scheduled(registry, parse_retention(settings.retention.rules))
+    return mirror_evict.scheduled(registry, parse_retention(settings.retention.rules),
+                                  mirror_evict.configured(settings.proxy.upstreams))

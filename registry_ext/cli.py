@@ -201,6 +201,7 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
     from registry_ext import failpoints
     from registry_ext.index.gc_state import GcState
     from registry_ext.services.gc import GarbageCollector
+    from registry_ext.services import mirror_evict
     from registry_ext.services import retention as retention_rules
     from registry_ext.services.gc_schedule import LeaseLost, run_gc
     from registry_ext.tag_rules import parse_retention
@@ -213,9 +214,10 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
     reg = _registry(settings)
     grace = settings.gc.grace_period_seconds if grace_period is None else grace_period
     rules = parse_retention(settings.retention.rules) if settings.storage.delete_enabled else ()
+    evicting = mirror_evict.configured(settings.proxy.upstreams) if settings.storage.delete_enabled else []
     if dry_run:
-        if rules:  # what retention would delete first; the blobs it frees go in the run after it
-            click.echo("\n".join(retention_rules.report_lines(retention_rules.plan(reg, rules))))
+        if rules or evicting:  # what retention would delete first; the blobs it frees go in the run after it
+            click.echo("\n".join(retention_rules.report_lines(mirror_evict.full_plan(reg, rules, evicting))))
         report = GarbageCollector(reg.storage, grace).collect(dry_run=True)
         for kind, repo, digest, size in report.items:
             click.echo(f"would remove {kind} {repo + ' ' if repo else ''}{digest} {size}")
@@ -223,7 +225,7 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
         state = GcState(reg.index.client, reg.index.keys, settings.gc.lock_ttl_seconds * 1000)
         try:
             found = run_gc(reg.storage, state, grace, wait_s=settings.gc.lock_ttl_seconds + 5,
-                           before=retention_rules.scheduled(reg, rules))
+                           before=mirror_evict.scheduled(reg, rules, evicting))
         except LeaseLost:
             raise CliError("the gc lock expired half-way (this process stalled?); run gc again") from None
         if found is None:
@@ -238,7 +240,9 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would be deleted and why; delete nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and the outcome as JSON.")
 def retention(config, data_dir, redis_url, key_prefix, dry_run, as_json) -> None:
-    """Delete what retention.rules call for, printing the plan (what, why, sizes) first."""
+    """Delete what retention.rules and the mirror's cache limits (proxy.upstreams: cache_max_bytes,
+    cache_expire_days) call for, printing the plan (what, why, sizes) first."""
+    from registry_ext.services import mirror_evict
     from registry_ext.services import retention as rules
     from registry_ext.tag_rules import parse_retention
 
@@ -246,12 +250,14 @@ def retention(config, data_dir, redis_url, key_prefix, dry_run, as_json) -> None
     if not settings.redis.url:
         raise CliError("retention needs --redis-url (or redis.url); for the embedded Redis "
                        "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
-    if not settings.retention.rules:
-        raise CliError("no retention.rules in the configuration; nothing to plan (docs/retention.md)", USAGE)
+    evicting = mirror_evict.configured(settings.proxy.upstreams)
+    if not settings.retention.rules and not evicting:
+        raise CliError("no retention.rules in the configuration (nor mirror cache limits); nothing to plan "
+                       "(docs/retention.md)", USAGE)
     if not dry_run and not settings.storage.delete_enabled:
         raise CliError("storage.delete_enabled is false; enable deletes or use --dry-run", USAGE)
     reg = _registry(settings)
-    planned = rules.plan(reg, parse_retention(settings.retention.rules))
+    planned = mirror_evict.full_plan(reg, parse_retention(settings.retention.rules), evicting)
     if as_json:
         click.echo(json.dumps(planned.to_json(), indent=2))
     else:
