@@ -15,7 +15,9 @@ from registry_ext.clock import now_ms
 from registry_ext.config import replace
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services import mirror_evict, retention
+from registry_ext.index.gc_state import GcState
 from registry_ext.services.gc import GarbageCollector
+from registry_ext.services.gc_schedule import run_gc
 from tests.support.e2e_mirror_seed import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pusher, digest
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, start_upstreams
@@ -128,3 +130,15 @@ def test_the_retention_command_plans_evictions(settings, relay, tmp_path):
     lines = result.output.splitlines()
     assert lines[1].startswith(f"delete tag      {LOCAL}:old -> sha256:") and "over its cap of 1" in lines[1]
     assert client.get(f"/v2/{LOCAL}/tags/list").json["tags"] == ["old"]
+
+
+def test_the_gc_run_evicts_first_and_frees_the_blobs(settings, relay):
+    app, client = mirror(settings, relay.url, cache_max_bytes=1)
+    reg = app.extensions["registry"]
+    pull(client, "new")
+    state = GcState(reg.index.client, reg.index.keys, 60_000)
+    upstreams = mirror_evict.configured(app.config["SETTINGS"].proxy.upstreams)
+    report = run_gc(reg.storage, state, 0, before=mirror_evict.scheduled(reg, (), upstreams))
+    assert report is not None and report.blobs_deleted == 4  # both layers, the config, the manifest
+    assert client.get(f"/v2/{LOCAL}/tags/list").json["tags"] == []
+    assert not stored(reg, SHARED) and not stored(reg, OWN["new"])
