@@ -74,6 +74,9 @@ The pull-through blob fill (index/fills.py) has one slot per digest, ``{<digest>
 
 The pull-through mirror's upstream status (index/upstream_status.py), one slot per upstream::
 
+    <p>:upstream:{<upstream>}:sync           STRING lease token of the one sync of the upstream running
+                                                   (index/leases.py; proxy/sync.py)
+    <p>:upstream:{<upstream>}:synced         STRING ms the last sync of the upstream finished
     <p>:upstream:{<upstream>}:status         HASH  ok_ms, error_ms, error_reason, error_status, error_kind,
                                                    errors, window_ms, window_errors (fixed fields)
 
@@ -121,6 +124,12 @@ class Keys:
 
     def upstream_status(self, upstream: str) -> str:
         return f"{self.prefix}:upstream:{{{upstream}}}:status"
+
+    def upstream_sync(self, upstream: str) -> str:
+        return f"{self.prefix}:upstream:{{{upstream}}}:sync"
+
+    def upstream_synced(self, upstream: str) -> str:
+        return f"{self.prefix}:upstream:{{{upstream}}}:synced"
 
 
 class FeedKeys:

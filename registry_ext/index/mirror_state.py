@@ -4,6 +4,9 @@ One hash per local repository (keys.py ``mirror:checked``): tag -> ms of the las
 tag younger than its upstream's ``manifest_ttl`` is served without asking the upstream. Losing the
 hash (a flush, a reindex) only makes the next pull ask again, so a Redis failure reads as "never
 checked" and a failed write is logged, never a pull's error.
+
+Also the scheduled sync's bookkeeping per upstream (proxy/sync.py): when the last one finished, and
+the lease that lets one worker on one host run it.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import logging
 import redis
 
 from registry_ext.index.keys import Keys
+from registry_ext.index.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +40,16 @@ class MirrorState:
             self.client.hset(self.keys.repo(name).mirror_checked, tag, at)
         except redis.RedisError as exc:
             log.warning("mirror freshness of %s:%s not recorded: %s", name, tag, exc)
+
+    def synced(self, upstream: str) -> int | None:
+        """Ms the last sync of ``upstream`` finished (None: never). Raises: redis.RedisError."""
+        value = self.client.get(self.keys.upstream_synced(upstream))
+        return int(value) if value is not None else None
+
+    def record_sync(self, upstream: str, at: int) -> None:
+        """Raises: redis.RedisError."""
+        self.client.set(self.keys.upstream_synced(upstream), at)
+
+    def sync_lease(self, upstream: str, leases: Leases):
+        """``leases.try_hold`` on the upstream's sync lease (a context manager: the Lease or None)."""
+        return leases.try_hold(self.keys.upstream_sync(upstream))
