@@ -65,6 +65,7 @@ class Maintenance:
                                                               gc.lock_ttl_seconds * 1000), gc, before_gc,
                                          FillIndex(reg.index.client, reg.index.keys))
         self.token = uuid.uuid4().hex
+        self.steps: list[Callable[[], None]] = []  # more work each tick (the mirror's sync: proxy/sync.py)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -107,6 +108,8 @@ class Maintenance:
         """One round: storage housekeeping if due (upload sessions, gc), the index's state, a rebuild or
         verification if due, the journal."""
         self.housekeeping.tick()
+        for step in self.steps:
+            step()
         status = self.observe()
         if status.built_on is None:
             self._exclusive(self._rebuild, status.run_id)
