@@ -24,6 +24,7 @@
     rate = 0                                        # requests/second to it per worker; 0: no limit
     cache_max_bytes = 0                             # evict least recently pulled images beyond; 0: no cap
     cache_expire_days = 0                           # evict images not pulled for so long; 0: never
+    sync_interval = 0                               # seconds between syncs of the named repositories; 0: none
 """
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class Upstream:
     rate: float = 0.0
     cache_max_bytes: int = 0
     cache_expire_days: int = 0
+    sync_interval: int = 0
     rules: TagRules = dataclasses.field(default=TagRules(), compare=False, repr=False)
     globs: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
@@ -83,6 +85,11 @@ class Upstream:
         return repository
 
     @property
+    def sync_repositories(self) -> tuple[str, ...]:
+        """The repositories a sync copies: those ``repositories`` names without a wildcard."""
+        return tuple(r for r in self.repositories if not any(c in r for c in "*?"))
+
+    @property
     def verify(self) -> bool | str:
         """What ``requests`` takes as ``verify``: the CA bundle, or whether to check at all."""
         return self.ca_bundle or self.tls_verify
@@ -93,10 +100,10 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "tls_verify": bool, "ca_bundle": str, "repositories": list, "manifest_ttl": int, "timeout": (int, float),
     "max_retries": int, "retry_delay": (int, float), "concurrency": int, "allow_push": bool,
     "library_prefix": bool, "tags": list, "versions": list, "on_demand": bool, "rate": (int, float),
-    "cache_max_bytes": int, "cache_expire_days": int}
+    "cache_max_bytes": int, "cache_expire_days": int, "sync_interval": int}
 _COPIED = ("username", "realm", "tls_verify", "ca_bundle", "manifest_ttl", "timeout", "max_retries",
            "retry_delay", "concurrency", "allow_push", "library_prefix", "on_demand", "rate", "cache_max_bytes",
-           "cache_expire_days")
+           "cache_expire_days", "sync_interval")
 
 
 def parse_upstream(name: str, table: Any) -> Upstream:
@@ -201,6 +208,9 @@ def _check(upstream: Upstream) -> None:
             raise UpstreamConfigError(f"{key}: must be {low}-{high}")
     if not 0 < upstream.timeout <= 600:
         raise UpstreamConfigError("timeout: must be in (0, 600] seconds")
+    if upstream.sync_interval and not (10 <= upstream.sync_interval <= 30 * 86_400 and upstream.sync_repositories):
+        raise UpstreamConfigError("sync_interval: 0 (no sync) or 10-2592000 seconds, with at least one "
+                                  "repository named without wildcards in repositories (what it copies)")
     if not 0 <= upstream.rate <= 100_000:
         raise UpstreamConfigError("rate: must be 0 (no limit) to 100000 requests per second")
     if not 0 <= upstream.retry_delay <= 60:

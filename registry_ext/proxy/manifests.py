@@ -51,8 +51,9 @@ class ProxyManifests:
     def client(self, route: Route) -> UpstreamClient:
         return self.clients[route.upstream.name]
 
-    def get(self, route: Route, reference: str, with_body: bool = True) -> Served:
-        """The manifest ``reference`` names upstream, through the cache.
+    def get(self, route: Route, reference: str, with_body: bool = True, sync: bool = False) -> Served:
+        """The manifest ``reference`` names upstream, through the cache (``sync``: for the scheduled
+        sync, which asks the upstream whatever ``on_demand`` says).
 
         Raises:
             RegistryError(MANIFEST_UNKNOWN, DIGEST_INVALID), UpstreamError (none cached to serve instead)
@@ -62,7 +63,8 @@ class ProxyManifests:
             local = self._local(route, reference, with_body)
             if local is not None:
                 return Served(local)
-            self._may_dial(route, reference)
+            if not sync:
+                self._may_dial(route, reference)
             fetched = self._fetch(route, reference)
             return Served(self._stored(route, None, fetched, with_body))
         if not is_valid_tag(reference):
@@ -70,7 +72,7 @@ class ProxyManifests:
         if not route.upstream.rules.allows(reference):
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference, "upstream": route.upstream.name},
                                 message="the tag is outside the upstream's mirror rules (tags/versions)")
-        return self._by_tag(route, reference, with_body)
+        return self._by_tag(route, reference, with_body, sync)
 
     def _may_dial(self, route: Route, reference: str) -> None:
         """Raises: RegistryError(MANIFEST_UNKNOWN) when the upstream is served from the cache only."""
@@ -79,11 +81,12 @@ class ProxyManifests:
                                                              "upstream": route.upstream.name},
                                 message="not in the cache, and the upstream is not pulled on demand")
 
-    def _by_tag(self, route: Route, tag: str, with_body: bool) -> Served:
+    def _by_tag(self, route: Route, tag: str, with_body: bool, sync: bool = False) -> Served:
         local = self._local(route, tag, with_body)
-        if local is not None and not route.upstream.on_demand:
-            return Served(local)
-        self._may_dial(route, tag)
+        if not sync:
+            if local is not None and not route.upstream.on_demand:
+                return Served(local)
+            self._may_dial(route, tag)
         checked = self.state.checked(route.local_repo, tag) if local is not None else None
         if local is not None and checked is not None and now_ms() - checked < route.upstream.manifest_ttl * 1000:
             return Served(local)
@@ -147,12 +150,16 @@ class ProxyManifests:
         """
         if not route.upstream.on_demand:
             return None
-        rules = route.upstream.rules
         try:
-            return sorted(t for t in self.client(route).tags(route.upstream_repo, limit) if rules.allows(t))
+            return self.upstream_tags(route, limit)
         except UpstreamNotFound:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, {"name": route.upstream_repo,
                                                          "upstream": route.upstream.name}) from None
         except UpstreamUnavailable as exc:
             log.warning("tags of %s from the cache: %s", route.local_repo, exc)
             return None
+
+    def upstream_tags(self, route: Route, limit: int) -> list[str]:
+        """The upstream's tags its rules allow, sorted. Raises: UpstreamError."""
+        rules = route.upstream.rules
+        return sorted(t for t in self.client(route).tags(route.upstream_repo, limit) if rules.allows(t))
