@@ -52,8 +52,22 @@ def init_app(app: Flask, settings: Settings) -> None:
                                                settings.limits.manifest_max_bytes)
     app.extensions[FILLS] = BlobFills.from_registry(reg)
     observe_upstreams(app.extensions[EXTENSION].clients.values(), reg.index.upstreams)  # for the UI
+    _sync(app, settings)
     app.register_error_handler(UpstreamError, upstream_error)
     app.after_request(_headers)
+
+
+def _sync(app: Flask, settings: Settings) -> None:
+    """The scheduled sync (proxy/sync.py) in the maintenance ticks, when an upstream has ``sync_interval``."""
+    from registry_ext.index.leases import Leases
+    from registry_ext.proxy.sync import MirrorSync, has_blob
+
+    reg = app.extensions["registry"]
+    sync = MirrorSync(app.extensions[EXTENSION], app.extensions[FILLS], reg.index.mirror, Leases(reg.index.client),
+                      has_blob(reg.storage), settings.limits.page_max)
+    if sync.upstreams:
+        app.extensions["mirror_sync"] = sync
+        app.extensions["maintenance"].steps.append(sync.tick)
 
 
 def _proxy() -> ProxyManifests | None:
