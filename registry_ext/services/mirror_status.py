@@ -116,10 +116,11 @@ class MirrorStatus:
         return cache_size(self.registry, names)
 
 
-def cache_size(registry: Registry, names: list[str], scan: int = SIZE_SCAN) -> tuple[int, int, bool]:
+def cache_size(registry: Registry, names: list[str], scan: int | None = None) -> tuple[int, int, bool]:
     """Bytes and number of the distinct blobs linked by ``names``; False when the scan stopped at
-    ``scan`` links (the figures are then a lower bound). Also the size the cache cap is checked
-    against (services/mirror_evict.py)."""
+    ``scan`` links (default ``SIZE_SCAN``; the figures are then a lower bound). Also the size the cache
+    cap is checked against (services/mirror_evict.py)."""
+    scan = SIZE_SCAN if scan is None else scan
     repos, blobs = registry.storage.repos, registry.storage.blobs
     seen: set[str] = set()
     size = links = 0
