@@ -9,6 +9,7 @@ from registry_ext import create_app
 from registry_ext.config import replace
 from registry_ext.index.leases import Leases
 from registry_ext.proxy.config import UpstreamConfigError, parse_upstream
+from registry_ext.services import mirror_evict, retention
 from tests.support.e2e_mirror_seed import CONFIG, LAYER, OCI_INDEX, Pusher, digest, image, index
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, start_upstreams
@@ -91,3 +92,21 @@ def test_a_sync_waits_for_its_interval_and_its_lease(settings, relay):
 def test_a_sync_needs_named_repositories_and_a_sane_interval(table):
     with pytest.raises(UpstreamConfigError, match="sync_interval: 0 .no sync. or 10-2592000 seconds"):
         parse_upstream("x", {"hosts": ["x.example"], "urls": ["http://127.0.0.1:1"], **table})
+
+
+def test_eviction_takes_an_index_with_its_children(settings, relay, upstream):
+    app, _client = mirror(settings, relay.url)
+    app.extensions["mirror_sync"].run_due()
+    table = {"hosts": ["sy.example"], "urls": [relay.url], "cache_max_bytes": 1}
+    capped = create_app(replace(settings, "proxy", upstreams={"sy": table}))
+    reg = capped.extensions["registry"]
+    planned = mirror_evict.plan(reg, mirror_evict.configured({"sy": table}))
+    multi = digest(index(upstream[1])[0])
+    kinds = [(d.kind, d.target) for d in planned.deletions]
+    assert kinds[:2] == [("tag", "1.20.1"), ("tag", "multi")]
+    manifests = [target for kind, target in kinds[2:]]
+    assert sorted(manifests) == sorted([digest(image("1.20.1")[0]), multi, *(digest(c) for c in upstream[1])])
+    assert all(manifests.index(multi) < manifests.index(digest(c)) for c in upstream[1])  # the index first
+    outcome = retention.apply(reg, planned)
+    assert len(outcome.deleted) == 6 and not outcome.skipped
+    assert reg.index.read.snapshot(f"sy/{REPO}").manifests == {}
