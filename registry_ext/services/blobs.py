@@ -12,7 +12,9 @@ in Redis follows, through the journal if Redis refuses it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import threading
 import time
 from typing import BinaryIO, Iterator
@@ -26,7 +28,7 @@ from registry_ext.index import Index
 from registry_ext.oci.digest import Digest, digest_file, parse_digest
 from registry_ext.oci.reference import validate_name
 from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadGone, UploadInfo
-from registry_ext.storage.uploads import append_locked
+from registry_ext.storage.uploads import Hasher, append_locked
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +187,13 @@ class UploadService:
         digest = parse_digest(digest_str)
         self.status(name, upload_id)
         with self._session(upload_id) as handle:  # held until the data file is a blob
-            self._write(name, upload_id, handle, body, start, length)
-            handle.seek(0)
-            actual, _size = digest_file(handle, digest.algorithm)
+            whole = hashlib.new(digest.algorithm) if handle.seek(0, os.SEEK_END) == 0 else None
+            self._write(name, upload_id, handle, body, start, length, whole)
+            if whole is not None:  # the blob came in this body: hashed as it was written
+                actual = Digest(digest.algorithm, whole.hexdigest())
+            else:
+                handle.seek(0)
+                actual, _size = digest_file(handle, digest.algorithm)
             if actual != digest:
                 self.storage.uploads.delete(upload_id)
                 raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": str(digest), "actual": str(actual)})
@@ -208,10 +214,10 @@ class UploadService:
 
     @staticmethod
     def _write(name: str, upload_id: str, handle: BinaryIO, body: BinaryIO, start: int | None,
-               length: int | None) -> int:
+               length: int | None, hasher: Hasher | None = None) -> int:
         """append_locked with its failures as registry errors; the new size."""
         try:
-            return append_locked(handle, body, start, length)
+            return append_locked(handle, body, start, length, hasher)
         except OffsetMismatch as exc:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID, {"expected_start": exc.size, "start": start},

@@ -33,7 +33,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Protocol
 
 import orjson
 
@@ -44,6 +44,12 @@ from registry_ext.storage.atomic import write_all, write_atomic
 from registry_ext.storage.layout import Layout
 
 CHUNK = 1 << 20
+
+
+class Hasher(Protocol):
+    """What ``append_locked`` feeds the appended bytes to (a ``hashlib`` object)."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 class OffsetMismatch(Exception):
@@ -247,19 +253,21 @@ def _owner_tag(owner: str) -> str:
     return hashlib.blake2b(owner.encode(), digest_size=3).hexdigest()
 
 
-def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length: int | None) -> int:
+def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length: int | None,
+                  hasher: Hasher | None = None) -> int:
     """Append a body to a data file held with ``locked`` and return the new size.
 
     ``start`` (from Content-Range) must equal the current size; ``length``
     (from Content-Range or Content-Length), when given, must equal the
-    bytes read. Raises OffsetMismatch or LengthMismatch, leaving the
-    session as it was.
+    bytes read. ``hasher``, when given, is fed every appended byte (as they
+    pass, so a blob sent whole is not read back to be verified). Raises
+    OffsetMismatch or LengthMismatch, leaving the session as it was.
     """
     size = handle.seek(0, os.SEEK_END)
     if start is not None and start != size:
         raise OffsetMismatch(size)
     try:
-        written = _copy(stream, handle.fileno(), length)
+        written = _copy(stream, handle.fileno(), length, hasher)
         if length is not None and written != length:
             raise LengthMismatch(f"expected {length} bytes, got {written}")
     except BaseException:
@@ -277,8 +285,8 @@ def _same_file(path: Path, handle: BinaryIO) -> bool:
     return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _copy(stream: BinaryIO, fd: int, length: int | None) -> int:
-    """Copy the stream to the file in bounded chunks; never more than length+1 bytes."""
+def _copy(stream: BinaryIO, fd: int, length: int | None, hasher: Hasher | None) -> int:
+    """Copy the stream to the file in bounded chunks (hashing them when asked); never more than length+1 bytes."""
     written = 0
     while True:
         want = CHUNK if length is None else min(CHUNK, length - written + 1)
@@ -288,6 +296,8 @@ def _copy(stream: BinaryIO, fd: int, length: int | None) -> int:
         if not chunk:
             break
         write_all(fd, chunk)
+        if hasher is not None:
+            hasher.update(chunk)  # hashlib releases the GIL for pieces this large
         if not written:
             failpoints.hit("upload.mid-chunk")
         written += len(chunk)
