@@ -137,7 +137,9 @@ class GuardedBody:
         size (1 MiB) with the window unchanged; only the bytes still to come
         are held to ``piece`` per window. 64 KiB reads cost 7 ms of CPU per
         MiB: gunicorn reads ahead 1 MiB and copies the rest of its buffer on
-        every short read (bench/blob_io.py).
+        every short read (bench/blob_io.py). A chunked body's queue also holds
+        its framing, so such a read may wait for a few more bytes: far fewer
+        than the ``piece`` a client keeping the rate sends within the window.
         """
         if isinstance(self.sock, ssl.SSLSocket):  # the queue holds ciphertext
             return 0
