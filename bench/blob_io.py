@@ -1,7 +1,8 @@
 """One large blob pushed and pulled, ours (``registry-ext serve``, no nginx) against the peer.
 
 What a client sees for one big layer without nginx in front (issue #11 item 4): a monolithic push
-(``POST`` an upload, ``PUT ?digest=`` with the whole body and its ``Content-Length``) and a pull (``GET``
+(``POST`` an upload, ``PUT ?digest=`` with the whole body and its ``Content-Length``; with ``--flow patch``
+one ``PATCH`` with the body and an empty ``PUT``) and a pull (``GET``
 of the blob, read in 1 MiB pieces and thrown away). Rounds alternate the order (ours, peer, peer, ours,
 ...); each round pushes a fresh blob of ``--mib`` random MiB (the first 8 bytes differ per round, so
 neither side deduplicates) and pulls it back twice (the second pull shows the page cache's effect).
@@ -9,6 +10,7 @@ Server CPU is the utime+stime of each server's process group.
 
     .venv/bin/python -m bench.blob_io                       # 512 MiB, 3 rounds per side
     .venv/bin/python -m bench.blob_io --mib 64 --rounds 2   # quick
+    .venv/bin/python -m bench.blob_io --flow patch          # PATCH + empty PUT, as docker pushes
 
 JSON with every figure goes to ``bench/results/blob_io-<commit>-<time>.json``.
 """
@@ -50,8 +52,9 @@ def _conn(url: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=300, blocksize=PIECE)
 
 
-def push(url: str, path: str, digest: str) -> float:
-    """POST + monolithic PUT of the file; return the seconds of the PUT (the bytes)."""
+def push(url: str, path: str, digest: str, flow: str = "put") -> float:
+    """POST, then the file in one PUT (``put``) or one PATCH and an empty PUT (``patch``, docker's way);
+    return the seconds after the POST."""
     conn = _conn(url)
     try:
         conn.request("POST", f"/v2/{REPO}/blobs/uploads/", headers={"Content-Length": "0"})
@@ -61,12 +64,21 @@ def push(url: str, path: str, digest: str) -> float:
             raise RuntimeError(f"POST answered {resp.status}")
         location = resp.getheader("Location") or ""
         loc = urlsplit(location)
-        target = loc.path + ("?" + loc.query + "&" if loc.query else "?") + f"digest={digest}"
         size = os.path.getsize(path)
         with open(path, "rb") as fh:
             started = time.perf_counter()
-            conn.request("PUT", target, body=fh, headers={"Content-Length": str(size),
-                                                          "Content-Type": "application/octet-stream"})
+            if flow == "patch":
+                conn.request("PATCH", loc.path + ("?" + loc.query if loc.query else ""), body=fh,
+                             headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 202:
+                    raise RuntimeError(f"PATCH answered {resp.status}")
+                loc = urlsplit(resp.getheader("Location") or location)
+            target = loc.path + ("?" + loc.query + "&" if loc.query else "?") + f"digest={digest}"
+            body = None if flow == "patch" else fh
+            conn.request("PUT", target, body=body, headers={"Content-Length": "0" if body is None else str(size),
+                                                            "Content-Type": "application/octet-stream"})
             resp = conn.getresponse()
             resp.read()
             elapsed = time.perf_counter() - started
@@ -102,9 +114,9 @@ def pull(url: str, digest: str, size: int) -> float:
         conn.close()
 
 
-def one_side(server, path: str, digest: str, size: int) -> dict:
+def one_side(server, path: str, digest: str, size: int, flow: str) -> dict:
     cpu0 = proc_tree_cpu_seconds(server.pgid)
-    t_push = push(server.url, path, digest)
+    t_push = push(server.url, path, digest, flow)
     cpu1 = proc_tree_cpu_seconds(server.pgid)
     t_pull = pull(server.url, digest, size)
     cpu2 = proc_tree_cpu_seconds(server.pgid)
@@ -129,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mib", type=int, default=512, help="blob size in MiB (default 512)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per side, alternating (default 3)")
     ap.add_argument("--workers", type=int, default=4, help="gunicorn workers for ours (default 4)")
+    ap.add_argument("--flow", choices=["put", "patch"], default="put",
+                    help="put: the blob in the PUT (default); patch: one PATCH, then an empty PUT (docker)")
     ap.add_argument("--ours-binary", default=OURS_BINARY)
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/blob_io-...)")
     args = ap.parse_args(argv)
@@ -142,7 +156,7 @@ def main(argv=None) -> int:
             order = ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]
             for name in order:
                 digest = make_blob(path, args.mib, r * 2 + (name == "peer"))
-                row = one_side(sides[name], path, digest, args.mib * PIECE)
+                row = one_side(sides[name], path, digest, args.mib * PIECE, args.flow)
                 rows[name].append(row)
                 print(f"round {r} {name}: push {row['push_mib_s']:.0f} MiB/s (cpu {row['push_cpu_s']:.2f} s),"
                       f" pull {row['pull_mib_s']:.0f} MiB/s (cpu {row['pull_cpu_s']:.2f} s),"
@@ -161,8 +175,8 @@ def main(argv=None) -> int:
                                    f"blob_io-{commit}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as fh:
-        json.dump({"commit": commit, "mib": args.mib, "workers": args.workers, "rows": rows, "summary": summary},
-                  fh, indent=1)
+        json.dump({"commit": commit, "mib": args.mib, "flow": args.flow, "workers": args.workers, "rows": rows,
+                   "summary": summary}, fh, indent=1)
     print(f"results: {out}")
     return 0
 

@@ -27,6 +27,7 @@ from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import Digest, digest_file, parse_digest
 from registry_ext.oci.reference import validate_name
+from registry_ext.oci.resumable import ALGORITHMS as RESUMABLE, ResumableHash, StateMismatch, Unavailable
 from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadGone, UploadInfo
 from registry_ext.storage.uploads import Hasher, append_locked
 
@@ -174,7 +175,10 @@ class UploadService:
         """
         info = self.status(name, upload_id)
         with self._session(upload_id) as handle:
-            size = self._write(name, upload_id, handle, body, start, length)
+            hasher = self._running_hash(upload_id, handle.seek(0, os.SEEK_END), "sha256")
+            size = self._write(name, upload_id, handle, body, start, length, hasher)
+            if isinstance(hasher, ResumableHash):
+                self._save_hash(upload_id, handle, size, hasher)
         return UploadInfo(upload_id, name, info.started_at, size)
 
     def finish(self, name: str, upload_id: str, digest_str: str | None, body: BinaryIO,
@@ -187,10 +191,10 @@ class UploadService:
         digest = parse_digest(digest_str)
         self.status(name, upload_id)
         with self._session(upload_id) as handle:  # held until the data file is a blob
-            whole = hashlib.new(digest.algorithm) if handle.seek(0, os.SEEK_END) == 0 else None
-            self._write(name, upload_id, handle, body, start, length, whole)
-            if whole is not None:  # the blob came in this body: hashed as it was written
-                actual = Digest(digest.algorithm, whole.hexdigest())
+            running = self._running_hash(upload_id, handle.seek(0, os.SEEK_END), digest.algorithm)
+            self._write(name, upload_id, handle, body, start, length, running)
+            if running is not None:  # hashed as the bytes were written: not read back
+                actual = Digest(digest.algorithm, running.hexdigest())
             else:
                 handle.seek(0)
                 actual, _size = digest_file(handle, digest.algorithm)
@@ -202,6 +206,31 @@ class UploadService:
         self.blobs.link(name, digest)
         self.storage.uploads.delete(upload_id)
         return digest
+
+    def _running_hash(self, upload_id: str, size: int, algorithm: str) -> Hasher | None:
+        """A hash of the session's ``size`` bytes so far, to be fed what is appended; None: read them back.
+
+        An empty session starts one (resumable, so a PATCH can save it for the
+        request that finishes the upload, maybe in another worker); else the
+        state a PATCH saved for exactly ``size`` bytes (save_hash) is resumed.
+        """
+        try:
+            if size == 0:
+                return ResumableHash(algorithm) if algorithm in RESUMABLE else hashlib.new(algorithm)
+            saved = self.storage.uploads.saved_hash(upload_id, size)
+            resumed = ResumableHash.resume(saved) if saved is not None else None
+        except (Unavailable, StateMismatch):
+            return hashlib.new(algorithm) if size == 0 else None
+        return resumed if resumed is not None and resumed.algorithm == algorithm else None
+
+    def _save_hash(self, upload_id: str, handle: BinaryIO, size: int, hasher: ResumableHash) -> None:
+        """Keep the running hash for the next request; the chunk is stored either way (a failure only
+        means the finishing request reads the data back)."""
+        try:
+            self.storage.uploads.save_hash(upload_id, handle, size, hasher.state())
+        except OSError as exc:
+            log.warning("upload %s: hash state not saved (%s); the finish will read the data back",
+                        upload_id[:64], exc)
 
     @contextlib.contextmanager
     def _session(self, upload_id: str) -> Iterator[BinaryIO]:

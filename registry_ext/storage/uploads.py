@@ -40,16 +40,18 @@ import orjson
 from registry_ext import failpoints
 from registry_ext.clock import now_ms
 from registry_ext.oci.reference import is_valid_upload_id
-from registry_ext.storage.atomic import write_all, write_atomic
+from registry_ext.storage.atomic import file_mode, write_all, write_atomic
 from registry_ext.storage.layout import Layout
 
 CHUNK = 1 << 20
 
 
 class Hasher(Protocol):
-    """What ``append_locked`` feeds the appended bytes to (a ``hashlib`` object)."""
+    """What ``append_locked`` feeds the appended bytes to (``hashlib``, ``oci.resumable.ResumableHash``)."""
 
     def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 
 
 class OffsetMismatch(Exception):
@@ -208,6 +210,35 @@ class UploadStore:
 
     def data_path(self, upload_id: str) -> Path:
         return self.layout.upload_data(upload_id)
+
+    def save_hash(self, upload_id: str, handle: BinaryIO, offset: int, state: str) -> None:
+        """Record the running hash of the data file's first ``offset`` bytes (the caller holds ``locked``).
+
+        The data is fdatasynced first, so a saved state only ever describes
+        bytes that are on disk: after a power loss the file is either as the
+        state says or shorter (then ``offset`` no longer matches and the
+        state is ignored). The state itself needs no fsync for the same
+        reason: lost or torn, it is ignored and the data is read back.
+        """
+        os.fdatasync(handle.fileno())
+        path = self.layout.upload_hash(upload_id)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
+        try:
+            write_all(fd, orjson.dumps({"offset": offset, "state": state}))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    def saved_hash(self, upload_id: str, offset: int) -> str | None:
+        """The state saved for exactly ``offset`` bytes, else None (none saved, stale, unreadable)."""
+        try:
+            raw = orjson.loads(self.layout.upload_hash(upload_id).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(raw, dict) or raw.get("offset") != offset or not isinstance(raw.get("state"), str):
+            return None
+        return raw["state"]
 
     def delete(self, upload_id: str) -> None:
         shutil.rmtree(self.layout.upload_dir(upload_id), ignore_errors=True)
