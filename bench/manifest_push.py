@@ -33,9 +33,9 @@ from bench.peer import OURS_BINARY, ours_registry, peer_registry
 from bench.populate import OCI_MANIFEST, base_blobs, generated_tags, manifest_for, push_blob
 
 
-def push_all(url: str, repo: str, items: list[tuple[int, str]], concurrency: int, config: bytes,
+def push_all(url: str, items: list[tuple[int, str, str]], concurrency: int, config: bytes,
              layer: bytes) -> tuple[float, int]:
-    """PUT one manifest per (index, tag) with ``concurrency`` threads; (seconds, errors)."""
+    """PUT one manifest per (index, tag, repository) with ``concurrency`` threads; (seconds, errors)."""
     local = threading.local()
     sessions: list[requests.Session] = []
 
@@ -46,8 +46,8 @@ def push_all(url: str, repo: str, items: list[tuple[int, str]], concurrency: int
             sessions.append(local.sess)
         return local.sess
 
-    def one(item: tuple[int, str]) -> bool:
-        index, tag = item
+    def one(item: tuple[int, str, str]) -> bool:
+        index, tag, repo = item
         body = manifest_for(tag, index, config, layer)
         resp = session().put(f"{url}/v2/{repo}/manifests/{tag}", data=body, timeout=60,
                              headers={"Content-Type": OCI_MANIFEST})
@@ -62,17 +62,18 @@ def push_all(url: str, repo: str, items: list[tuple[int, str]], concurrency: int
     return elapsed, errors
 
 
-def one_round(server, repo: str, tags: list[str], concurrency: int, offset: int) -> dict:
+def one_round(server, repos: list[str], tags: list[str], concurrency: int, offset: int) -> dict:
     config, layer = base_blobs()
     with requests.Session() as sess:
         sess.trust_env = False
-        push_blob(sess, server.url, repo, config, 60)
-        push_blob(sess, server.url, repo, layer, 60)
+        for repo in repos:
+            push_blob(sess, server.url, repo, config, 60)
+            push_blob(sess, server.url, repo, layer, 60)
     row = {}
-    for op, base in (("push", offset), ("move", offset + 500_000)):
+    for op, base in (("push", offset), ("move", offset + 500_000)):  # a move: the same tag, the same repository
         cpu0 = proc_tree_cpu_seconds(server.pgid)
-        elapsed, errors = push_all(server.url, repo, [(base + i, t) for i, t in enumerate(tags)], concurrency,
-                                   config, layer)
+        items = [(base + i, t, repos[i % len(repos)]) for i, t in enumerate(tags)]
+        elapsed, errors = push_all(server.url, items, concurrency, config, layer)
         cpu1 = proc_tree_cpu_seconds(server.pgid)
         row[op] = {"per_second": len(tags) / elapsed, "seconds": elapsed, "errors": errors,
                    "cpu_ms_per_put": (cpu1 - cpu0) * 1000 / len(tags) if cpu0 is not None and cpu1 is not None
@@ -94,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=4, help="rounds per side, alternating (default 4)")
     ap.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     ap.add_argument("--workers", type=int, default=4, help="gunicorn workers for ours (default 4)")
+    ap.add_argument("--repos", type=int, default=1,
+                    help="spread the tags over this many repositories (default 1: all in one, as CI pushes)")
     ap.add_argument("--ours-binary", default=OURS_BINARY)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -104,7 +107,8 @@ def main(argv=None) -> int:
         sides = {"ours": ours, "peer": peer}
         for r in range(args.rounds):
             for name in (["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]):
-                row = one_round(sides[name], f"bench/push{r}", tags, args.concurrency, r * 1_000_000)
+                repos = [f"bench/push{r}" + (f"-{k}" if args.repos > 1 else "") for k in range(args.repos)]
+                row = one_round(sides[name], repos, tags, args.concurrency, r * 1_000_000)
                 rows[name].append(row)
                 print(f"round {r} {name}: " + ", ".join(
                     f"{op} {v['per_second']:.0f}/s ({v['cpu_ms_per_put']:.2f} ms cpu/put, {v['errors']} errors)"
@@ -125,6 +129,7 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as fh:
         json.dump({"commit": commit, "tags": args.tags, "concurrency": args.concurrency, "workers": args.workers,
+                   "repos": args.repos,
                    "rows": rows, "summary": summary}, fh, indent=1)
     print(f"results: {out}")
     return 0
