@@ -12,7 +12,7 @@ import pytest
 
 from registry_ext import create_app
 from registry_ext.config import replace
-from tests.support.e2e_mirror_seed import CONFIG, LAYER, Pusher, digest, referrer
+from tests.support.e2e_mirror_seed import CONFIG, LAYER, OCI_MANIFEST, Pusher, digest, referrer
 from tests.support.flask_client import BufferedClient
 from tests.support.mirror_upstreams import REPO, AppServer, push, start_upstreams
 
@@ -64,7 +64,8 @@ def distribution():
 def referrers(client, subject: str, query: str = ""):
     resp = client.get(f"/v2/{REPO}/referrers/{subject}?ns=up.example{query}")
     assert resp.status_code == 200, resp.data
-    assert resp.content_type == "application/vnd.oci.image.index.v1+json" and resp.headers["OCI-Namespace"] == "up.example"
+    assert resp.content_type == "application/vnd.oci.image.index.v1+json"
+    assert resp.headers["OCI-Namespace"] == "up.example"
     return resp
 
 
@@ -105,7 +106,7 @@ def test_a_cosign_signature_tag_is_pulled_through_by_tag_and_by_digest(settings,
     Pusher(distribution.url).blob(REPO, CONFIG)
     Pusher(distribution.url).blob(REPO, LAYER)
     tag = f"sha256-{subject.split(':')[1]}.sig"
-    sig_digest = Pusher(distribution.url).manifest(REPO, tag, (signature, "application/vnd.oci.image.manifest.v1+json"))
+    sig_digest = Pusher(distribution.url).manifest(REPO, tag, (signature, OCI_MANIFEST))
     client = mirror(settings, distribution.url)
     by_tag = client.get(f"/v2/up.example/{REPO}/manifests/{tag}")
     assert by_tag.status_code == 200 and by_tag.data == signature
