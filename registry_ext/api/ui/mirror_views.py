@@ -86,7 +86,9 @@ def mirror_diff():
     report = orjson.loads(service.compare(registry(), settings, gate(), remote, name, remote_repo, untagged))
     repos = [repo_from_dict(r) for r in report["repositories"]]
     return page("mirror_diff.html", name=name, remote=remote, remote_repo=remote_repo, untagged=untagged,
-                report=report, repos=repos, rows={r.repo_a: sides_named(rows(r), remote) for r in repos},
+                report=report, repos=repos,
+                caches={r["repo_a"]: r.get("mirror") for r in report["repositories"]},
+                rows={r.repo_a: sides_named(rows(r), remote) for r in repos},
                 bars=bars(report["counts"]), label_width=LABEL_WIDTH, chart_width=CHART_WIDTH)
 
 
