@@ -11,6 +11,8 @@
 - Upstream unavailable (down, 5xx, 429, too slow): the cached copy is served, marked stale; with
   none the error goes to the client. An upstream 404 is a 404, the cached copy is kept.
 - Tag lists come from the upstream (paged, at most ``limits.page_max``), else from the cache.
+- Referrers come from the upstream's referrers API (its first page, bounded like a manifest), else
+  (no such API: a 404, or the upstream unavailable) from the cache: the referrers of what was pulled.
 """
 from __future__ import annotations
 
@@ -133,3 +135,21 @@ class ProxyManifests:
         except UpstreamUnavailable as exc:
             log.warning("tags of %s from the cache: %s", route.local_repo, exc)
             return None
+
+    def referrers(self, route: Route, digest: str, artifact_type: str | None) -> tuple[list[dict] | None, str]:
+        """The upstream's referrers of ``digest`` (filtered by ``artifact_type``), or None to serve the
+        cache's: the upstream has no referrers API (""), or is unavailable (the reason: stale).
+
+        Raises:
+            UpstreamRefused
+        """
+        try:
+            found, applied = self.client(route).referrers(route.upstream_repo, digest, artifact_type)
+        except UpstreamNotFound:
+            return None, ""  # distribution 2.8 and other registries without the API: 404
+        except UpstreamUnavailable as exc:
+            log.warning("referrers of %s@%s from the cache: %s", route.local_repo, digest, exc)
+            return None, exc.reason
+        if artifact_type is not None and not applied:
+            found = [d for d in found if d.get("artifactType") == artifact_type]
+        return found, ""
