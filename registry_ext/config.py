@@ -368,6 +368,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("storage.root: must not be empty")
     _validate_mirror(settings.mirror)
     _validate_proxy(settings.proxy)
+    clash = sorted(set(settings.mirror.remotes) & set(settings.proxy.upstreams))
+    if clash:  # mirror-diff's remote= names either; one name must not mean two registries
+        raise ConfigError(f"mirror.remotes.{clash[0]}: proxy.upstreams has an upstream of the same name; "
+                          "mirror-diff compares with upstreams by name, so rename one of them")
     from registry_ext.auth.settings import validate_auth
 
     validate_auth(settings.auth, ConfigError)

@@ -14,7 +14,7 @@ from registry_ext.services.tag_listing import SORTS, TagQuery
 
 # fields= of the enriched tag listing, in the order a tag shows them, and of newer's tags
 TAG_FIELDS = ("name", "digest", "mediaType", "size", "created", "updated", "artifactType", "platforms",
-              "labels", "truncated", "imageCreated", "kind", "signature")
+              "labels", "truncated", "imageCreated", "kind", "signature", "mirror")
 NEWER_FIELDS = ("name", "digest", "updated")
 
 # PR #579 names for the index-shaped tags/list, mapped to ours

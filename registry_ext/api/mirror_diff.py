@@ -33,9 +33,9 @@ bp = Blueprint("mirror_diff", __name__)
 def mirror_diff(name: str):
     settings = current_app.config["SETTINGS"]
     remote_name = request.args.get("remote", "")
-    if remote_name not in settings.mirror.remotes:
-        raise bad("remote", "remote must name a remote configured in [mirror] remotes")
-    remote_repo = request.args.get("remote_repo") or name
+    if remote_name not in service.remote_names(settings):
+        raise bad("remote", service.UNKNOWN_REMOTE)
+    remote_repo = request.args.get("remote_repo") or service.default_remote_repo(settings, remote_name, name)
     validate_name(remote_repo)
     untagged = request.args.get("untagged", "false") == "true"
     body = service.compare(registry(), settings, gate(), remote_name, name, remote_repo, untagged)

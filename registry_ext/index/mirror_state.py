@@ -34,6 +34,20 @@ class MirrorState:
             return None
         return int(value) if value is not None else None
 
+    def stage_read(self, pipe, name: str, tags: list[str]) -> None:
+        """Queue the confirmation times of ``tags`` on a caller's pipeline (one reply: ms or None
+        per tag; an empty ``tags`` asks for a field no confirmation writes, as HMGET needs one)."""
+        pipe.hmget(self.keys.repo(name).mirror_checked, tags or ["-"])
+
+    def read(self, name: str, tags: list[str]) -> dict[str, int]:
+        """tag -> ms of its last confirmation, for the tags confirmed at least once (one round trip)."""
+        if not tags:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        self.stage_read(pipe, name, tags)
+        (times,) = pipe.execute()
+        return {tag: int(ms) for tag, ms in zip(tags, times) if ms is not None}
+
     def confirm(self, name: str, tag: str, at: int) -> None:
         """Record that the upstream confirmed ``tag`` at ``at`` (ms)."""
         try:

@@ -19,6 +19,7 @@ import ctypes.util
 import functools
 
 _CTX_SIZE = {"sha256": 112, "sha512": 216}
+ALGORITHMS = frozenset(_CTX_SIZE)
 _DIGEST_SIZE = {"sha256": 32, "sha512": 64}
 _PREFIX = {"sha256": "SHA256", "sha512": "SHA512"}
 

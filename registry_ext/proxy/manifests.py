@@ -16,6 +16,8 @@
   filtered by them. By digest is always allowed (index children and referrers have no tags).
 - ``on_demand = false``: nothing is asked upstream for pulls; what is cached is served (as fresh),
   anything else is unknown (content arrives by sync or by pushes with ``allow_push``).
+- Referrers come from the upstream's referrers API (its first page, bounded like a manifest), else
+  (no such API: a 404, or the upstream unavailable) from the cache: the referrers of what was pulled.
 """
 from __future__ import annotations
 
@@ -163,3 +165,23 @@ class ProxyManifests:
         """The upstream's tags its rules allow, sorted. Raises: UpstreamError."""
         rules = route.upstream.rules
         return sorted(t for t in self.client(route).tags(route.upstream_repo, limit) if rules.allows(t))
+
+    def referrers(self, route: Route, digest: str, artifact_type: str | None) -> tuple[list[dict] | None, str]:
+        """The upstream's referrers of ``digest`` (filtered by ``artifact_type``), or None to serve the
+        cache's: the upstream has no referrers API (""), or is unavailable (the reason: stale).
+
+        Raises:
+            UpstreamRefused
+        """
+        if not route.upstream.on_demand:
+            return None, ""  # served from the cache only
+        try:
+            found, applied = self.client(route).referrers(route.upstream_repo, digest, artifact_type)
+        except UpstreamNotFound:
+            return None, ""  # distribution 2.8 and other registries without the API: 404
+        except UpstreamUnavailable as exc:
+            log.warning("referrers of %s@%s from the cache: %s", route.local_repo, digest, exc)
+            return None, exc.reason
+        if artifact_type is not None and not applied:
+            found = [d for d in found if d.get("artifactType") == artifact_type]
+        return found, ""

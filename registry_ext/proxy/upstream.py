@@ -28,7 +28,7 @@ import dataclasses
 import threading
 import time
 from typing import Callable, Iterator, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import orjson
 import requests
@@ -123,6 +123,53 @@ class UpstreamClient:
             return tags[:limit]
 
         return self._call(call)
+
+    def referrers(self, repo: str, digest: str, artifact_type: str | None) -> tuple[list[dict], bool]:
+        """The first page of the upstream's referrers of ``digest`` (bounded like a manifest), and
+        whether the upstream applied the ``artifactType`` filter (OCI-Filters-Applied).
+
+        Raises:
+            UpstreamNotFound: no referrers API there (a registry with one never answers 404).
+            UpstreamError
+        """
+        parse_digest(digest)
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+
+        def call(client: RemoteClient) -> tuple[list[dict], bool]:
+            resp = client.request("GET", f"/v2/{repo}/referrers/{digest}{query}", scope=_scope(repo),
+                                  headers={"Accept": mt.OCI_INDEX}, stream=True)
+            try:
+                self._found(resp, f"referrers of {digest} in {repo}")
+                data = self._bounded(resp, "referrers")
+                applied = "artifactType" in resp.headers.get("OCI-Filters-Applied", "")
+            finally:
+                resp.close()
+            return self._descriptors(data, digest), applied
+
+        return self._call(call)
+
+    def _descriptors(self, data: bytes, digest: str) -> list[dict]:
+        """The descriptors of a referrers index, only their OCI fields (each checked).
+
+        Raises:
+            UpstreamRefused: not an index of well-formed descriptors.
+        """
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            body = None
+        found = body.get("manifests") if isinstance(body, dict) else None
+        if not isinstance(found, list):
+            raise UpstreamRefused(self.name, f"referrers of {digest}: not an image index")
+        out = []
+        for item in found:
+            if not (isinstance(item, dict) and isinstance(item.get("mediaType"), str)
+                    and isinstance(item.get("digest"), str) and is_digest(item["digest"])
+                    and isinstance(item.get("size"), int) and not isinstance(item["size"], bool)):
+                raise UpstreamRefused(self.name, f"referrers of {digest}: a descriptor is malformed")
+            out.append({k: item[k] for k in ("mediaType", "digest", "size", "artifactType", "annotations")
+                        if k in item})
+        return out
 
     def _tag_page(self, data: bytes, repo: str) -> list[str]:
         try:

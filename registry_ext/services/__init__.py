@@ -50,9 +50,10 @@ def build_registry(settings: Settings, *, create_root: bool = False) -> Registry
                        settings.feed)
     claim_root(storage, index, create=create_root)
     blobs = BlobService(storage, index)
+    upstreams = frozenset(settings.proxy.upstreams)  # their caches' listings show `mirror`
     return Registry(storage, index, blobs, UploadService(storage, blobs, limits),
                     ManifestService(storage, index, settings.storage.delete_enabled, limits.push_tags_max,
                                     parse_immutable(settings.immutable_tags.rules)),
-                    ListingService(index, settings.limits), TagListing(index, settings.limits),
-                    ManifestListing(index, settings.limits),
+                    ListingService(index, settings.limits), TagListing(index, settings.limits, upstreams),
+                    ManifestListing(index, settings.limits, upstreams),
                     FeedService(index.feed, settings.feed, load_identity(storage.layout)))

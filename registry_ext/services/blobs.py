@@ -12,7 +12,9 @@ in Redis follows, through the journal if Redis refuses it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import threading
 import time
 from typing import BinaryIO, Iterator
@@ -25,8 +27,9 @@ from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
 from registry_ext.oci.digest import Digest, digest_file, parse_digest
 from registry_ext.oci.reference import validate_name
+from registry_ext.oci.resumable import ALGORITHMS as RESUMABLE, ResumableHash, StateMismatch, Unavailable
 from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadGone, UploadInfo
-from registry_ext.storage.uploads import append_locked
+from registry_ext.storage.uploads import Hasher, append_locked
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +175,10 @@ class UploadService:
         """
         info = self.status(name, upload_id)
         with self._session(upload_id) as handle:
-            size = self._write(name, upload_id, handle, body, start, length)
+            hasher = self._running_hash(upload_id, handle.seek(0, os.SEEK_END), "sha256")
+            size = self._write(name, upload_id, handle, body, start, length, hasher)
+            if isinstance(hasher, ResumableHash):
+                self._save_hash(upload_id, handle, size, hasher)
         return UploadInfo(upload_id, name, info.started_at, size)
 
     def finish(self, name: str, upload_id: str, digest_str: str | None, body: BinaryIO,
@@ -185,9 +191,13 @@ class UploadService:
         digest = parse_digest(digest_str)
         self.status(name, upload_id)
         with self._session(upload_id) as handle:  # held until the data file is a blob
-            self._write(name, upload_id, handle, body, start, length)
-            handle.seek(0)
-            actual, _size = digest_file(handle, digest.algorithm)
+            running = self._running_hash(upload_id, handle.seek(0, os.SEEK_END), digest.algorithm)
+            self._write(name, upload_id, handle, body, start, length, running)
+            if running is not None:  # hashed as the bytes were written: not read back
+                actual = Digest(digest.algorithm, running.hexdigest())
+            else:
+                handle.seek(0)
+                actual, _size = digest_file(handle, digest.algorithm)
             if actual != digest:
                 self.storage.uploads.delete(upload_id)
                 raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": str(digest), "actual": str(actual)})
@@ -196,6 +206,31 @@ class UploadService:
         self.blobs.link(name, digest)
         self.storage.uploads.delete(upload_id)
         return digest
+
+    def _running_hash(self, upload_id: str, size: int, algorithm: str) -> Hasher | None:
+        """A hash of the session's ``size`` bytes so far, to be fed what is appended; None: read them back.
+
+        An empty session starts one (resumable, so a PATCH can save it for the
+        request that finishes the upload, maybe in another worker); else the
+        state a PATCH saved for exactly ``size`` bytes (save_hash) is resumed.
+        """
+        try:
+            if size == 0:
+                return ResumableHash(algorithm) if algorithm in RESUMABLE else hashlib.new(algorithm)
+            saved = self.storage.uploads.saved_hash(upload_id, size)
+            resumed = ResumableHash.resume(saved) if saved is not None else None
+        except (Unavailable, StateMismatch):
+            return hashlib.new(algorithm) if size == 0 else None
+        return resumed if resumed is not None and resumed.algorithm == algorithm else None
+
+    def _save_hash(self, upload_id: str, handle: BinaryIO, size: int, hasher: ResumableHash) -> None:
+        """Keep the running hash for the next request; the chunk is stored either way (a failure only
+        means the finishing request reads the data back)."""
+        try:
+            self.storage.uploads.save_hash(upload_id, handle, size, hasher.state())
+        except OSError as exc:
+            log.warning("upload %s: hash state not saved (%s); the finish will read the data back",
+                        upload_id[:64], exc)
 
     @contextlib.contextmanager
     def _session(self, upload_id: str) -> Iterator[BinaryIO]:
@@ -208,10 +243,10 @@ class UploadService:
 
     @staticmethod
     def _write(name: str, upload_id: str, handle: BinaryIO, body: BinaryIO, start: int | None,
-               length: int | None) -> int:
+               length: int | None, hasher: Hasher | None = None) -> int:
         """append_locked with its failures as registry errors; the new size."""
         try:
-            return append_locked(handle, body, start, length)
+            return append_locked(handle, body, start, length, hasher)
         except OffsetMismatch as exc:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID, {"expected_start": exc.size, "start": start},

@@ -17,13 +17,14 @@ from registry_ext.index import Index
 from registry_ext.oci import pagination
 from registry_ext.oci.metadata import TRUNCATED
 from registry_ext.index.pulls import combine, manifest_field
-from registry_ext.services.tag_listing import DETAIL_CHUNK, pull_info, rfc3339
+from registry_ext.services.tag_listing import DETAIL_CHUNK, mirror_info, mirror_upstream, pull_info, rfc3339
 
 
 class ManifestListing:
-    def __init__(self, index: Index, limits: LimitSettings):
+    def __init__(self, index: Index, limits: LimitSettings, upstreams: frozenset[str] = frozenset()):
         self.index = index
         self.limits = limits
+        self.upstreams = upstreams  # the pull-through mirror's upstream names: their caches show `mirror`
 
     def page(self, name: str, n: int, cursor: str | None, order: str,
              tagged: str | None, scan_max: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -114,7 +115,19 @@ class ManifestListing:
             if entry.get("created"):
                 info["imageCreated"] = entry["created"]
             out.append(info)
+        self._mirrored(name, out)
         return out
+
+    def _mirrored(self, name: str, infos: list[dict[str, Any]]) -> None:
+        """In an upstream's cache, ``mirror`` on each manifest: the upstream and the latest
+        confirmation of any of its tags (one more round trip, for the page's tags only)."""
+        upstream = mirror_upstream(name, self.upstreams)
+        if upstream is None:
+            return
+        synced = self.index.mirror.read(name, [tag for info in infos for tag in info["tags"]])
+        for info in infos:
+            times = [synced[tag] for tag in info["tags"] if tag in synced]
+            info["mirror"] = mirror_info(upstream, max(times) if times else None)
 
 
 def _wanted(info: dict[str, Any], tagged: str | None) -> bool:

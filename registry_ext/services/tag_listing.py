@@ -46,10 +46,17 @@ class TagPage:
     next: Position | None
 
 
+def mirror_upstream(name: str, upstreams: frozenset[str]) -> str | None:
+    """The upstream whose cache ``name`` is (``<upstream name>/<repository>``), or None."""
+    head, _, rest = name.partition("/")
+    return head if rest and head in upstreams else None
+
+
 class TagListing:
-    def __init__(self, index: Index, limits: LimitSettings):
+    def __init__(self, index: Index, limits: LimitSettings, upstreams: frozenset[str] = frozenset()):
         self.index = index
         self.limits = limits
+        self.upstreams = upstreams  # the pull-through mirror's upstream names: their caches show `mirror`
 
     def page(self, name: str, query: TagQuery, shape: Callable[[dict], dict] | None = None) -> TagPage:
         """One page of enriched tags, each passed through ``shape`` (the response's form of a tag).
@@ -253,27 +260,34 @@ class TagListing:
 
     def _details(self, name: str, tags: list[str]) -> list[dict[str, Any] | None]:
         """Tag records with their manifest metadata, in the given order; None for a tag deleted since
-        the scan (two round trips)."""
+        the scan (two round trips). In an upstream's cache each tag carries ``mirror``: the upstream
+        and its last confirmation, read in the first round trip."""
         if not tags:
             return []
         rk = self.index.keys.repo(name)
+        upstream = mirror_upstream(name, self.upstreams)
         pipe = self.index.client.pipeline(transaction=False)
         pipe.hmget(rk.tags, tags)
         pipe.zmscore(rk.tags_created, tags)
         pipe.zmscore(rk.tags_updated, tags)
         fields = [tag_field(tag) for tag in tags]
         self.index.pulls.stage_read(pipe, name, fields)
-        digests, created, updated, counts, times = pipe.execute()
+        if upstream is not None:
+            self.index.mirror.stage_read(pipe, name, tags)
+        digests, created, updated, counts, times, *synced = pipe.execute()
         pulls = combine(fields, counts, times)
+        mirrors = [mirror_info(upstream, ms) for ms in synced[0]] if upstream is not None else [None] * len(tags)
         entries = self.index.read.manifest_entries(name, [d for d in digests if d])
-        return [tag_info(tag, digest, made, moved, entries.get(digest, {}), pulls.get(field))
+        return [tag_info(tag, digest, made, moved, entries.get(digest, {}), pulls.get(field), mirror)
                 if digest is not None else None
-                for tag, field, digest, made, moved in zip(tags, fields, digests, created, updated)]
+                for tag, field, digest, made, moved, mirror in zip(tags, fields, digests, created, updated, mirrors)]
 
 
 def tag_info(tag: str, digest: str, created: float | None, updated: float | None,
-             entry: dict[str, Any], pulls: tuple[int, int] | None = None) -> dict[str, Any]:
-    """One tag as the JSON extension shows it (``pulls``: its count and last pull ms, when pulled)."""
+             entry: dict[str, Any], pulls: tuple[int, int] | None = None,
+             mirror: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One tag as the JSON extension shows it (``pulls``: its count and last pull ms, when pulled;
+    ``mirror``: its upstream and last confirmation, in an upstream's cache)."""
     info: dict[str, Any] = {"name": tag, "digest": digest, "mediaType": entry.get("mediaType"),
                             "size": entry.get("size"), "created": rfc3339(created), "updated": rfc3339(updated)}
     if pulls is not None:
@@ -287,7 +301,15 @@ def tag_info(tag: str, digest: str, created: float | None, updated: float | None
     info["kind"] = version.kind
     if version.kind == "signature":
         info["signature"] = {"kind": version.signature_kind, "subject": version.subject_digest}
+    if mirror is not None:
+        info["mirror"] = mirror
     return info
+
+
+def mirror_info(upstream: str, synced_ms: Any) -> dict[str, Any]:
+    """``{"upstream", "synced"}`` of cached content: ``synced`` is when the upstream last confirmed
+    the tag (RFC 3339; null: never by tag, e.g. pulled by digest only)."""
+    return {"upstream": upstream, "synced": rfc3339(int(synced_ms)) if synced_ms is not None else None}
 
 
 def pull_info(pulls: tuple[int, int]) -> dict[str, Any]:

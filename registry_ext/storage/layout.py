@@ -9,6 +9,8 @@ Storage is the source of truth; Redis is an index rebuilt from this tree
       blobs/<alg>/<hex[0:2]>/<hex>          blob bytes, manifests included; immutable,
                                             visible only after digest and size were verified
       uploads/<id>/data                     bytes of an upload session received so far
+      uploads/<id>/hash.json                {"offset", "state"}: the running SHA-256 of data's first offset
+                                            bytes, fsynced (storage/uploads.UploadStore.save_hash)
       uploads/<id>/info.json                {"repo", "started_at"} (shared by all workers); <id> is
                                             32 hex digits: 6 naming the repository, 6 the client's
                                             address, 20 random (storage/uploads.py)
@@ -88,6 +90,9 @@ class Layout:
 
     def upload_info(self, upload_id: str) -> Path:
         return self.upload_dir(upload_id) / "info.json"
+
+    def upload_hash(self, upload_id: str) -> Path:
+        return self.upload_dir(upload_id) / "hash.json"
 
     def journal_entry(self, entry_id: str) -> Path:
         return self.journal / f"{entry_id}.json"

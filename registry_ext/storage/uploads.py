@@ -33,17 +33,25 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Protocol
 
 import orjson
 
 from registry_ext import failpoints
 from registry_ext.clock import now_ms
 from registry_ext.oci.reference import is_valid_upload_id
-from registry_ext.storage.atomic import write_all, write_atomic
+from registry_ext.storage.atomic import file_mode, write_all, write_atomic
 from registry_ext.storage.layout import Layout
 
 CHUNK = 1 << 20
+
+
+class Hasher(Protocol):
+    """What ``append_locked`` feeds the appended bytes to (``hashlib``, ``oci.resumable.ResumableHash``)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 
 
 class OffsetMismatch(Exception):
@@ -203,6 +211,35 @@ class UploadStore:
     def data_path(self, upload_id: str) -> Path:
         return self.layout.upload_data(upload_id)
 
+    def save_hash(self, upload_id: str, handle: BinaryIO, offset: int, state: str) -> None:
+        """Record the running hash of the data file's first ``offset`` bytes (the caller holds ``locked``).
+
+        The data is fdatasynced first, so a saved state only ever describes
+        bytes that are on disk: after a power loss the file is either as the
+        state says or shorter (then ``offset`` no longer matches and the
+        state is ignored). The state itself needs no fsync for the same
+        reason: lost or torn, it is ignored and the data is read back.
+        """
+        os.fdatasync(handle.fileno())
+        path = self.layout.upload_hash(upload_id)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
+        try:
+            write_all(fd, orjson.dumps({"offset": offset, "state": state}))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    def saved_hash(self, upload_id: str, offset: int) -> str | None:
+        """The state saved for exactly ``offset`` bytes, else None (none saved, stale, unreadable)."""
+        try:
+            raw = orjson.loads(self.layout.upload_hash(upload_id).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(raw, dict) or raw.get("offset") != offset or not isinstance(raw.get("state"), str):
+            return None
+        return raw["state"]
+
     def delete(self, upload_id: str) -> None:
         shutil.rmtree(self.layout.upload_dir(upload_id), ignore_errors=True)
 
@@ -247,19 +284,21 @@ def _owner_tag(owner: str) -> str:
     return hashlib.blake2b(owner.encode(), digest_size=3).hexdigest()
 
 
-def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length: int | None) -> int:
+def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length: int | None,
+                  hasher: Hasher | None = None) -> int:
     """Append a body to a data file held with ``locked`` and return the new size.
 
     ``start`` (from Content-Range) must equal the current size; ``length``
     (from Content-Range or Content-Length), when given, must equal the
-    bytes read. Raises OffsetMismatch or LengthMismatch, leaving the
-    session as it was.
+    bytes read. ``hasher``, when given, is fed every appended byte (as they
+    pass, so a blob sent whole is not read back to be verified). Raises
+    OffsetMismatch or LengthMismatch, leaving the session as it was.
     """
     size = handle.seek(0, os.SEEK_END)
     if start is not None and start != size:
         raise OffsetMismatch(size)
     try:
-        written = _copy(stream, handle.fileno(), length)
+        written = _copy(stream, handle.fileno(), length, hasher)
         if length is not None and written != length:
             raise LengthMismatch(f"expected {length} bytes, got {written}")
     except BaseException:
@@ -277,8 +316,8 @@ def _same_file(path: Path, handle: BinaryIO) -> bool:
     return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _copy(stream: BinaryIO, fd: int, length: int | None) -> int:
-    """Copy the stream to the file in bounded chunks; never more than length+1 bytes."""
+def _copy(stream: BinaryIO, fd: int, length: int | None, hasher: Hasher | None) -> int:
+    """Copy the stream to the file in bounded chunks (hashing them when asked); never more than length+1 bytes."""
     written = 0
     while True:
         want = CHUNK if length is None else min(CHUNK, length - written + 1)
@@ -288,6 +327,8 @@ def _copy(stream: BinaryIO, fd: int, length: int | None) -> int:
         if not chunk:
             break
         write_all(fd, chunk)
+        if hasher is not None:
+            hasher.update(chunk)  # hashlib releases the GIL for pieces this large
         if not written:
             failpoints.hit("upload.mid-chunk")
         written += len(chunk)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.oci_client import (
-    CONFORMANCE_LAYER, DUMMY_DIGEST, OCTET, assert_error, blob_body, location, open_session, push_blob,
+    CONFORMANCE_LAYER, DUMMY_DIGEST, OCTET, assert_error, blob_body, blob_status, location, open_session, push_blob,
     push_blob_monolithic, random_config, sha256_digest, start_upload, with_query,
 )
 from tests.support.push_helpers import BLOB_A, NAME
@@ -120,3 +120,32 @@ def test_sha512_digest_is_accepted_for_upload(client):
     resp = client.put(with_query(open_session(client, NAME), digest=digest), data=BLOB_A, headers=OCTET)
     assert resp.status_code == 201
     assert blob_body(client, NAME, digest) == BLOB_A
+
+
+# ------------------------------------------------------------------ verification of a blob sent whole
+# A blob sent in one body is hashed as it is written (services/blobs.UploadService.finish); one whose
+# session already held bytes is read back. Both must refuse a body that does not match its digest.
+
+def test_whole_body_put_with_another_digest_is_refused_and_nothing_visible(client):
+    loc = open_session(client, NAME)
+    resp = client.put(with_query(loc, digest=sha256_digest(BLOB_A + b"x")), data=BLOB_A, headers=OCTET)
+    assert_error(resp, 400, "DIGEST_INVALID")
+    assert blob_status(client, NAME, sha256_digest(BLOB_A)) == 404
+    assert client.get(loc).status_code == 404  # the session is gone
+
+
+def test_whole_body_post_with_another_digest_is_refused_and_nothing_visible(client):
+    resp = client.post(with_query(f"/v2/{NAME}/blobs/uploads/", digest=sha256_digest(b"other")), data=BLOB_A,
+                       headers=OCTET)
+    assert_error(resp, 400, "DIGEST_INVALID")
+    assert blob_status(client, NAME, sha256_digest(BLOB_A)) == 404
+
+
+def test_last_chunk_put_is_verified_over_the_whole_session(client):
+    loc = location(client.patch(open_session(client, NAME), data=BLOB_A[:1000], headers=OCTET))
+    wrong = client.put(with_query(loc, digest=sha256_digest(BLOB_A[1000:])), data=BLOB_A[1000:], headers=OCTET)
+    assert_error(wrong, 400, "DIGEST_INVALID")
+    loc = location(client.patch(open_session(client, NAME), data=BLOB_A[:1000], headers=OCTET))
+    right = client.put(with_query(loc, digest=sha256_digest(BLOB_A)), data=BLOB_A[1000:], headers=OCTET)
+    assert right.status_code == 201, right.get_data()
+    assert client.get(f"/v2/{NAME}/blobs/{sha256_digest(BLOB_A)}").get_data() == BLOB_A

@@ -121,3 +121,26 @@ def test_a_body_that_stops_is_cut(server):
     answer = sock.recv(65536)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < WINDOW + 2.5, answer[:300]
+
+
+def test_a_fast_body_is_read_whole_and_verified(server):
+    """Bytes already queued are read in pieces larger than the minimum (up to 1 MiB): a 4 MiB body sent at
+    once completes with its digest checked."""
+    blob = bytes(range(256)) * (4 * 4096)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    path = session(server, "127.0.0.9")
+    resp = call(server, "PUT", f"{path}?digest={digest}", "127.0.0.9", blob)
+    assert resp.status == 201, resp.body
+    assert call(server, "GET", f"/v2/rate/app/blobs/{digest}").body == blob
+
+
+def test_a_body_that_stops_after_a_burst_is_cut(server):
+    """A burst larger than a piece does not buy a longer wait: what has not arrived yet is still held to one
+    piece per window."""
+    path = session(server, "127.0.0.10")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30, source_address=("127.0.0.10", 0))
+    started = time.monotonic()
+    sock.sendall(f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n".encode() + b"d" * 200_000)
+    answer = sock.recv(65536)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < WINDOW + 2.5, answer[:300]

@@ -4,7 +4,7 @@
 its hosts, how it has been answering, what its cache holds, every figure bounded per view) and
 ``/ui/mirror/upstream/<name>`` one page of its cached repositories the caller may pull. With access
 control on, anonymous visitors see neither the upstreams' URLs nor their error reasons. It lists the
-mirror-diff remotes by name (their URLs and credentials are operator configuration and
+mirror-diff remotes and the upstreams by name (their URLs and credentials are operator configuration and
 are not shown) with a form; ``/ui/mirror/diff`` runs the same bounded, shared comparison as the
 mirror-diff API (mirror/service.py: one deadline, at most ``mirror.max_comparisons`` per worker,
 429 beyond) for a repository the caller may pull, and shows what differs: counts as a bar chart
@@ -39,7 +39,7 @@ def mirror():
     settings = current_app.config["SETTINGS"]
     upstreams = MirrorStatus(registry()).overview(_upstreams().values(), settings.proxy.default_upstream,
                                                   _visible())
-    return page("mirror.html", remotes=sorted(settings.mirror.remotes), name=request.args.get("name", ""),
+    return page("mirror.html", remotes=service.remote_names(settings), name=request.args.get("name", ""),
                 upstreams=upstreams, detailed=_detailed())
 
 
@@ -75,17 +75,20 @@ def _detailed() -> bool:
 def mirror_diff():
     settings = current_app.config["SETTINGS"]
     name, remote = request.args.get("name", "").strip(), request.args.get("remote", "")
-    remote_repo = request.args.get("remote_repo", "").strip() or name
     validate_name(name)
-    validate_name(remote_repo)
     check_pull(name)
-    if remote not in settings.mirror.remotes:
-        raise RegistryError(ErrorCode.UNSUPPORTED, message="choose a remote configured in [mirror] remotes")
+    if remote not in service.remote_names(settings):
+        raise RegistryError(ErrorCode.UNSUPPORTED, message="choose a remote configured in [mirror] remotes "
+                                                           "or an upstream of the mirror")
+    remote_repo = request.args.get("remote_repo", "").strip() or service.default_remote_repo(settings, remote, name)
+    validate_name(remote_repo)
     untagged = request.args.get("untagged") == "on"
     report = orjson.loads(service.compare(registry(), settings, gate(), remote, name, remote_repo, untagged))
     repos = [repo_from_dict(r) for r in report["repositories"]]
     return page("mirror_diff.html", name=name, remote=remote, remote_repo=remote_repo, untagged=untagged,
-                report=report, repos=repos, rows={r.repo_a: sides_named(rows(r), remote) for r in repos},
+                report=report, repos=repos,
+                caches={r["repo_a"]: r.get("mirror") for r in report["repositories"]},
+                rows={r.repo_a: sides_named(rows(r), remote) for r in repos},
                 bars=bars(report["counts"]), label_width=LABEL_WIDTH, chart_width=CHART_WIDTH)
 
 

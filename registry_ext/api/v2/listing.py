@@ -47,6 +47,11 @@ def catalog():
 
 @bp.get("/<repo:name>/referrers/<segment:digest>")
 def list_referrers(name: str, digest: str):
+    route = proxied.current_route()
+    if route is not None:
+        upstream = proxied.referrers(route, digest)
+        if upstream is not None:
+            return upstream
     artifact_type = request.args.get("artifactType")
     descriptors, next_last = registry().listing.referrers(
         name, digest, artifact_type, request.args.get("last") or None)

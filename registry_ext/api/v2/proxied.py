@@ -3,8 +3,9 @@
 Every ``/v2/<name>/...`` request is routed first (``route_request``, from the blueprint's URL
 preprocessor, before authorisation): a request for an upstream has its ``name`` replaced by the
 local repository ``<upstream>/<repository>``, so authorisation asks for ``pull`` there, and every
-read view (history, enriched listings, referrers) shows the cached content. Manifests, blobs and
-plain tag lists then go through the mirror (``manifest``, ``blob``, ``tags``). Writes through a
+read view (history, enriched listings, referrers) shows the cached content. Manifests, blobs,
+plain tag lists and referrers then go through the mirror (``manifest``, ``blob``, ``tags``,
+``referrers``). Writes through a
 route are refused (DENIED). Proxied answers carry ``OCI-Namespace`` (distribution-spec "Registry
 Proxying"), and ``X-Regext-Mirror: stale`` with ``Warning: 110`` when the upstream could not confirm
 a cached manifest.
@@ -25,6 +26,7 @@ from registry_ext.api.http import Response, conditional, link_next, query_int, r
 from registry_ext.config import Settings
 from registry_ext.errors import ErrorCode, RegistryError, render
 from registry_ext.oci.digest import Digest, parse_digest
+from registry_ext.oci.mediatypes import OCI_INDEX
 from registry_ext.proxy.source import UpstreamError, UpstreamNotFound, UpstreamUnavailable
 
 if TYPE_CHECKING:  # the mirror's modules (and requests) load only when [proxy] names upstreams
@@ -195,6 +197,32 @@ def tags(route: Route) -> Response:
     resp = Response(orjson.dumps({"name": g.proxy_asked, "tags": items}), content_type="application/json")
     if next_last is not None:
         resp.headers["Link"] = link_next(request.path, n=limit, last=next_last, ns=request.args.get("ns"))
+    return conditional(resp)
+
+
+def referrers(route: Route, digest: str) -> Response | None:
+    """The referrers of ``digest`` from the upstream's referrers API (its first page, no ``Link``);
+    None: the usual view answers from the cache (no such API upstream, the upstream unavailable, or
+    a next page of the cache's own listing asked with ``last``).
+
+    Raises:
+        RegistryError(DIGEST_INVALID), UpstreamRefused
+    """
+    proxy = _proxy()
+    assert proxy is not None
+    parsed = str(parse_digest(digest))
+    if request.args.get("last"):
+        return None
+    artifact_type = request.args.get("artifactType")
+    found, stale = proxy.referrers(route, parsed, artifact_type)
+    if found is None:
+        if stale:
+            g.proxy_stale = f"upstream unavailable: referrers from the cache ({stale[:200]})"
+        return None
+    resp = Response(orjson.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": found}),
+                    content_type=OCI_INDEX)
+    if artifact_type is not None:
+        resp.headers["OCI-Filters-Applied"] = "artifactType"
     return conditional(resp)
 
 
