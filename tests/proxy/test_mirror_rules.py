@@ -98,6 +98,8 @@ def test_not_on_demand_serves_the_cache_only(settings, relay, upstream):
                  "BLOB_UNKNOWN")
     resp = client.get(f"/v2/{REPO}/tags/list?ns=r.example")
     assert resp.json["tags"] == ["latest"] and "X-Regext-Mirror" not in resp.headers
+    resp = client.get(f"/v2/{REPO}/referrers/{upstream.image.digest}?ns=r.example")
+    assert resp.status_code == 200 and resp.json["manifests"] == [] and "X-Regext-Mirror" not in resp.headers
     assert upstream_calls(relay) == before
 
 
