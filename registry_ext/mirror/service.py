@@ -74,7 +74,7 @@ def _remote(settings, remote_name: str, remote_repo: str) -> dict[str, Any]:
                                     "(its repositories rules)")
     return {"url": upstream.urls[0], "username": upstream.username, "password": upstream.password,
             "realm": upstream.realm, "timeout": min(upstream.timeout, 300.0), "verify": upstream.verify,
-            "upstream": upstream.name}
+            "upstream": upstream.name, "rules": upstream.rules}
 
 
 def _run(registry, remote_name: str, remote: dict, name: str, remote_repo: str, untagged: bool, page: int,
@@ -96,15 +96,16 @@ def _run(registry, remote_name: str, remote: dict, name: str, remote_repo: str, 
     report = compare_sides(local, side, [(name, remote_repo)], untagged=untagged).to_dict()
     if remote.get("upstream"):
         for repo in report["repositories"]:
-            repo["mirror"] = cache_state(registry, remote["upstream"], name, repo)
+            repo["mirror"] = cache_state(registry, remote["upstream"], name, repo, remote["rules"])
     return report
 
 
-def cache_state(registry, upstream: str, name: str, repo: dict[str, Any]) -> dict[str, Any]:
+def cache_state(registry, upstream: str, name: str, repo: dict[str, Any], rules) -> dict[str, Any]:
     """The report of a cache against its upstream, said in the mirror's words: ``missing`` (tags the
     upstream has and the cache does not), ``stale`` (tags the upstream moved since the cache last
     synced them: cached and upstream digests, ``synced`` time), ``gone`` (cached tags the upstream no
-    longer has). Signature tags count like the others."""
+    longer has). Signature tags count like the others. Upstream tags outside the upstream's content
+    rules (``tags``/``versions``) are never mirrored: they are ``not_mirrored``, not missing."""
     from registry_ext.services.tag_listing import rfc3339
 
     signatures = repo["signatures"]
@@ -115,4 +116,5 @@ def cache_state(registry, upstream: str, name: str, repo: dict[str, Any]) -> dic
     synced = registry.index.mirror.read(name, [tag for tag, _a, _b in moved])
     stale = [{"tag": tag, "cached": a, "upstream": b, "synced": rfc3339(synced.get(tag))}
              for tag, a, b in sorted(moved)]
-    return {"upstream": upstream, "missing": sorted(missing), "stale": stale, "gone": sorted(gone)}
+    return {"upstream": upstream, "missing": sorted(t for t in missing if rules.allows(t)), "stale": stale,
+            "gone": sorted(gone), "not_mirrored": sorted(t for t in missing if not rules.allows(t))}

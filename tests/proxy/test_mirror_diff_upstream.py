@@ -40,7 +40,7 @@ def test_a_cache_in_step_with_its_upstream_is_identical(settings, upstreams):
         (repo,) = body["repositories"]
         assert (body["b"], repo["repo_a"], repo["repo_b"]) == (name, f"{name}/{REPO}", REPO)
         assert repo["status"] == "identical" and repo["identical"] == 1, repo
-        assert repo["mirror"] == {"upstream": name, "missing": [], "stale": [], "gone": []}
+        assert repo["mirror"] == {"upstream": name, "missing": [], "stale": [], "gone": [], "not_mirrored": []}
     # the other upstream holds another image under the same name: compared with it, the tag differs
     crossed = client.get(f"/v2/ua/{REPO}/_regext/mirror-diff?remote=ub&remote_repo={REPO}").json
     assert crossed["repositories"][0]["changed"][0]["digest_b"] == upstreams[1].image.digest
@@ -58,9 +58,22 @@ def test_missing_stale_and_gone_tags(settings, upstreams):
     body = client.get(f"/v2/a.example/{REPO}/_regext/mirror-diff?remote=ua").json
     repo = body["repositories"][0]
     assert body["status"] == "differs" and repo["repo_a"] == f"ua/{REPO}" and repo["repo_b"] == REPO
-    assert repo["mirror"] == {"upstream": "ua", "missing": ["v2"], "gone": ["local-only"],
+    assert repo["mirror"] == {"upstream": "ua", "missing": ["v2"], "gone": ["local-only"], "not_mirrored": [],
                               "stale": [{"tag": "latest", "cached": upstreams[0].image.digest,
                                          "upstream": moved.digest, "synced": synced}]}
+
+
+def test_tags_outside_the_content_rules_are_not_mirrored_rather_than_missing(settings, upstreams):
+    tables = {"ua": {"hosts": ["a.example"], "urls": [upstreams[0].url], "tags": ["latest", "v[0-9]+"], **FAST}}
+    app = create_app(replace(settings, "proxy", upstreams=tables))
+    app.test_client_class = BufferedClient
+    client = app.test_client()
+    assert client.get(f"/v2/{REPO}/manifests/latest?ns=a.example").status_code == 200
+    push(upstreams[0].url, REPO, "v2", make_image("md-rules-v2"))
+    push(upstreams[0].url, REPO, "edge", make_image("md-rules-edge"))
+    repo = client.get(f"/v2/ua/{REPO}/_regext/mirror-diff?remote=ua").json["repositories"][0]
+    assert repo["mirror"] == {"upstream": "ua", "missing": ["v2"], "stale": [], "gone": [], "not_mirrored": ["edge"]}
+    assert sorted(e["tag"] for e in repo["only_b"]) == ["edge", "v2"]
 
 
 def test_remote_names_and_rules_are_checked(settings, upstreams):
