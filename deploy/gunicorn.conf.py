@@ -62,4 +62,6 @@ def on_exit(server):
 
 
 child_exit = _setup.child_exit  # drop a dead worker's live gauges
+pre_fork = _setup.pre_fork  # stop signals blocked across the fork ...
+post_fork = _setup.post_fork  # ... and kept for the worker, not lost while it boots
 post_worker_init = _setup.post_worker_init  # gunicorn's own 400/414/431 answers as OCI JSON, not HTML

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 
 from gunicorn.glogging import Logger
 
@@ -65,6 +66,8 @@ def options(settings: Settings) -> dict:
         "access_log_format": ACCESS_LOG_FORMAT,
         "control_socket_disable": True,  # gunicorn >= 25.1: else one shared ~/.gunicorn socket
         "child_exit": child_exit,
+        "pre_fork": pre_fork,
+        "post_fork": post_fork,
         "post_worker_init": post_worker_init,
         "logger_class": AccessLogger,
     }
@@ -94,6 +97,39 @@ def child_exit(_server, worker) -> None:
     metrics.mark_dead(worker.pid)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+_unblock_in_master = False
+
+
+def pre_fork(_server, _worker) -> None:
+    """gunicorn hook, in the master just before it forks a worker: stop signals are blocked across the
+    fork (the master unblocks them as soon as ``fork`` returns; the worker in ``post_fork``).
+
+    Without it a SIGTERM reaching a worker between its fork and gunicorn's own handlers was lost:
+    CPython drops signals that arrive before it has re-initialised itself in the child, and after that
+    the worker runs the master's handlers, which only queue the signal in a (copied) master queue. The
+    worker then came up, served, and held the master's stop for ``graceful_timeout`` until it was
+    killed (seen in tests stopping a server that had just started). Blocked, the signal stays pending
+    in the kernel until the worker can act on it."""
+    global _unblock_in_master
+    if not _unblock_in_master:
+        os.register_at_fork(after_in_parent=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS))
+        _unblock_in_master = True
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def post_fork(_server, worker) -> None:
+    """gunicorn hook, in a worker just forked (signals still blocked by ``pre_fork``): a stop pending
+    or arriving until gunicorn installs its handlers marks the worker not alive, so it exits as soon as
+    its loop starts."""
+    def stop(_sig, _frame):
+        worker.alive = False
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def post_worker_init(worker) -> None:
     """gunicorn hook, in each worker: gunicorn's own refusals in the OCI envelope, as JSON; long-polls
     answered at once when the worker is asked to stop.
@@ -109,8 +145,6 @@ def post_worker_init(worker) -> None:
     services/feed_wait.py) would hold the stop that long, so it is answered
     (an empty page: the client polls again, elsewhere) as the signal arrives.
     """
-    import signal
-
     from gunicorn import util
 
     from registry_ext.services import feed_wait
