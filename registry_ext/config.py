@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
+from registry_ext import config_sections as sections
 
-_ACCEL_PREFIX = re.compile(r"(/[A-Za-z0-9_-]+)+")
+
 READYZ_DETAILS = ("loopback", "everyone", "nobody")
 
 
@@ -347,11 +347,11 @@ def _validate(settings: Settings) -> None:
     if settings.server.readyz_details not in READYZ_DETAILS:
         raise ConfigError(f"server.readyz_details: must be one of {', '.join(READYZ_DETAILS)}")
     accel = settings.server.x_accel_prefix
-    if accel and not _ACCEL_PREFIX.fullmatch(accel):
+    if accel and not sections.ACCEL_PREFIX.fullmatch(accel):
         raise ConfigError("server.x_accel_prefix: must be empty or a path like /_blobs "
                           "(leading slash, no trailing slash, letters, digits, _ - / only)")
     docs = settings.server.docs_url
-    if docs and not (_HTTP_URL.fullmatch(docs) and docs.endswith("/")):
+    if docs and not (sections.HTTP_URL.fullmatch(docs) and docs.endswith("/")):
         raise ConfigError("server.docs_url: must be empty or an http(s) URL ending in /, like "
                           "https://docs.example/registry-ext/docs/")
     prefix = settings.redis.key_prefix
@@ -366,8 +366,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(str(exc)) from None
     if not settings.storage.root:
         raise ConfigError("storage.root: must not be empty")
-    _validate_mirror(settings.mirror)
-    _validate_proxy(settings.proxy)
+    sections.validate_mirror(settings.mirror, ConfigError)
+    sections.validate_proxy(settings.proxy, ConfigError)
     clash = sorted(set(settings.mirror.remotes) & set(settings.proxy.upstreams))
     if clash:  # mirror-diff's remote= names either; one name must not mean two registries
         raise ConfigError(f"mirror.remotes.{clash[0]}: proxy.upstreams has an upstream of the same name; "
@@ -375,109 +375,7 @@ def _validate(settings: Settings) -> None:
     from registry_ext.auth.settings import validate_auth
 
     validate_auth(settings.auth, ConfigError)
-    _validate_feed(settings.feed)
-    _validate_webhooks(settings.webhooks)
-    _validate_gc(settings.gc)
-    _validate_tag_rules(settings)
-
-
-_HTTP_URL = re.compile(r"https?://[^/?#\s]+(/[^\s]*)?")
-_REMOTE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_REMOTE_KEYS: dict[str, type | tuple[type, ...]] = {"url": str, "timeout": (int, float), "username": str,
-                                                    "password": str, "realm": str}
-
-
-def _validate_mirror(mirror: MirrorSettings) -> None:
-    if not 0 <= mirror.cache_seconds <= 3600:
-        raise ConfigError("mirror.cache_seconds: must be 0-3600")
-    if not 1 <= mirror.max_comparisons <= 64:
-        raise ConfigError("mirror.max_comparisons: must be 1-64")
-    for name, remote in mirror.remotes.items():
-        where = f"mirror.remotes.{name}"
-        if not _REMOTE_NAME.fullmatch(name):
-            raise ConfigError(f"{where}: names are lowercase letters, digits, _ . - (at most 64)")
-        if not isinstance(remote, Mapping):
-            raise ConfigError(f"{where}: must be a table like {{ url = \"https://host\" }}")
-        for key, value in remote.items():
-            if key not in _REMOTE_KEYS:
-                raise ConfigError(f"unknown key {where}.{key}")
-            if not isinstance(value, _REMOTE_KEYS[key]) or isinstance(value, bool):
-                raise ConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
-        if not str(remote.get("url", "")).startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.url: required, http:// or https://")
-        if remote.get("realm") and not _HTTP_URL.fullmatch(remote["realm"]):
-            raise ConfigError(f"{where}.realm: an http:// or https:// URL, like https://auth.example/token")
-        if not 0 < remote.get("timeout", 30) <= 300:
-            raise ConfigError(f"{where}.timeout: must be in (0, 300] seconds")
-
-
-def _validate_proxy(proxy: ProxySettings) -> None:
-    from registry_ext.proxy.config import UpstreamConfigError, compile_globs, parse_upstream
-
-    owner: dict[str, str] = {}
-    for name, table in proxy.upstreams.items():
-        try:
-            upstream = parse_upstream(name, table)
-        except UpstreamConfigError as exc:
-            raise ConfigError(f"proxy.upstreams.{name}: {exc}") from None
-        for host in upstream.hosts:
-            if host in owner:
-                raise ConfigError(f"proxy.upstreams.{name}.hosts: {host} is already a host of {owner[host]}")
-            owner[host] = name
-    if proxy.default_upstream and proxy.default_upstream not in proxy.upstreams:
-        raise ConfigError("proxy.default_upstream: must be empty or the name of one of proxy.upstreams")
-    try:
-        compile_globs(proxy.local_names, "local_names")
-    except UpstreamConfigError as exc:
-        raise ConfigError(f"proxy.{exc}") from None
-
-
-def _validate_feed(feed: FeedSettings) -> None:
-    for where, value, low, high in (("retention_events", feed.retention_events, 100, 10_000_000),
-                                    ("retention_days", feed.retention_days, 0, 3650),
-                                    ("recent_per_repo", feed.recent_per_repo, 1, 10_000),
-                                    ("page_max", feed.page_max, 1, 10_000),
-                                    ("scan_max", feed.scan_max, 1, 1_000_000),
-                                    ("max_repositories", feed.max_repositories, 1, 100_000),
-                                    ("wait_max_seconds", feed.wait_max_seconds, 0, 3600),
-                                    ("wait_threads", feed.wait_threads, 0, 10_000),
-                                    ("watch_ttl_seconds", feed.watch_ttl_seconds, 60, 365 * 24 * 3600)):
-        if not low <= value <= high:
-            raise ConfigError(f"feed.{where}: must be {low}-{high}")
-    if feed.wait_offload and not _ACCEL_PREFIX.fullmatch(feed.wait_offload):
-        raise ConfigError("feed.wait_offload: must be empty or a path like /_regext_wait")
-    if not _LISTEN.fullmatch(feed.waiter_listen):
-        raise ConfigError("feed.waiter_listen: must be host:port or unix:/absolute/path")
-
-
-_LISTEN = re.compile(r"unix:/\S+|\[?[A-Za-z0-9.:-]+\]?:[0-9]{1,5}")
-
-
-def _validate_webhooks(webhooks: WebhookSettings) -> None:
-    from registry_ext.webhook_config import EndpointError, parse_endpoint
-
-    if not 1 <= webhooks.dead_letter_max <= 1_000_000:
-        raise ConfigError("webhooks.dead_letter_max: must be 1-1000000")
-    for name, table in webhooks.endpoints.items():
-        try:
-            parse_endpoint(name, table)
-        except EndpointError as exc:
-            raise ConfigError(f"webhooks.endpoints.{name}: {exc}") from None
-
-
-def _validate_gc(gc: GcSettings) -> None:
-    for where, value, low, high in (("interval_seconds", gc.interval_seconds, 60, 365 * 86_400),
-                                    ("grace_period_seconds", gc.grace_period_seconds, 0, 365 * 86_400),
-                                    ("lock_ttl_seconds", gc.lock_ttl_seconds, 1, 3600)):
-        if not low <= value <= high:
-            raise ConfigError(f"gc.{where}: must be {low}-{high}")
-
-
-def _validate_tag_rules(settings: Settings) -> None:
-    from registry_ext.tag_rules import RuleError, parse_immutable, parse_retention
-
-    try:
-        parse_immutable(settings.immutable_tags.rules)
-        parse_retention(settings.retention.rules)
-    except RuleError as exc:
-        raise ConfigError(str(exc)) from None
+    sections.validate_feed(settings.feed, ConfigError)
+    sections.validate_webhooks(settings.webhooks, ConfigError)
+    sections.validate_gc(settings.gc, ConfigError)
+    sections.validate_tag_rules(settings, ConfigError)

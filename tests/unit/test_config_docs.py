@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from registry_ext import config
+from registry_ext import config, config_sections
 from registry_ext.cli import main
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
@@ -60,7 +60,7 @@ def test_every_key_is_documented_with_its_type_and_default():
 
 def test_every_remote_key_is_documented():
     remotes_meaning = section_tables()["mirror"]["remotes"][2]
-    for key in config._REMOTE_KEYS:
+    for key in config_sections.REMOTE_KEYS:
         assert f"`{key}`" in remotes_meaning, key
 
 
