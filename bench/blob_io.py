@@ -22,12 +22,11 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from urllib.parse import urlsplit
 
-from bench._common import proc_tree_cpu_seconds
+from bench._common import proc_tree_cpu_seconds, short_commit
 from bench.peer import OURS_BINARY, ours_registry, peer_registry
 
 PIECE = 1 << 20
@@ -128,14 +127,6 @@ def one_side(server, path: str, digest: str, size: int, flow: str) -> dict:
             "pull_cpu_s": (cpu2 - cpu1) if cpu1 is not None and cpu2 is not None else None}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mib", type=int, default=512, help="blob size in MiB (default 512)")
@@ -170,7 +161,7 @@ def main(argv=None) -> int:
                         "ratio_per_round_min": ratios[0], "ratio_per_round_max": ratios[-1]}
         print(f"{key}: ours {ours_med:.0f} MiB/s, peer {peer_med:.0f} MiB/s, ours/peer {ours_med / peer_med:.2f}"
               f" (per round {ratios[0]:.2f}-{ratios[-1]:.2f})")
-    commit = _commit()
+    commit = short_commit()
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"blob_io-{commit}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)

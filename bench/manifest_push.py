@@ -22,13 +22,12 @@ import concurrent.futures
 import json
 import os
 import statistics
-import subprocess
 import threading
 import time
 
 import requests
 
-from bench._common import proc_tree_cpu_seconds
+from bench._common import proc_tree_cpu_seconds, short_commit
 from bench.peer import OURS_BINARY, ours_registry, peer_registry
 from bench.populate import OCI_MANIFEST, base_blobs, generated_tags, manifest_for, push_blob
 
@@ -81,14 +80,6 @@ def one_round(server, repos: list[str], tags: list[str], concurrency: int, offse
     return row
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tags", type=int, default=500, help="tags per round (default 500)")
@@ -123,7 +114,7 @@ def main(argv=None) -> int:
                        "ratio_per_round": ratios}
         print(f"{op}: ours {summary[op]['ours_median']:.0f}/s, peer {summary[op]['peer_median']:.0f}/s,"
               f" ours/peer {summary[op]['ratio_of_medians']:.2f} (per round {ratios[0]:.2f}-{ratios[-1]:.2f})")
-    commit = _commit()
+    commit = short_commit()
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"manifest_push-{commit}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)

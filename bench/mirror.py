@@ -23,14 +23,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bench._common import RESULTS_DIR, wait_for_quiet
+from bench._common import RESULTS_DIR, short_commit, wait_for_quiet
 from bench.mirror_setup import OCI_MANIFEST, Pull, Stack, blob_bytes, fetch, push_blob, push_image, relay_gets, stack
 from bench.mirror_setup import verify
 
@@ -190,7 +189,7 @@ def main(argv=None) -> int:
             if args.wait_quiet:
                 res["quiet"][name] = wait_for_quiet(args.wait_quiet)
             res[name] = run(st)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = short_commit()
     res["commit"] = commit
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f"mirror-{commit}-{time.strftime('%Y%m%dT%H%M%S')}.json")

@@ -25,7 +25,7 @@ import dataclasses
 import re
 from typing import Any, Mapping
 
-from registry_ext.oci.repo_filter import RepoFilterError, compile_glob
+from registry_ext.oci.repo_filter import RepoFilterError, compile_glob_list
 from registry_ext.oci.tag_filter import compile_re2
 from registry_ext.oci.version_ranges import VersionRange, parse_range
 
@@ -154,15 +154,10 @@ def _tables(rules: Any, where: str, types: Mapping[str, type]):
 
 
 def _globs(where: str, patterns: list) -> tuple[Any, ...]:
-    compiled = []
-    for pattern in patterns:
-        if not isinstance(pattern, str) or not pattern:
-            raise RuleError(f"{where}.repositories: a list of non-empty globs")
-        try:
-            compiled.append(compile_glob(pattern))
-        except RepoFilterError as exc:
-            raise RuleError(f"{where}.repositories: {exc}") from None
-    return tuple(compiled)
+    try:
+        return compile_glob_list(patterns)
+    except RepoFilterError as exc:
+        raise RuleError(f"{where}.repositories: {exc}") from None
 
 
 def _pattern(where: str, pattern: str):

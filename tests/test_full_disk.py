@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -23,46 +21,14 @@ from registry_ext.config import load_settings
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services.check import check
 from registry_ext.services.maintenance import Maintenance
+from tests.support.full_disk import PAGE, small_disk
 from tests.support.oci_client import (OCTET, make_image, push_manifest, put_manifest_ok, random_blob, sha256_digest,
                               tag_list)
 
-PAGE = 4096
-
-
-class Disk:
-    """A mounted tmpfs and a filler file that takes all but ``leave`` pages."""
-
-    def __init__(self, mount: Path):
-        self.mount = mount
-        self.filler = mount / "filler"
-
-    def free_pages(self) -> int:
-        stat = os.statvfs(self.mount)
-        return stat.f_bavail * stat.f_frsize // PAGE
-
-    def fill(self, leave: int = 0) -> None:
-        self.free()
-        size = (self.free_pages() - leave) * PAGE
-        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, size)
-        finally:
-            os.close(fd)
-        assert self.free_pages() == leave
-
-    def free(self) -> None:
-        self.filler.unlink(missing_ok=True)
-
-
 @pytest.fixture
 def disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.fail("tests/test_full_disk.py mounts a tmpfs: run the tests as root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)], check=True)
-    yield Disk(mount)
-    subprocess.run(["umount", "-l", str(mount)], check=True)
+    with small_disk(tmp_path) as mounted:
+        yield mounted
 
 
 @pytest.fixture

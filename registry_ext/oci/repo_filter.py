@@ -97,6 +97,20 @@ def from_spec(spec: dict[str, Any], max_names: int = 100_000) -> RepoFilter:
     return build(spec.get("repositories"), spec.get("prefix"), spec.get("glob"), max_names)
 
 
+def compile_glob_list(patterns: list) -> tuple:
+    """A configuration's list of globs, compiled (the proxy's and the tag rules' ``repositories``).
+
+    Raises:
+        RepoFilterError: an entry that is empty, not a string, or not a usable glob
+    """
+    compiled = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise RepoFilterError("repositories", "a list of non-empty globs")
+        compiled.append(compile_glob(pattern))
+    return tuple(compiled)
+
+
 def compile_glob(pattern: str):
     """A glob as an RE2 pattern (see the module docstring).
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from registry_ext.oci.repo_filter import RepoFilterError, compile_glob
+from registry_ext.oci.repo_filter import RepoFilterError, compile_glob_list
 from registry_ext.proxy.rules import RuleError, TagRules, compile_rules
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -181,15 +181,10 @@ def _password(table: Mapping) -> str:
 
 def compile_globs(patterns: list, key: str) -> tuple[Any, ...]:
     """Repository globs (oci/repo_filter.py), compiled. Raises: UpstreamConfigError naming ``key``."""
-    compiled = []
-    for pattern in patterns:
-        if not isinstance(pattern, str) or not pattern:
-            raise UpstreamConfigError(f"{key}: a list of non-empty globs")
-        try:
-            compiled.append(compile_glob(pattern))
-        except RepoFilterError as exc:
-            raise UpstreamConfigError(f"{key}: {exc}") from None
-    return tuple(compiled)
+    try:
+        return compile_glob_list(patterns)
+    except RepoFilterError as exc:
+        raise UpstreamConfigError(f"{key}: {exc}") from None
 
 
 def _check(upstream: Upstream) -> None:

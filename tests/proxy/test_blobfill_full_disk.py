@@ -6,7 +6,6 @@ client's stream raises; once space is back the next serve fetches and stores the
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 
 import pytest
@@ -16,18 +15,13 @@ from registry_ext.oci.digest import parse_digest
 from registry_ext.proxy.blobfill import BlobFills, FillAborted
 from registry_ext.services import build_registry
 from tests.support.blobfill_upstream import FaultServer, HttpBlobSource
-from tests.test_full_disk import Disk
+from tests.support.full_disk import small_disk
 
 
 @pytest.fixture
 def disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a tmpfs: run the tests as root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)], check=True)
-    yield Disk(mount)
-    subprocess.run(["umount", "-l", str(mount)], check=True)
+    with small_disk(tmp_path) as mounted:
+        yield mounted
 
 
 @pytest.fixture

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from registry_ext import create_app
-from registry_ext.config import replace
 from registry_ext.proxy.blobfill import FillAborted
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, Front, start_upstreams
+from tests.support.mirror_upstreams import mirror_app, REPO, Front, start_upstreams
 from tests.support.oci_client import sha256_digest
 
 FAST = {"timeout": 5, "max_retries": 0}
 
 
 def mirror(settings, **upstreams):
-    app = create_app(replace(settings, "proxy", upstreams=upstreams))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, upstreams)
     return app.test_client()
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry_ext import create_app
-from registry_ext.config import ConfigError, replace
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, make_image, push, start_upstreams
+from registry_ext.config import ConfigError
+from tests.support.mirror_upstreams import mirror_app, REPO, make_image, push, start_upstreams
 from tests.support.oci_client import assert_error, make_image as push_here
 
 FAST = {"timeout": 5, "max_retries": 1, "retry_delay": 0.05}
@@ -26,8 +24,7 @@ def upstreams():
 def mirror(settings, upstreams, **extra):
     tables = {"ua": {"hosts": ["a.example"], "urls": [upstreams[0].url], "allow_push": True, **FAST},
               "ub": {"hosts": ["b.example"], "urls": [upstreams[1].url], "repositories": ["library/*"], **FAST}}
-    app = create_app(replace(replace(settings, "proxy", upstreams=tables), "mirror", **extra))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, tables, **extra)
     return app.test_client()
 
 
@@ -65,8 +62,7 @@ def test_missing_stale_and_gone_tags(settings, upstreams):
 
 def test_tags_outside_the_content_rules_are_not_mirrored_rather_than_missing(settings, upstreams):
     tables = {"ua": {"hosts": ["a.example"], "urls": [upstreams[0].url], "tags": ["latest", "v[0-9]+"], **FAST}}
-    app = create_app(replace(settings, "proxy", upstreams=tables))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, tables)
     client = app.test_client()
     assert client.get(f"/v2/{REPO}/manifests/latest?ns=a.example").status_code == 200
     push(upstreams[0].url, REPO, "v2", make_image("md-rules-v2"))

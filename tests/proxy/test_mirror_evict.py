@@ -9,18 +9,15 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from registry_ext import create_app
 from registry_ext.cli import main
 from registry_ext.clock import now_ms
-from registry_ext.config import replace
 from registry_ext.oci.digest import parse_digest
 from registry_ext.services import mirror_evict, retention
 from registry_ext.index.gc_state import GcState
 from registry_ext.services.gc import GarbageCollector
 from registry_ext.services.gc_schedule import run_gc
 from tests.support.e2e_mirror_seed import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pusher, digest
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, start_upstreams
+from tests.support.mirror_upstreams import mirror_app, REPO, start_upstreams
 from tests.support.relay import Relay
 
 LOCAL = f"ev/{REPO}"
@@ -61,8 +58,7 @@ def relay(upstream):
 
 def mirror(settings, url: str, **limits):
     table = {"hosts": ["ev.example"], "urls": [url], "timeout": 5, "max_retries": 0, **limits}
-    app = create_app(replace(settings, "proxy", upstreams={"ev": table}))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, {"ev": table})
     return app, app.test_client()
 
 

@@ -6,10 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from registry_ext import create_app
-from registry_ext.config import replace
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, start_upstreams
+from tests.support.mirror_upstreams import mirror_app, REPO, start_upstreams
 from tests.support.oci_client import make_image
 
 FAST = {"timeout": 5, "max_retries": 1, "retry_delay": 0.05}
@@ -26,9 +23,8 @@ def upstream():
 
 @pytest.fixture
 def client(settings, upstream):
-    app = create_app(replace(settings, "proxy", upstreams={"ua": {"hosts": ["a.example"], "urls": [upstream.url],
-                                                                  **FAST}}))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, {"ua": {"hosts": ["a.example"], "urls": [upstream.url],
+                                                                  **FAST}})
     return app.test_client()
 
 

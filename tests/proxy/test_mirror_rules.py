@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from registry_ext import create_app
-from registry_ext.config import replace
 from registry_ext.proxy.config import UpstreamConfigError, parse_upstream
 from registry_ext.proxy.rules import TokenBucket, compile_rules
 from tests.support.e2e_mirror_seed import digest
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, make_image, push, start_upstreams
+from tests.support.mirror_upstreams import mirror_app, REPO, make_image, push, start_upstreams
 from tests.support.oci_client import assert_error
 from tests.support.relay import Relay
 
@@ -37,8 +34,7 @@ def relay(upstream):
 
 def mirror(settings, url: str, **extra):
     table = {"hosts": ["r.example"], "urls": [url], **FAST, **extra}
-    app = create_app(replace(settings, "proxy", upstreams={"ru": table}))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, {"ru": table})
     return app.test_client()
 
 

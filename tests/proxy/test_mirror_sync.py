@@ -11,8 +11,7 @@ from registry_ext.index.leases import Leases
 from registry_ext.proxy.config import UpstreamConfigError, parse_upstream
 from registry_ext.services import mirror_evict, retention
 from tests.support.e2e_mirror_seed import CONFIG, LAYER, OCI_INDEX, Pusher, digest, image, index
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, start_upstreams
+from tests.support.mirror_upstreams import mirror_app, REPO, start_upstreams
 from tests.support.oci_client import assert_error
 from tests.support.relay import Relay
 
@@ -49,8 +48,7 @@ def calls(relay: Relay) -> int:
 def mirror(settings, url: str):
     table = {"hosts": ["sy.example"], "urls": [url], "timeout": 5, "max_retries": 0, "on_demand": False,
              "sync_interval": 60, "repositories": [REPO], "tags": [r"1\.20\..*", "multi"]}
-    app = create_app(replace(settings, "proxy", upstreams={"sy": table}))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, {"sy": table})
     return app, app.test_client()
 
 

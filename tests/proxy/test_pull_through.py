@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from registry_ext import create_app
 from registry_ext.config import replace
 from tests.support.auth_helpers import basic, client_for, make_app
 from tests.support.e2e_mirror_seed import OCI_INDEX, Pusher, index
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, Front, make_image, push, start_upstreams
+from tests.support.mirror_upstreams import mirror_app, REPO, Front, make_image, push, start_upstreams
 from tests.support.oci_client import assert_error, push_blob, sha256_digest
 from tests.support.servers import free_port
 
@@ -31,8 +29,7 @@ def upstreams():
 
 
 def mirror(settings, **upstreams):
-    app = create_app(replace(settings, "proxy", upstreams=upstreams))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, upstreams)
     return app.test_client()
 
 

@@ -13,17 +13,15 @@ import pytest
 from registry_ext import create_app
 from registry_ext.config import replace
 from tests.support.e2e_mirror_seed import CONFIG, LAYER, OCI_MANIFEST, Pusher, digest, referrer
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import REPO, AppServer, push, start_upstreams
+from tests.support.mirror_upstreams import mirror_app, REPO, AppServer, push, start_upstreams
 
 FAST = {"timeout": 5, "max_retries": 0, "retry_delay": 0.05}
 SBOM = "application/vnd.example.sbom"
 
 
 def mirror(settings, url: str):
-    app = create_app(replace(settings, "proxy", upstreams={"up": {"hosts": ["up.example"], "urls": [url],
-                                                                  **FAST}}))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, {"up": {"hosts": ["up.example"], "urls": [url],
+                                                                  **FAST}})
     return app.test_client()
 
 

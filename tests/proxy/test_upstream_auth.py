@@ -12,8 +12,7 @@ import pytest
 from registry_ext import create_app
 from registry_ext.config import replace
 from tests.support.auth_helpers import PASSWORDS, make_app
-from tests.support.flask_client import BufferedClient
-from tests.support.mirror_upstreams import AppServer, Recorder, make_image
+from tests.support.mirror_upstreams import mirror_app, AppServer, Recorder, make_image
 from tests.support.oci_client import assert_error, push_blob, put_manifest_ok
 
 IMAGE = make_image("private")
@@ -40,8 +39,7 @@ def serve(upstream_settings, tmp_path, **auth) -> AppServer:
 def mirror(settings, url: str):
     upstream = {"hosts": ["tok.example"], "urls": [url], "username": "alice", "password": PASSWORDS["alice"],
                 "timeout": 5, "max_retries": 0}
-    app = create_app(replace(settings, "proxy", upstreams={"tok": upstream}))
-    app.test_client_class = BufferedClient
+    app = mirror_app(settings, {"tok": upstream})
     return app.test_client()
 
 

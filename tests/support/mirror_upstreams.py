@@ -24,6 +24,9 @@ import requests
 from werkzeug.serving import make_server
 
 from bench.peer import Server, start_peer
+from registry_ext import create_app
+from registry_ext.config import Settings, replace
+from tests.support.flask_client import BufferedClient
 from tests.support.e2e_mirror_seed import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pusher, digest
 from tests.support.servers import free_port
 
@@ -197,3 +200,13 @@ class AppServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def mirror_app(settings: Settings, upstreams: dict, **mirror_diff):
+    """The app with ``[proxy] upstreams`` (and ``[mirror]`` keys, if any), its test client buffering
+    streamed bodies (the blob fill streams)."""
+    if mirror_diff:
+        settings = replace(settings, "mirror", **mirror_diff)
+    app = create_app(replace(settings, "proxy", upstreams=upstreams))
+    app.test_client_class = BufferedClient
+    return app

@@ -26,11 +26,9 @@ from typing import Any, BinaryIO, Iterator
 
 from registry_ext.storage.driver.base import (DriverError, FileInfo, FileWriter, InvalidOffset, PathNotFound,
                                               StorageDriver, StorageFull, Unavailable, check_path, join)
+from registry_ext.storage.driver.s3_upload import MAX_COPY_PART, MIN_PART, Multipart, Writer, copy_stream
 
 NAME = "s3"
-MIN_PART = 5 * 1024 * 1024          # S3's minimum size of every part but the last
-MAX_COPY_PART = 5 * 1024 * 1024 * 1024  # S3's maximum CopyObject / UploadPartCopy size
-SPOOL_CHUNK = 1 << 20
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 _FULL = {"QuotaExceeded", "EntityTooLarge", "InsufficientCapacity"}
 _TRANSIENT = {"500", "502", "503", "504", "SlowDown", "InternalError", "ServiceUnavailable",
@@ -190,7 +188,7 @@ class S3Driver(StorageDriver):
         return True
 
     def writer(self, path: str) -> FileWriter:
-        return _Writer(self, path)
+        return Writer(self, path)
 
     def move(self, src: str, dst: str) -> None:
         size = self.stat(src).size
@@ -203,7 +201,7 @@ class S3Driver(StorageDriver):
             self._call(dst, "copy_object", Key=self.key(dst),
                        CopySource={"Bucket": self.options.bucket, "Key": self.key(src)})
             return
-        with _Multipart(self, dst) as upload:
+        with Multipart(self, dst) as upload:
             for start in range(0, size, MAX_COPY_PART):
                 upload.copy_part(src, start, min(size, start + MAX_COPY_PART) - 1)
             upload.complete()
@@ -233,10 +231,10 @@ class S3Driver(StorageDriver):
         if total < MIN_PART:
             with self.writer(dst) as out:
                 for src in sources:
-                    _copy_stream(self.reader(src), out)
+                    copy_stream(self.reader(src), out)
                 out.commit()
             return total
-        with _Multipart(self, dst) as upload:
+        with Multipart(self, dst) as upload:
             for src, size in zip(sources, sizes):
                 upload.add_source(src, size)
             upload.complete()
@@ -319,143 +317,6 @@ class _Stream:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _Multipart:
-    """One multipart upload: parts from a local spool or copied server-side; aborted unless completed."""
-
-    def __init__(self, driver: S3Driver, path: str):
-        self.driver = driver
-        self.path = path
-        self.key = driver.key(path)
-        self.upload_id = driver._call(path, "create_multipart_upload", Key=self.key)["UploadId"]
-        self.parts: list[dict] = []
-        self.spool = driver.spool()
-        self.spooled = 0
-        self.done = False
-
-    def __enter__(self) -> "_Multipart":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.spool.close()
-        if not self.done:
-            try:
-                self.driver._call(self.path, "abort_multipart_upload", Key=self.key, UploadId=self.upload_id)
-            except DriverError:
-                pass  # left for the bucket's lifecycle rule / purge-uploads
-
-    def write(self, data: bytes) -> None:
-        """Spool bytes; upload a part each time the spool reaches the part size."""
-        self.spool.write(data)
-        self.spooled += len(data)
-        if self.spooled >= self.driver.options.part_size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.spooled:
-            return
-        self.spool.seek(0)
-        number = len(self.parts) + 1
-        resp = self.driver._call(self.path, "upload_part", Key=self.key, UploadId=self.upload_id,
-                                 PartNumber=number, Body=self.spool,
-                                 ContentLength=self.spooled)
-        self.parts.append({"PartNumber": number, "ETag": resp["ETag"]})
-        self.spool.seek(0)
-        self.spool.truncate()
-        self.spooled = 0
-
-    def copy_part(self, src: str, first: int, last: int) -> None:
-        number = len(self.parts) + 1
-        resp = self.driver._call(self.path, "upload_part_copy", Key=self.key, UploadId=self.upload_id,
-                                 PartNumber=number, CopySourceRange=f"bytes={first}-{last}",
-                                 CopySource={"Bucket": self.driver.options.bucket, "Key": self.driver.key(src)})
-        self.parts.append({"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]})
-
-    def add_source(self, src: str, size: int) -> None:
-        """Append an object: copied server-side where it can be, through the spool otherwise."""
-        offset = 0
-        if self.spooled:  # fill the spool up to a whole part from the head of this source
-            head = min(size, MIN_PART - self.spooled)
-            with self.driver.reader(src, 0, head) as stream:
-                while chunk := stream.read(SPOOL_CHUNK):
-                    self.write(chunk)
-            offset = head
-            if self.spooled >= MIN_PART:
-                self.flush()
-        while size - offset >= MIN_PART:
-            last = min(size, offset + MAX_COPY_PART) - 1
-            self.copy_part(src, offset, last)
-            offset = last + 1
-        if offset < size:
-            with self.driver.reader(src, offset, size - offset) as stream:
-                while chunk := stream.read(SPOOL_CHUNK):
-                    self.write(chunk)
-
-    def complete(self) -> None:
-        self.flush()
-        if not self.parts:  # an empty object: one empty part
-            resp = self.driver._call(self.path, "upload_part", Key=self.key, UploadId=self.upload_id,
-                                     PartNumber=1, Body=b"")
-            self.parts.append({"PartNumber": 1, "ETag": resp["ETag"]})
-        self.driver._call(self.path, "complete_multipart_upload", Key=self.key, UploadId=self.upload_id,
-                          MultipartUpload={"Parts": self.parts})
-        self.done = True
-
-
-class _Writer(FileWriter):
-    """A new object: small ones in one PUT at commit, large ones as a multipart upload."""
-
-    def __init__(self, driver: S3Driver, path: str):
-        self.driver = driver
-        self.path = path
-        driver.key(path)
-        self.spool = driver.spool()
-        self.upload: _Multipart | None = None
-        self._size = 0
-        self.finished = False
-
-    def write(self, data: bytes) -> int:
-        if self.upload is None and self._size + len(data) >= self.driver.options.part_size:
-            self.upload = _Multipart(self.driver, self.path)
-            self.spool.seek(0)
-            while chunk := self.spool.read(SPOOL_CHUNK):
-                self.upload.write(chunk)
-        if self.upload is not None:
-            self.upload.write(data)
-        else:
-            self.spool.write(data)
-        self._size += len(data)
-        return len(data)
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def commit(self) -> None:
-        self.finished = True
-        try:
-            if self.upload is not None:
-                with self.upload:
-                    self.upload.complete()
-            else:
-                self.spool.seek(0)
-                self.driver._call(self.path, "put_object", Key=self.driver.key(self.path), Body=self.spool,
-                                  ContentLength=self._size)
-        finally:
-            self.spool.close()
-
-    def cancel(self) -> None:
-        self.finished = True
-        self.spool.close()
-        if self.upload is not None:
-            self.upload.__exit__(None, None, None)
-
-
-def _copy_stream(stream: BinaryIO, out: FileWriter) -> None:
-    with stream:
-        while chunk := stream.read(SPOOL_CHUNK):
-            out.write(chunk)
 
 
 def _read_body(body, path: str) -> bytes:
