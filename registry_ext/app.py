@@ -17,6 +17,7 @@ from registry_ext.errors import ErrorCode, RegistryError, register_error_handler
 from registry_ext.services import build_registry, mirror_evict
 from registry_ext.services.maintenance import Maintenance
 from registry_ext.storage.atomic import is_storage_full
+from registry_ext.storage.driver.base import DriverError, StorageFull
 from registry_ext.tag_rules import parse_retention
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     app.register_error_handler(redis.RedisError, _index_unavailable)
     app.register_error_handler(OSError, _storage_error)
+    app.register_error_handler(DriverError, _object_store_error)
     request_id.init_app(app)
-    metrics.init_app(app, settings.metrics.enabled, registry.storage.layout.uploads, maintenance.housekeeping.state)
+    metrics.init_app(app, settings.metrics.enabled, lambda: registry.storage.uploads.counts("", "").total,
+                     maintenance.housekeeping.state)
     _webhooks(app, settings, registry)
     if settings.server.trusted_proxies:
         hops = settings.server.trusted_proxies
@@ -125,6 +128,19 @@ def _storage_error(exc: OSError):
     return render(RegistryError(ErrorCode.UNSUPPORTED, {"reason": exc.strerror or "no space left on device"},
                                 status=507, message="insufficient storage: the registry's storage is full; "
                                                     "the write was not completed, retry once space is freed"))
+
+
+def _object_store_error(exc: DriverError):
+    """The object store refused or did not answer: 507 when it is full (quota), 503 with Retry-After
+    when it is unavailable or failing (the write did not complete; nothing half of it is visible)."""
+    log.error("object store (request %s): %s", request_id.current(), exc)
+    if isinstance(exc, StorageFull):
+        return render(RegistryError(ErrorCode.UNSUPPORTED, {"reason": exc.detail}, status=507,
+                                    message="insufficient storage: the object store refused the write "
+                                            "(quota or capacity); retry once space is freed"))
+    return render(RegistryError(ErrorCode.UNSUPPORTED, {"reason": exc.detail[:300]}, status=503,
+                                message="the object store is unavailable; retry later",
+                                headers={"Retry-After": "5"}))
 
 
 def _retention(settings: Settings, registry):

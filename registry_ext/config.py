@@ -47,8 +47,12 @@ class ServerSettings:
 
 @dataclasses.dataclass(frozen=True)
 class StorageSettings:
+    # filesystem: everything under root. s3: blobs and records in the bucket of [storage.s3]
+    # (storage/driver/s3_settings.py lists its keys); root then holds only local temp files.
+    driver: str = "filesystem"
     root: str = "./data"
     delete_enabled: bool = True
+    s3: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,6 +370,7 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(str(exc)) from None
     if not settings.storage.root:
         raise ConfigError("storage.root: must not be empty")
+    sections.validate_storage(settings, ConfigError)
     sections.validate_mirror(settings.mirror, ConfigError)
     sections.validate_proxy(settings.proxy, ConfigError)
     clash = sorted(set(settings.mirror.remotes) & set(settings.proxy.upstreams))

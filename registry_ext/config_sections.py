@@ -108,3 +108,26 @@ def validate_tag_rules(settings: Any, error: type[Exception]) -> None:
         parse_retention(settings.retention.rules)
     except RuleError as exc:
         raise error(str(exc)) from None
+
+
+STORAGE_DRIVERS = ("filesystem", "s3")
+
+
+def validate_storage(settings: Any, error: type[Exception]) -> None:
+    """``storage.driver`` and ``[storage.s3]``; features not yet on object storage are refused here."""
+    storage = settings.storage
+    if storage.driver not in STORAGE_DRIVERS:
+        raise error(f"storage.driver: must be one of {', '.join(STORAGE_DRIVERS)}")
+    if storage.driver != "s3":
+        if storage.s3:
+            raise error("storage.s3: set storage.driver = \"s3\" to use it")
+        return
+    from registry_ext.storage.driver.s3_settings import s3_options
+
+    s3_options(storage.s3, error)
+    if settings.server.x_accel_prefix:
+        raise error("server.x_accel_prefix: nginx cannot read blobs from S3; leave it empty "
+                    "(storage.s3.redirect = true sends clients to the bucket instead)")
+    if settings.gc.enabled:
+        raise error("gc.enabled: garbage collection does not run on S3 yet (docs/gc.md); "
+                    "leave it false with storage.driver = \"s3\"")

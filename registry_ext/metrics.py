@@ -53,7 +53,9 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
+from typing import Callable
+
+from registry_ext.storage.driver.base import DriverError
 
 from flask import Flask, Response, current_app, g, request
 
@@ -70,7 +72,7 @@ BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 class Metrics:
     """The metric objects of one app, and the uploads folder counted at scrape time."""
 
-    def __init__(self, uploads_dir: Path, gc_state=None):
+    def __init__(self, count_sessions: Callable[[], int], gc_state=None):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
         self.dir = os.environ.get(ENV) or None
@@ -78,7 +80,7 @@ class Metrics:
             log.warning("%s is set but prometheus_client was imported before it (preload_app?): "
                         "metrics are per worker process", ENV)
             self.dir = None
-        self.uploads_dir = uploads_dir
+        self.count_sessions = count_sessions
         self.gc_state = gc_state  # index/gc_state.py GcState, read at scrape
         self.registry = None if self.dir else CollectorRegistry()
         reg = self.registry
@@ -99,7 +101,7 @@ class Metrics:
                                           ["endpoint", "outcome"], registry=reg)
         self.webhooks: dict = {}  # endpoint name -> index/hooks.py HookStore, read at scrape
         if reg is not None:
-            reg.register(_UploadsCollector(uploads_dir))
+            reg.register(_UploadsCollector(count_sessions))
             reg.register(_WebhookCollector(self.webhooks))
             reg.register(_GcCollector(gc_state))
         self._children: dict = {}
@@ -129,7 +131,7 @@ class Metrics:
             assert self.dir is not None  # no registry of its own: the workers' shared folder
             reg = CollectorRegistry()
             MultiProcessCollector(reg, path=self.dir)
-            reg.register(_UploadsCollector(self.uploads_dir))
+            reg.register(_UploadsCollector(self.count_sessions))
             reg.register(_WebhookCollector(self.webhooks))
             reg.register(_GcCollector(self.gc_state))
             with _locked(self.dir, fcntl.LOCK_SH):  # never half-way through a compaction
@@ -140,16 +142,15 @@ class Metrics:
 class _UploadsCollector:
     """``registry_upload_sessions_open``: sessions are folders on storage, shared by all workers."""
 
-    def __init__(self, uploads_dir: Path):
-        self.uploads_dir = uploads_dir
+    def __init__(self, count_sessions: Callable[[], int]):
+        self.count_sessions = count_sessions
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
         try:
-            with os.scandir(self.uploads_dir) as entries:
-                count = sum(1 for entry in entries if entry.is_dir())
-        except FileNotFoundError:
+            count = self.count_sessions()
+        except (OSError, DriverError):
             count = 0
         yield GaugeMetricFamily("registry_upload_sessions_open",
                                 "Blob upload sessions on storage (not finished, cancelled or purged).",
@@ -232,11 +233,11 @@ class _CountingInput:
         return iter(self.readline, b"")
 
 
-def init_app(app: Flask, enabled: bool, uploads_dir: Path, gc_state=None) -> None:
+def init_app(app: Flask, enabled: bool, count_sessions: Callable[[], int], gc_state=None) -> None:
     """Wrap the WSGI app and register the response hook (nothing when metrics are disabled)."""
     if not enabled:
         return
-    metrics = app.extensions[EXTENSION] = Metrics(uploads_dir, gc_state)
+    metrics = app.extensions[EXTENSION] = Metrics(count_sessions, gc_state)
     inner = app.wsgi_app
 
     def measured(environ, start_response):

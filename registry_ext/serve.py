@@ -43,14 +43,14 @@ def _claim_root(settings: Settings) -> None:
 
     from registry_ext.index import open_index
     from registry_ext.services.root import RootRefused, claim_root
-    from registry_ext.storage import open_storage
+    from registry_ext.services.storage_setup import open_configured_storage
 
-    storage = open_storage(settings.storage.root, settings.limits.upload_ttl_seconds)
     index = open_index(settings.redis.url, settings.redis.key_prefix)
+    storage = open_configured_storage(settings, index)
     try:
         claim_root(storage, index, create=True)
     except redis.RedisError as exc:
-        raise RootRefused(f"storage root {settings.storage.root} holds no registry data, and the index at "
+        raise RootRefused(f"storage root {storage.where()} holds no registry data, and the index at "
                           f"{settings.redis.url} could not be asked whether it lists repositories: {exc}") from None
     finally:
         index.client.close()

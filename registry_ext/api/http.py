@@ -125,6 +125,31 @@ def file_response(handle: BinaryIO, start: int, length: int, status: int, header
     return resp
 
 
+def stream_response(stream: BinaryIO, length: int, status: int, headers: dict) -> Response:
+    """Stream ``length`` bytes of a non-file stream (an object store's reader) in 1 MiB reads."""
+    def chunks():
+        with stream:
+            left = length
+            while left > 0:
+                data = stream.read(min(left, 1 << 20))
+                if not data:
+                    raise OSError(f"blob stream ended {left} bytes early")  # cut the connection
+                left -= len(data)
+                yield data
+
+    resp = Response(chunks(), status=status, headers=headers, direct_passthrough=True,
+                    content_type="application/octet-stream")
+    resp.content_length = length
+    return resp
+
+
+def redirect_response(url: str, headers: dict) -> Response:
+    """307 to where the client fetches the blob itself (a presigned object store URL)."""
+    resp = Response(b"", status=307, headers=headers)
+    resp.headers["Location"] = url
+    return resp
+
+
 def accel_response(uri: str, headers: dict) -> Response:
     """Hand a blob to nginx: ``X-Accel-Redirect`` to ``uri``, an internal location.
 

@@ -175,25 +175,30 @@ class BlobFills:
     # -- serving ------------------------------------------------------------------------------
     def _stored(self, d: Digest, repository: str) -> Fill | None:
         """The stored blob, linked into ``repository``, or None when it is not stored."""
-        handle = self._stored_handle(d, repository)
-        if handle is None:
+        size = self._stored_size(d, repository)
+        if size is None:
             return None
-        size = os.fstat(handle.fileno()).st_size
-        return Fill(size, self._file_chunks(handle, 0, size), handle.close)
+        chunks = self._stored_chunks(d, 0, size)
+        return Fill(size, chunks, chunks.close)
 
-    def _stored_handle(self, d: Digest, repository: str) -> BinaryIO | None:
+    def _stored_size(self, d: Digest, repository: str) -> int | None:
+        """The stored blob's size after making sure ``repository`` links it; None when it is not stored."""
         store = self.blobs.storage.blobs
         if not store.touch(d):  # touched first: a gc run racing this serve keeps it
             return None
-        handle = store.open(d)
-        if handle is not None and not self.blobs.storage.repos.has_blob(repository, d):
+        size = store.size(d)
+        if size is not None and not self.blobs.storage.repos.has_blob(repository, d):
             self.blobs.link(repository, d)  # once: a warm pull writes nothing
-        return handle
+        return size
 
-    def _file_chunks(self, handle: BinaryIO, offset: int, size: int) -> Iterator[bytes]:
+    def _stored_chunks(self, d: Digest, offset: int, size: int) -> Generator[bytes, None, None]:
+        """Bytes ``offset``..``size`` of the stored blob, on a filesystem or an object store."""
+        handle = self.blobs.storage.blobs.open_range(d, offset, size - offset)
+        if handle is None:
+            raise FillAborted("storage", f"stored blob {d} vanished while being served")
         with handle:
             while offset < size:
-                data = os.pread(handle.fileno(), min(self.chunk_size, size - offset), offset)
+                data = handle.read(min(self.chunk_size, size - offset))
                 if not data:
                     raise FillAborted("storage", f"stored blob ended at {offset} of {size} bytes")
                 offset += len(data)
@@ -212,9 +217,9 @@ class BlobFills:
                 state = self.fills.look(str(d))
                 if state is None or state.status == "done":
                     handle = _close(handle)
-                    stored = self._stored_handle(d, repository)
+                    stored = self._stored_size(d, repository)
                     if stored is not None:
-                        yield from self._file_chunks(stored, sent, os.fstat(stored.fileno()).st_size)
+                        yield from self._stored_chunks(d, sent, stored)
                         return
                 if state is not None and state.status == "failed":
                     raise FillAborted(source.upstream, f"blob {d}: {state.reason or 'the fill failed'}")

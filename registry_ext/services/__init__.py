@@ -10,10 +10,10 @@ from registry_ext.services.feed import FeedService
 from registry_ext.services.listing import ListingService
 from registry_ext.services.manifest_listing import ManifestListing
 from registry_ext.services.manifests import ManifestService
-from registry_ext.services.root import claim_root
+from registry_ext.services.root import claim_root, storage_identity
 from registry_ext.services.tag_listing import TagListing
-from registry_ext.storage import Storage, open_storage
-from registry_ext.storage.identity import load_identity
+from registry_ext.services.storage_setup import open_configured_storage
+from registry_ext.storage import Storage
 from registry_ext.tag_rules import parse_immutable
 
 
@@ -45,9 +45,9 @@ def build_registry(settings: Settings, *, create_root: bool = False) -> Registry
         raise ConfigError("redis.url is empty: set it, or start with `registry-ext serve`, "
                           "which runs a private redis-server")
     limits = settings.limits
-    storage = open_storage(settings.storage.root, limits.upload_ttl_seconds, limits.upload_idle_seconds)
     index = open_index(settings.redis.url, settings.redis.key_prefix, limits.entry_fields_max_bytes,
                        settings.feed)
+    storage = open_configured_storage(settings, index)
     claim_root(storage, index, create=create_root)
     blobs = BlobService(storage, index)
     upstreams = frozenset(settings.proxy.upstreams)  # their caches' listings show `mirror`
@@ -56,4 +56,4 @@ def build_registry(settings: Settings, *, create_root: bool = False) -> Registry
                                     parse_immutable(settings.immutable_tags.rules)),
                     ListingService(index, settings.limits), TagListing(index, settings.limits, upstreams),
                     ManifestListing(index, settings.limits, upstreams),
-                    FeedService(index.feed, settings.feed, load_identity(storage.layout)))
+                    FeedService(index.feed, settings.feed, storage_identity(storage)))

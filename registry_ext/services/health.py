@@ -31,6 +31,14 @@ def _redis(reg: Registry) -> str:
 
 
 def _storage(reg: Registry) -> str:
+    if reg.storage.on_objects:  # the bucket answers and takes our credentials (one HEAD)
+        from registry_ext.storage.driver.base import DriverError
+
+        try:
+            reg.storage.driver.check()
+        except DriverError as exc:
+            return f"unavailable: {exc.detail}"
+        return "ok"
     try:
         fd, path = tempfile.mkstemp(prefix="readyz-", dir=reg.storage.layout.tmp)
         try:

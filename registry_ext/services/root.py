@@ -21,6 +21,7 @@ import logging
 from registry_ext.index import Index
 from registry_ext.storage import Storage
 from registry_ext.storage import marker
+from registry_ext.storage.identity import Identity, load_identity
 from registry_ext.storage.marker import RootRefused, RootState
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ def claim_root(storage: Storage, index: Index | None, *, create: bool) -> None:
         RootRefused: the root must not be used; the message is one line.
         redis.RedisError: the index had to be asked and could not be reached.
     """
+    if storage.on_objects:
+        _claim_objects(storage, index, create)
+        return
     layout = storage.layout
     state = marker.inspect(layout)
     if state is RootState.DATA:
@@ -49,19 +53,50 @@ def claim_root(storage: Storage, index: Index | None, *, create: bool) -> None:
 
 def _refuse_or_create(storage: Storage, index: Index | None, state: RootState, create: bool) -> None:
     root = storage.layout.root
-    listed = index.read.repos_page(None, 1) if index is not None else []
-    if listed:
-        raise RootRefused(f"storage root {root} {state.value}, but the index (redis prefix "
-                          f"{index.keys.prefix!r}) lists repositories, e.g. {listed[0]!r}: wrong storage root "
-                          f"(--data-dir, storage.root)? refusing to use it")
-    if not create:
-        raise RootRefused(f"storage root {root} {state.value}: not a registry-ext storage root "
-                          f"(`registry-ext serve` creates one)")
-    if state is RootState.FOREIGN:
-        raise RootRefused(f"storage root {root} {state.value}: choose an empty or new folder")
+    _refuse(storage, index, state, create)
     root.mkdir(parents=True, exist_ok=True)
     if marker.write(storage.layout):
         log.warning("new storage root %s (layout marker written)", root)
 
 
-__all__ = ["claim_root", "RootRefused"]
+def _refuse(storage: Storage, index: Index | None, state: RootState, create: bool) -> None:
+    """Raise RootRefused unless a new registry may start on this unmarked store."""
+    where = storage.where()
+    listed = index.read.repos_page(None, 1) if index is not None else []
+    if listed:
+        raise RootRefused(f"storage root {where} {state.value}, but the index (redis prefix "
+                          f"{index.keys.prefix!r}) lists repositories, e.g. {listed[0]!r}: wrong storage root "
+                          f"(--data-dir, storage.root, storage.s3)? refusing to use it")
+    if not create:
+        raise RootRefused(f"storage root {where} {state.value}: not a registry-ext storage root "
+                          f"(`registry-ext serve` creates one)")
+    if state is RootState.FOREIGN:
+        raise RootRefused(f"storage root {where} {state.value}: choose an empty or new "
+                          f"{'prefix' if storage.on_objects else 'folder'}")
+
+
+def _claim_objects(storage: Storage, index: Index | None, create: bool) -> None:
+    """The same decisions for a bucket prefix: its marker, else its contents, else the index."""
+    from registry_ext.storage.object import root as object_root
+
+    state = object_root.inspect(storage.driver)
+    if state is RootState.DATA:
+        object_root.write_marker(storage.driver)
+        log.warning("storage %s holds registry data without a marker: adopted", storage.where())
+    elif state is not RootState.OURS:
+        _refuse(storage, index, state, create)
+        if object_root.write_marker(storage.driver):
+            log.warning("new storage %s (layout marker written)", storage.where())
+    storage.layout.tmp.mkdir(parents=True, exist_ok=True)
+
+
+def storage_identity(storage: Storage, create: bool = True) -> Identity:
+    """The registry's identity (storage/identity.py), kept with the data wherever that is."""
+    if storage.on_objects:
+        from registry_ext.storage.object.root import load_identity as load_object_identity
+
+        return load_object_identity(storage.driver, create)
+    return load_identity(storage.layout, create)
+
+
+__all__ = ["claim_root", "storage_identity", "RootRefused"]

@@ -1,10 +1,13 @@
-"""Filesystem storage: blobs, upload sessions and per-repository records.
+"""Storage: blobs, upload sessions and per-repository records, on a filesystem or an object store.
 
-Knows nothing of Flask or Redis. The layout is documented in layout.py.
+Knows nothing of Flask or Redis. The layout is documented in layout.py; the
+object stores (storage/object/) keep the same records at the same relative
+paths through the driver seam (storage/driver/).
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from registry_ext.storage.blobs import BlobStore
 from registry_ext.storage.journal import Intent, Journal
@@ -21,6 +24,21 @@ class Storage:
     uploads: UploadStore
     repos: RepoStore
     journal: Journal
+    #: The object store's driver (storage.driver = "s3"); None on a filesystem root. ``layout`` then
+    #: names only local scratch space (tmp/, fills/) under storage.root.
+    driver: Any = None
+
+    @property
+    def on_objects(self) -> bool:
+        return self.driver is not None
+
+    def where(self) -> str:
+        """How messages name the store: the root folder, or s3://bucket/prefix."""
+        if self.driver is None:
+            return str(self.layout.root)
+        from registry_ext.storage.object.root import describe
+
+        return describe(self.driver)
 
 
 def open_storage(root: str, upload_ttl_seconds: int, upload_idle_seconds: int | None = None) -> Storage:
@@ -33,5 +51,22 @@ def open_storage(root: str, upload_ttl_seconds: int, upload_idle_seconds: int | 
                    Journal(layout))
 
 
-__all__ = ["Storage", "open_storage", "Intent", "Journal", "HistoryEvent", "ManifestRecord", "TagRecord",
+def open_object_storage(driver: Any, scratch: str, locks: Any, upload_ttl_seconds: int,
+                        upload_idle_seconds: int | None = None) -> Storage:
+    """The object stores on ``driver`` (storage/object/), with local scratch space under ``scratch``
+    and cross-host ``locks`` (storage/locks.py)."""
+    from registry_ext.storage.object.blobs import ObjectBlobStore
+    from registry_ext.storage.object.journal import ObjectJournal
+    from registry_ext.storage.object.repos import ObjectRepoStore
+    from registry_ext.storage.object.uploads import ObjectUploadStore
+
+    layout = Layout(scratch)
+    blobs = ObjectBlobStore(driver)
+    uploads = ObjectUploadStore(driver, locks, upload_ttl_seconds, upload_idle_seconds, str(layout.tmp))
+    return Storage(layout, blobs, uploads, ObjectRepoStore(driver, locks), ObjectJournal(driver),  # type: ignore[arg-type]
+                   driver=driver)
+
+
+__all__ = ["Storage", "open_storage", "open_object_storage", "Intent", "Journal", "HistoryEvent", "ManifestRecord",
+           "TagRecord",
            "UploadInfo", "SessionCounts", "OffsetMismatch", "LengthMismatch", "UploadGone"]

@@ -44,6 +44,17 @@ class BlobStore:
         except FileNotFoundError:
             return None
 
+    def open_range(self, digest: Digest, start: int, length: int) -> BinaryIO | None:
+        """The blob's file positioned at ``start`` (the caller reads ``length`` bytes), or None."""
+        handle = self.open(digest)
+        if handle is not None:
+            handle.seek(start)
+        return handle
+
+    def redirect_url(self, digest: Digest) -> str | None:
+        """Where a client could fetch the blob itself: nowhere (nginx's X-Accel-Redirect is the server's)."""
+        return None
+
     def read(self, digest: Digest) -> bytes | None:
         handle = self.open(digest)
         if handle is None:

@@ -36,7 +36,7 @@ def load_identity(layout: Layout, create: bool = True) -> Identity:
     """
     path = layout.identity
     try:
-        return _parse(path.read_bytes())
+        return parse_identity(path.read_bytes())
     except FileNotFoundError:
         if not create:
             raise
@@ -55,9 +55,10 @@ def load_identity(layout: Layout, create: bool = True) -> Identity:
             pass  # another process won: use its identity
     finally:
         os.unlink(tmp)
-    return _parse(path.read_bytes())
+    return parse_identity(path.read_bytes())
 
 
-def _parse(raw: bytes) -> Identity:
+def parse_identity(raw: bytes) -> Identity:
+    """The identity in a stored record (``{"id", "key"}`` in hex)."""
     doc = orjson.loads(raw)
     return Identity(bytes.fromhex(doc["id"]), bytes.fromhex(doc["key"]))

@@ -53,18 +53,22 @@ def inspect(layout: Layout) -> RootState:
         return _unmarked(layout)
     except NotADirectoryError:
         raise RootRefused(f"storage root {layout.root} is not a directory") from None
+    check_marker(raw, str(layout.root), layout.marker.name)
+    return RootState.OURS
+
+
+def check_marker(raw: bytes, where: str, name: str) -> None:
+    """Raise RootRefused unless ``raw`` is a marker of our format and layout version."""
     try:
         doc = orjson.loads(raw)
         fmt, version = doc["format"], doc["layout"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise RootRefused(f"storage root {layout.root}: {layout.marker.name} is unreadable") from None
+        raise RootRefused(f"storage root {where}: {name} is unreadable") from None
     if fmt != FORMAT:
-        raise RootRefused(f"storage root {layout.root}: {layout.marker.name} names format {fmt!r}, "
-                          f"not {FORMAT!r}")
+        raise RootRefused(f"storage root {where}: {name} names format {fmt!r}, not {FORMAT!r}")
     if version != LAYOUT_VERSION:
-        raise RootRefused(f"storage root {layout.root}: {layout.marker.name} says storage layout {version!r}; "
+        raise RootRefused(f"storage root {where}: {name} says storage layout {version!r}; "
                           f"this registry-ext reads layout {LAYOUT_VERSION} only (a newer version wrote it?)")
-    return RootState.OURS
 
 
 def _unmarked(layout: Layout) -> RootState:

@@ -39,8 +39,8 @@ from registry_ext.oci.repo_filter import RepoFilter, RepoFilterError
 from registry_ext.services import feed_page
 from registry_ext.services.feed_codec import Position, encode_cursor, verify_token
 from registry_ext.services.feed_wait import id_key
-from registry_ext.storage.identity import Identity, load_identity
-from registry_ext.storage.layout import Layout
+from registry_ext.services.storage_setup import configured_identity
+from registry_ext.storage.identity import Identity
 from registry_ext.waiter.hub import Hub, Waiter
 
 log = logging.getLogger(__name__)
@@ -213,13 +213,12 @@ async def _stop(state: WaiterServer, server: asyncio.AbstractServer, serving: as
 async def _identity(settings: Settings) -> Identity:
     """The registry's identity, made by the first worker (storage may be read-only here). A token
     can only reach this process after a worker signed it, so the file exists by then."""
-    layout = Layout(settings.storage.root)
     for _ in range(50):
         try:
-            return load_identity(layout, create=False)
+            return configured_identity(settings, create=False)
         except FileNotFoundError:
             await asyncio.sleep(0.1)
-    return load_identity(layout, create=False)
+    return configured_identity(settings, create=False)
 
 
 def raise_file_limit() -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from registry_ext import metrics
-from registry_ext.api.http import Response, accel_response, file_response, registry, storage_only
+from registry_ext.api.http import (Response, accel_response, file_response, redirect_response, registry, storage_only,
+                                   stream_response)
 from registry_ext.api.v2 import proxied
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.oci.ranges import RangeError, parse_range
@@ -44,10 +45,25 @@ def get_blob(name: str, digest: str):
         resp = Response(b"", status=status, headers=headers, content_type="application/octet-stream")
         resp.content_length = end - start + 1
         return resp
+    if reg.storage.on_objects:
+        return _from_objects(reg, parsed, start, end - start + 1, status, headers)
     handle = reg.storage.blobs.open(parsed)
     if handle is None:
         raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": digest})
     return file_response(handle, start, end - start + 1, status, headers)
+
+
+def _from_objects(reg, digest, start: int, length: int, status: int, headers: dict) -> Response:
+    """A blob on an object store: a redirect to a presigned URL when configured (storage.s3.redirect;
+    the store applies Range itself), else streamed through."""
+    url = reg.storage.blobs.redirect_url(digest)
+    if url is not None:
+        metrics.note_offloaded(length)
+        return redirect_response(url, {"Docker-Content-Digest": headers["Docker-Content-Digest"]})
+    stream = reg.storage.blobs.open_range(digest, start, length)
+    if stream is None:
+        raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+    return stream_response(stream, length, status, headers)
 
 
 def _range_header(etag: str) -> str | None:
