@@ -4,7 +4,7 @@ Both suites, built as static binaries with a ``run.sh`` (their README says how),
 ``$OCI_CONFORMANCE_DIR``, then ``/work/shared/tools/oci-conformance``, then
 ``../shared/tools/oci-conformance`` next to this repository. Each run gets its own server: a free port,
 an empty data directory and its own embedded redis-server (the suites use fixed repository names and
-expect an empty registry). Asserted: the suite exits 0 with 0 failures and 0 errors; the counts and the
+expect an empty registry); the ``-s3`` runs keep everything in a new bucket of a real S3 server instead. Asserted: the suite exits 0 with 0 failures and 0 errors; the counts and the
 failed checks are in the failure message. Without the binaries the tests are skipped, saying where they
 were looked for.
 """
@@ -19,12 +19,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.e2e_server import RegistryServer
+from tests.support.s3_hosts import s3_config
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = {  # test id -> (run.sh's WHICH, extra environment)
-    "v1.1.1": ("v1.1.1", {}),
-    "main-dev": ("main", {"OCI_VERSION": "dev"}),
+RUNS = {  # test id -> (run.sh's WHICH, extra environment, storage driver)
+    "v1.1.1": ("v1.1.1", {}, "filesystem"),
+    "main-dev": ("main", {"OCI_VERSION": "dev"}, "filesystem"),
+    "v1.1.1-s3": ("v1.1.1", {}, "s3"),
+    "main-dev-s3": ("main", {"OCI_VERSION": "dev"}, "s3"),
 }
 
 
@@ -55,13 +58,18 @@ def junit_summary(results: Path) -> tuple[dict[str, int], list[str]]:
 
 
 @pytest.mark.parametrize("run", list(RUNS))
-def test_conformance_suite_passes(run, tmp_path):
+def test_conformance_suite_passes(run, tmp_path, request):
     suite_dir = conformance_dir()
     if suite_dir is None:
         pytest.skip("the OCI conformance binaries are not here: set OCI_CONFORMANCE_DIR to the folder "
                     "with run.sh, conformance-v1.1.1 and conformance-main")
-    which, extra = RUNS[run]
-    server = RegistryServer(tmp_path / "server", workers=2)
+    which, extra, driver = RUNS[run]
+    env = {}
+    if driver == "s3":  # a new bucket on the real S3 server (Ceph RGW)
+        server_s3 = request.getfixturevalue("s3_server")
+        config = s3_config(tmp_path / "registry.toml", server_s3, server_s3.new_bucket("conformance"))
+        env["REGISTRY_EXT_CONFIG"] = str(config)
+    server = RegistryServer(tmp_path / "server", workers=2, env=env)
     results = tmp_path / "results"
     try:
         server.start()

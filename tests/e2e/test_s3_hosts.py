@@ -1,0 +1,147 @@
+"""Several registry hosts on one S3 bucket (Ceph RGW) and one Redis: what a client sees is one registry.
+
+Each host is a real ``registry-ext serve`` with its own gunicorn master and local scratch folder. Real
+clients (skopeo) push through one host and pull through the other; an upload session started on one
+host is continued and finished on another; a host SIGKILLed in the middle of writes leaves nothing lost
+and nothing half-visible, and the survivor serves everything that was acknowledged.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+
+import pytest
+import requests
+
+from tests.support.e2e_oci import (MANIFEST_V1, OciLayout, digest_of, expect, fresh, push_blob, random_bytes,
+                                   read_layout)
+from tests.support.e2e_skopeo import Skopeo
+from tests.support.s3_hosts import s3_hosts
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def hosts(tmp_path, s3_server, redis_server):
+    servers = s3_hosts(tmp_path, s3_server, redis_server)
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.close()
+
+
+def push_manifest(url: str, repo: str, ref: str, layer: bytes, note: str = "") -> tuple[str, bytes]:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "note": note}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST_V1,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": push_blob(url, repo, config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": push_blob(url, repo, layer),
+                    "size": len(layer)}],
+    }).encode()
+    resp = requests.put(f"{url}/v2/{repo}/manifests/{ref}", data=manifest,
+                        headers={"Content-Type": MANIFEST_V1}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    return digest_of(manifest), manifest
+
+
+def test_skopeo_pushes_through_one_host_and_pulls_through_the_other(hosts, tmp_path):
+    a, b = hosts
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    layout = OciLayout(src)
+    image = layout.add_image(arch="amd64", labels={"suite": "s3-hosts"}, layers=[
+        {"bin/tool": random_bytes(7_000_000, seed=3)},  # > 5 MiB: a multipart object
+        {"etc/motd": b"hello from S3\n"},
+    ])
+    layout.tag(image["descriptor"], "v1")
+    Skopeo(tmp_path / "home-a", a).run("copy", "--preserve-digests", "--dest-tls-verify=false",
+                                       f"oci:{src}:v1", f"docker://{a.host}/s3/app:v1")
+    Skopeo(tmp_path / "home-b", b).run("copy", "--src-tls-verify=false", f"docker://{b.host}/s3/app:v1",
+                                       f"oci:{dst}:v1")
+    assert read_layout(dst, "v1")["digest"] == image["descriptor"]["digest"]
+    resp = expect(fresh("GET", f"{b.url}/v2/s3/app/manifests/v1", headers={"Accept": MANIFEST_V1}), 200)
+    assert resp.content == image["manifest"]
+    assert expect(fresh("GET", f"{b.url}/v2/s3/app/tags/list"), 200).json()["tags"] == ["v1"]
+    assert "s3/app" in expect(fresh("GET", f"{a.url}/v2/_catalog"), 200).json()["repositories"]
+
+
+def test_an_upload_started_on_one_host_finishes_on_another(hosts):
+    a, b = hosts
+    first, second = os.urandom(6 * 1024 * 1024), os.urandom(300_000)
+    resp = requests.post(f"{a.url}/v2/s3/chunks/blobs/uploads/", timeout=30)
+    assert resp.status_code == 202, resp.text
+    path = resp.headers["Location"]
+    resp = requests.patch(f"{a.url}{path}", data=first, timeout=60,
+                          headers={"Content-Range": f"0-{len(first) - 1}", "Content-Type": "application/octet-stream"})
+    assert resp.status_code == 202, resp.text
+    status = requests.get(f"{b.url}{path}", timeout=30)
+    assert status.status_code == 204 and status.headers["Range"] == f"0-{len(first) - 1}"
+    whole = first + second
+    resp = requests.put(f"{b.url}{path}?digest={digest_of(whole)}", data=second, timeout=60,
+                        headers={"Content-Range": f"{len(first)}-{len(whole) - 1}",
+                                 "Content-Type": "application/octet-stream"})
+    assert resp.status_code == 201, resp.text
+    got = requests.get(f"{a.url}/v2/s3/chunks/blobs/{digest_of(whole)}", timeout=60)
+    assert got.status_code == 200 and got.content == whole
+    assert requests.get(f"{a.url}{path}", timeout=30).status_code == 404  # the session is gone everywhere
+
+
+def test_concurrent_tag_moves_through_both_hosts_end_in_one_consistent_state(hosts):
+    """Pushes of one tag through two hosts serialise on the repository's lease: the history has every
+    move, the tag points at the last one, and both hosts agree."""
+    a, b = hosts
+    layer = b"layer of the race"
+
+    def push(n: int) -> str:
+        return push_manifest((a, b)[n % 2].url, "s3/race", "latest", layer, note=str(n))[0]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        pushed = set(pool.map(push, range(16)))
+    assert len(pushed) == 16
+    heads = {requests.head(f"{h.url}/v2/s3/race/manifests/latest", headers={"Accept": MANIFEST_V1},
+                           timeout=30).headers["Docker-Content-Digest"] for h in hosts}
+    assert len(heads) == 1 and heads <= pushed
+    history = expect(fresh("GET", f"{a.url}/v2/s3/race/_oci/tag-history/latest?n=100"), 200).json()
+    events = history["manifests"]
+    assert len(events) == 16 and {e["digest"] for e in events} == pushed
+    assert events[0]["digest"] == heads.pop()  # newest first: the tag's current target
+
+
+def test_a_host_killed_mid_push_loses_nothing_acknowledged(hosts):
+    """SIGKILL one host while pushes go through both: every push that got 201 is served by the
+    survivor, byte for byte; a push cut by the kill is either whole or absent."""
+    a, b = hosts
+    acknowledged: dict[str, bytes] = {}
+
+    def push(n: int) -> None:
+        host = (a, b)[n % 2]
+        try:
+            d, body = push_manifest(host.url, f"s3/kill{n % 3}", f"t{n}", os.urandom(200_000), note=str(n))
+        except (requests.RequestException, AssertionError):
+            return
+        acknowledged[f"s3/kill{n % 3}:t{n}"] = body
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(push, n) for n in range(60)]
+        futures[10].result()
+        a._kill_group()  # the whole host: gunicorn master and workers
+        for future in futures:
+            future.result()
+    assert len(acknowledged) >= 20
+    for ref, body in acknowledged.items():
+        repo, tag = ref.split(":")
+        resp = requests.get(f"{b.url}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_V1}, timeout=30)
+        assert resp.status_code == 200 and resp.content == body, ref
+        layer = json.loads(body)["layers"][0]
+        blob = requests.get(f"{b.url}/v2/{repo}/blobs/{layer['digest']}", timeout=30)
+        assert blob.status_code == 200 and digest_of(blob.content) == layer["digest"]
+    for n in range(3):  # listings agree with storage once the survivor replayed the dead host's journal
+        tags = set(expect(fresh("GET", f"{b.url}/v2/s3/kill{n}/tags/list"), 200).json()["tags"])
+        for tag in tags:
+            assert requests.head(f"{b.url}/v2/s3/kill{n}/manifests/{tag}", headers={"Accept": MANIFEST_V1},
+                                 timeout=30).status_code == 200
