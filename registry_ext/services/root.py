@@ -64,10 +64,10 @@ def _refuse(storage: Storage, index: Index | None, state: RootState, create: boo
     where = storage.where()
     listed = index.read.repos_page(None, 1) if index is not None else []
     if listed:
+        keys = "storage.s3.bucket, storage.s3.prefix" if storage.on_objects else "--data-dir, storage.root"
         raise RootRefused(f"storage root {where} {state.value}, but the index (redis prefix "
                           f"{index.keys.prefix!r}) lists repositories, e.g. {listed[0]!r}: wrong storage root "
-                          f"({'storage.s3.bucket, storage.s3.prefix' if storage.on_objects else '--data-dir, storage.root'})? "
-                          f"refusing to use it")
+                          f"({keys})? refusing to use it")
     if not create:
         raise RootRefused(f"storage root {where} {state.value}: not a registry-ext storage root "
                           f"(`registry-ext serve` creates one)")

@@ -4,9 +4,10 @@ Both suites, built as static binaries with a ``run.sh`` (their README says how),
 ``$OCI_CONFORMANCE_DIR``, then ``/work/shared/tools/oci-conformance``, then
 ``../shared/tools/oci-conformance`` next to this repository. Each run gets its own server: a free port,
 an empty data directory and its own embedded redis-server (the suites use fixed repository names and
-expect an empty registry); the ``-s3`` runs keep everything in a new bucket of a real S3 server instead. Asserted: the suite exits 0 with 0 failures and 0 errors; the counts and the
-failed checks are in the failure message. Without the binaries the tests are skipped, saying where they
-were looked for.
+expect an empty registry); the ``-s3`` runs keep everything in a new bucket of a real S3 server
+instead. Asserted: the suite exits 0 with 0 failures and 0 errors; the counts and the failed checks
+are in the failure message. Without the binaries the tests are skipped, saying where they were looked
+for.
 """
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ and nothing half-visible, and the survivor serves everything that was acknowledg
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import os
 
