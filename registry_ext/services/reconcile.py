@@ -16,7 +16,6 @@ another process is replaying), and the entry is left for a later sweep.
 from __future__ import annotations
 
 import logging
-import time
 
 from registry_ext.clock import now_ms
 from registry_ext.index import Index
@@ -57,7 +56,7 @@ class Reconciler:
             self.storage.journal.close(path)
             return True
         with self.storage.repos.try_lock(intent.repo) as locked:
-            if not locked or not path.exists():
+            if not locked or not self.storage.journal.exists(path):
                 return False
             self.replay(intent)
             self.storage.journal.close(path)
@@ -126,8 +125,6 @@ class Reconciler:
 
     def _drop_torn(self, path) -> None:
         """An entry with no readable content came from a write killed before any storage change."""
-        try:
-            if time.time() - path.stat().st_mtime > TORN_ENTRY_AGE_SECONDS:
-                self.storage.journal.close(path)
-        except FileNotFoundError:
-            pass
+        age = self.storage.journal.age_ms(path)
+        if age is not None and age > TORN_ENTRY_AGE_SECONDS * 1000:
+            self.storage.journal.close(path)

@@ -22,6 +22,9 @@ position ``(segment, offset)`` names the first byte of a line and stays
 valid forever (segments only grow at their end). On storage without
 appends (an S3 driver, later) the newest segment is rewritten whole, at
 most ``SEGMENT_BYTES`` plus one line per event; nothing else changes.
+All segment I/O goes through a *segment files* object (storage/segments.py):
+``FileSegments`` here, ``ObjectSegments`` on a storage driver
+(storage/object/history.py).
 
 Lines that do not parse (a torn line from before appends were
 truncated back, or damage) are skipped by readers and reported, and
@@ -37,8 +40,8 @@ from typing import BinaryIO, Iterator
 
 import orjson
 
-from registry_ext.storage.atomic import append_durably, write_atomic
 from registry_ext.storage.layout import Layout
+from registry_ext.storage.segments import FileSegments, SegmentFiles
 
 log = logging.getLogger(__name__)
 
@@ -94,24 +97,32 @@ def decode(tag: str, line: bytes) -> HistoryEvent | None:
 
 
 class TagHistory:
-    """The history of one tag of one repository."""
+    """The history of one tag of one repository.
 
-    def __init__(self, layout: Layout, name: str, tag: str):
+    Its segments are files under ``layout`` unless ``files`` says where else they are.
+    """
+
+    def __init__(self, layout: Layout | None, name: str, tag: str, files: SegmentFiles | None = None):
         self.layout, self.name, self.tag = layout, name, tag
+        if files is None:
+            assert layout is not None
+            files = FileSegments(layout, name, tag)
+        self.files = files
 
-    def path(self, segment: int) -> Path:
-        return self.layout.history_segment(self.name, self.tag, segment)
+    def path(self, segment: int) -> Path | str:
+        return self.files.path(segment)
 
     def newest_segment(self) -> int | None:
         """The newest segment's number (segments are numbered without gaps), in O(log n) stats."""
-        if not self.path(0).exists():
+        exists = self.files.exists
+        if not exists(0):
             return None
         low, high = 0, 1
-        while self.path(high).exists():
+        while exists(high):
             low, high = high, high * 2
         while high - low > 1:  # low exists, high does not
             mid = (low + high) // 2
-            low, high = (mid, high) if self.path(mid).exists() else (low, mid)
+            low, high = (mid, high) if exists(mid) else (low, mid)
         return low
 
     # -- writes (the caller holds the repository lock) -----------------------
@@ -126,22 +137,21 @@ class TagHistory:
                 event = dataclasses.replace(event, media_type=last.media_type, size=last.size)
         if size >= SEGMENT_BYTES:
             segment += 1
-        append_durably(self.path(segment), encode(event))
+        self.files.append(segment, encode(event))
         return event
 
     def _cut_torn_tail(self, segment: int) -> int:
         """Truncate an unterminated last line (a crash mid-append); the segment's size after."""
-        path = self.path(segment)
         try:
-            size = os.path.getsize(path)
+            size = self.files.size(segment)
         except FileNotFoundError:
             return 0
-        end = _complete_end(path, size)
+        with self.files.open(segment) as handle:
+            end = _complete_end(handle, size)
         if end != size:
-            log.warning("history %s: cutting a torn line of %d bytes at the end of %s", self.tag, size - end, path)
-            with open(path, "r+b") as handle:
-                handle.truncate(end)
-                os.fsync(handle.fileno())
+            log.warning("history %s: cutting a torn line of %d bytes at the end of %s", self.tag, size - end,
+                        self.path(segment))
+            self.files.truncate(segment, end)
         return end
 
     # -- reads ---------------------------------------------------------------
@@ -156,8 +166,8 @@ class TagHistory:
             segment, end = start
         while segment >= 0:
             try:
-                with open(self.path(segment), "rb") as handle:
-                    size = os.fstat(handle.fileno()).st_size
+                with self.files.open(segment) as handle:
+                    size = _length(handle)
                     for offset, line in _lines_back(handle, size if end is None else min(end, size)):
                         yield (segment, offset), decode(self.tag, line)
             except FileNotFoundError:
@@ -176,8 +186,8 @@ class TagHistory:
         """Whether ``position`` names the start of a line (or the end) of an existing segment."""
         segment, offset = position
         try:
-            with open(self.path(segment), "rb") as handle:
-                if offset > os.fstat(handle.fileno()).st_size:
+            with self.files.open(segment) as handle:
+                if offset > _length(handle):
                     return False
                 if offset == 0:
                     return True
@@ -202,12 +212,12 @@ class TagHistory:
             low, high = (mid, high) if first is None or first < ms else (low, mid)
         if low < 0:
             return 0, 0
-        with open(self.path(low), "rb") as handle:
+        with self.files.open(low) as handle:
             return low, _seek_in_segment(handle, self.tag, ms)
 
     def _first_at(self, segment: int) -> int | None:
-        with open(self.path(segment), "rb") as handle:
-            for _offset, line in _lines_forward(handle, 0, os.fstat(handle.fileno()).st_size):
+        with self.files.open(segment) as handle:
+            for _offset, line in _lines_forward(handle, 0, _length(handle)):
                 event = decode(self.tag, line)
                 if event is not None:
                     return event.at
@@ -225,7 +235,7 @@ class TagHistory:
         newest = self.newest_segment()
         found = []
         for segment in range(0 if newest is None else newest + 1):
-            data = self.path(segment).read_bytes()
+            data = self._read(segment)
             offset = 0
             for line in data.split(b"\n")[:-1]:
                 if decode(self.tag, line) is None:
@@ -238,14 +248,18 @@ class TagHistory:
     def repair(self, segments: set[int]) -> None:
         """Rewrite ``segments`` without their bad lines, keeping an intact event glued to a torn one."""
         for segment in sorted(segments):
-            path = self.path(segment)
             kept = []
-            for line in path.read_bytes().split(b"\n"):
+            for line in self._read(segment).split(b"\n"):
                 if decode(self.tag, line) is not None:
                     kept.append(line + b"\n")
                 elif (event := _salvage(self.tag, line)) is not None:
                     kept.append(encode(event))
-            write_atomic(path, b"".join(kept), self.layout.tmp)
+            self.files.rewrite(segment, b"".join(kept))
+
+    def _read(self, segment: int) -> bytes:
+        """A whole segment (check and repair only: a segment is at most ``SEGMENT_BYTES`` and a line)."""
+        with self.files.open(segment) as handle:
+            return handle.read()
 
 
 def _salvage(tag: str, line: bytes) -> HistoryEvent | None:
@@ -259,17 +273,21 @@ def _salvage(tag: str, line: bytes) -> HistoryEvent | None:
     return None
 
 
-def _complete_end(path: Path, size: int) -> int:
-    """The offset just after the last newline of the file (``size`` when it ends with one)."""
-    with open(path, "rb") as handle:
-        pos = size
-        while pos > 0:
-            start = max(0, pos - BLOCK)
-            handle.seek(start)
-            cut = handle.read(pos - start).rfind(b"\n")
-            if cut >= 0:
-                return start + cut + 1
-            pos = start
+def _length(handle: BinaryIO) -> int:
+    """The size of an open segment (every read below seeks first)."""
+    return handle.seek(0, os.SEEK_END)
+
+
+def _complete_end(handle: BinaryIO, size: int) -> int:
+    """The offset just after the last newline of the segment (``size`` when it ends with one)."""
+    pos = size
+    while pos > 0:
+        start = max(0, pos - BLOCK)
+        handle.seek(start)
+        cut = handle.read(pos - start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        pos = start
     return 0
 
 
@@ -332,7 +350,7 @@ def _next_line_start(handle: BinaryIO, offset: int, end: int) -> int:
 
 def _seek_in_segment(handle: BinaryIO, tag: str, ms: int) -> int:
     """The first line start of the segment whose event is at or after ``ms`` (its complete end if none)."""
-    end = _complete_end(Path(handle.name), os.fstat(handle.fileno()).st_size)
+    end = _complete_end(handle, _length(handle))
     low, high = 0, end  # the answer is a line start in [low, high]; events before low are older than ms
     while high - low > BLOCK:
         probe = _next_line_start(handle, (low + high) // 2, high)

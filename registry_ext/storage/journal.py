@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -76,6 +77,17 @@ class Journal:
         """The write finished: forget its entry (already gone when the reconciler took it)."""
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+    def exists(self, path: Path) -> bool:
+        """Whether the entry is still there (the reconciler checks once it holds the lock)."""
+        return path.exists()
+
+    def age_ms(self, path: Path) -> int | None:
+        """Milliseconds since the entry was written; None when it is gone."""
+        try:
+            return max(0, int((time.time() - path.stat().st_mtime) * 1000))
+        except FileNotFoundError:
+            return None
 
     def entries(self) -> Iterator[tuple[Path, Intent | None]]:
         """Every entry left, oldest name first; None for one whose content is unreadable.

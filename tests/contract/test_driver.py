@@ -48,6 +48,14 @@ def test_put_get_overwrite(driver):
     assert driver.get_content("empty") == b""
 
 
+def test_tilde_names_a_history_segment(driver):
+    """``<tag>~<n>`` (storage/layout.py) is a valid key, listed after the tag's own."""
+    driver.put_content("h/v1~1", b"one")
+    driver.put_content("h/v1", b"zero")
+    assert driver.get_content("h/v1~1") == b"one"
+    assert driver.list("h") == ["v1", "v1~1"]
+
+
 def test_missing_is_path_not_found(driver):
     with pytest.raises(PathNotFound):
         driver.get_content("no/such")

@@ -7,8 +7,10 @@ suite (``tests/contract/test_driver.py``). Registry semantics (links, tags,
 uploads, the journal) live above it, in ``storage/``.
 
 Paths are relative, ``/``-separated keys (``blobs/sha256/ab/ab...``): no
-leading slash, no empty, ``.`` or ``..`` component, no NUL. A "directory"
-exists while some file lies below it (S3 has no directories).
+leading slash, no empty, ``.`` or ``..`` component; a component holds only
+``A-Z a-z 0-9 _ . - ~`` (``~`` names tag history segments, ``<tag>~<n>``,
+storage/layout.py). A "directory" exists while some file lies below it
+(S3 has no directories).
 
 Atomicity: ``put_content``, ``writer().commit()`` and ``move`` make the new
 bytes visible whole or not at all; a reader never sees a mix. Durability:
@@ -22,7 +24,7 @@ import dataclasses
 import re
 from typing import BinaryIO, Iterator
 
-_COMPONENT = re.compile(r"[A-Za-z0-9_.\-]+")
+_COMPONENT = re.compile(r"[A-Za-z0-9_.~\-]+")
 
 
 class DriverError(Exception):

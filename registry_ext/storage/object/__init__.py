@@ -9,3 +9,12 @@ lease in Redis, injected as ``Locks`` (storage/locks.py), so storage still
 never speaks Redis itself. The stores run on any driver: the component
 tests run them on the filesystem driver and on a real S3 server.
 """
+from __future__ import annotations
+
+
+class NotSupportedOnObjectStorage(Exception):
+    """An operation the object stores do not offer yet (garbage collection's take and recover)."""
+
+    def __init__(self, operation: str):
+        super().__init__(f"{operation} is not supported on object storage")
+        self.operation = operation
