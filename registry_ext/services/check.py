@@ -112,24 +112,24 @@ def _check_journal(storage: Storage, index: Index, report: CheckReport, repair: 
         if intent is None:
             continue
         if not (intent.tags or intent.manifests):
-            if _age(path) < CATALOG_WRITE_SECONDS:
+            if _age(storage, path) < CATALOG_WRITE_SECONDS:
                 adding.add(intent.repo)
             else:
                 report.add("unfinished-write", intent.repo, "catalog", repair)
             continue
         with storage.repos.try_lock(intent.repo) as free:
-            if free and path.exists():  # a write that ended between the listing and the lock closed it
+            if free and storage.journal.exists(path):  # a write that ended between the listing and the lock closed it
                 report.add("unfinished-write", intent.repo, ",".join(intent.tags + intent.manifests), repair)
     if repair:
         Reconciler(storage, index).sweep()
     return adding
 
 
-def _age(path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0  # closed meanwhile: the write is over and did its catalog step
+def _age(storage: Storage, entry) -> float:
+    """Seconds since the journal entry was written; 0 when it was closed meanwhile (the write is over
+    and did its catalog step)."""
+    age_ms = storage.journal.age_ms(entry)
+    return 0.0 if age_ms is None else age_ms / 1000
 
 
 def _check_storage(storage: Storage, name: str, report: CheckReport, repair: bool) -> None:

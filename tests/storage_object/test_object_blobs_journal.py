@@ -107,10 +107,21 @@ def test_redirect_url_is_the_drivers(blobs, tmp_path):
 def test_gc_is_refused_with_a_clear_error(blobs):
     data = b"kept"
     blobs.put_bytes(digest_bytes(data), data)
-    for call in (blobs.taken_pending, blobs.recover_taken, lambda: blobs.take(digest_bytes(data), time.time())):
-        with pytest.raises(NotSupportedOnObjectStorage, match="not supported on object storage"):
-            call()
+    with pytest.raises(NotSupportedOnObjectStorage, match="not supported on object storage"):
+        blobs.take(digest_bytes(data), time.time())
+    assert (blobs.taken_pending(), blobs.recover_taken()) == (False, 0)  # nothing is ever taken here
     assert blobs.read(digest_bytes(data)) == data
+
+
+def test_open_range_and_adopt(blobs, tmp_path):
+    data = bytes(range(256)) * 40
+    local = tmp_path / "fill"
+    local.write_bytes(data)
+    blobs.adopt(digest_bytes(data), local)
+    assert not local.exists() and blobs.read(digest_bytes(data)) == data
+    with blobs.open_range(digest_bytes(data), 1000, 500) as part:
+        assert part.read() == data[1000:1500]
+    assert blobs.open_range(digest_bytes(b"absent"), 0, 5) is None
 
 
 # -- journal -------------------------------------------------------------------------------------------

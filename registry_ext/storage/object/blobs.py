@@ -8,12 +8,15 @@ directly (``redirect_url``) when the driver offers presigned URLs.
 
 Garbage collection's primitive (take a blob unless touched meanwhile,
 storage/quarantine.py) needs a rename and mtimes a writer can bump; S3
-has neither, so ``take``, ``recover_taken`` and ``taken_pending`` raise
-NotSupportedOnObjectStorage for now, and ``touch`` only says whether the
-blob is there.
+has neither, so gc is refused on object storage (config and the ``gc``
+command) and ``take`` raises NotSupportedOnObjectStorage; nothing is ever
+taken, so there is never anything to put back (``taken_pending`` is
+False, ``recover_taken`` 0), and ``touch`` only says whether the blob is
+there.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -66,6 +69,20 @@ class ObjectBlobStore:
                 out.write(chunk)
             out.commit()
 
+    def adopt(self, digest: Digest, src: Path) -> None:
+        """Upload a verified local file (a finished pull-through fill), then remove it."""
+        self.put_file(digest, src)
+        Path(src).unlink(missing_ok=True)
+
+    def open_range(self, digest: Digest, start: int, length: int) -> BinaryIO | None:
+        """A stream of ``length`` bytes of the blob from ``start`` (one ranged GET), or None."""
+        if length <= 0:
+            return io.BytesIO(b"")
+        try:
+            return self.driver.reader(keys.blob(digest), start, length)
+        except PathNotFound:
+            return None
+
     def redirect_url(self, digest: Digest) -> str | None:
         """A URL the client may fetch the blob from directly, or None (the bytes go through us)."""
         return self.driver.redirect_url(keys.blob(digest))
@@ -83,10 +100,12 @@ class ObjectBlobStore:
             yield StoredBlob(Digest(parts[1], parts[3]), info.size, info.modified_ms / 1000)
 
     def recover_taken(self) -> int:
-        raise NotSupportedOnObjectStorage("garbage collection (recover_taken)")
+        """Nothing to put back: gc never takes anything on object storage."""
+        return 0
 
     def taken_pending(self) -> bool:
-        raise NotSupportedOnObjectStorage("garbage collection (taken_pending)")
+        """False: gc never takes anything on object storage (housekeeping asks every tick)."""
+        return False
 
     def take(self, digest: Digest, cutoff: float) -> int | None:
         raise NotSupportedOnObjectStorage("garbage collection (take)")
