@@ -4,7 +4,7 @@ A blob is visible in a repository when its bytes are in the global store
 *and* the repository holds a link to it. Uploads become blobs only after
 their digest was verified; a failed finish removes the session, so nothing
 partial is ever visible. Finishing and cancelling hold the session's lock
-until its data file has left the session, so a PATCH, PUT or DELETE racing
+until its bytes have left the session (commit), so a PATCH, PUT or DELETE racing
 them finds the session gone (404) instead of changing a stored blob. An
 upload has succeeded once its blob is linked on storage: the catalog entry
 in Redis follows, through the journal if Redis refuses it.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import threading
 import time
 from typing import BinaryIO, Iterator
@@ -25,11 +24,12 @@ from registry_ext import failpoints
 from registry_ext.config import LimitSettings
 from registry_ext.errors import ErrorCode, RegistryError
 from registry_ext.index import Index
-from registry_ext.oci.digest import Digest, digest_file, parse_digest
+from registry_ext.oci.digest import Digest, parse_digest
 from registry_ext.oci.reference import validate_name
 from registry_ext.oci.resumable import ALGORITHMS as RESUMABLE, ResumableHash, StateMismatch, Unavailable
 from registry_ext.storage import Intent, LengthMismatch, OffsetMismatch, Storage, UploadGone, UploadInfo
-from registry_ext.storage.uploads import Hasher, append_locked
+from registry_ext.storage.driver.base import DriverError
+from registry_ext.storage.upload_session import Hasher, UploadSession
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +174,11 @@ class UploadService:
             RegistryError(BLOB_UPLOAD_UNKNOWN, BLOB_UPLOAD_INVALID (416), SIZE_INVALID)
         """
         info = self.status(name, upload_id)
-        with self._session(upload_id) as handle:
-            hasher = self._running_hash(upload_id, handle.seek(0, os.SEEK_END), "sha256")
-            size = self._write(name, upload_id, handle, body, start, length, hasher)
+        with self._session(upload_id) as session:
+            hasher = self._running_hash(session, "sha256")
+            size = self._write(name, session, body, start, length, hasher)
             if isinstance(hasher, ResumableHash):
-                self._save_hash(upload_id, handle, size, hasher)
+                self._save_hash(session, size, hasher)
         return UploadInfo(upload_id, name, info.started_at, size)
 
     def finish(self, name: str, upload_id: str, digest_str: str | None, body: BinaryIO,
@@ -190,68 +190,70 @@ class UploadService:
         """
         digest = parse_digest(digest_str)
         self.status(name, upload_id)
-        with self._session(upload_id) as handle:  # held until the data file is a blob
-            running = self._running_hash(upload_id, handle.seek(0, os.SEEK_END), digest.algorithm)
-            self._write(name, upload_id, handle, body, start, length, running)
+        with self._session(upload_id) as session:  # held until the bytes are a blob
+            running = self._running_hash(session, digest.algorithm)
+            self._write(name, session, body, start, length, running)
             if running is not None:  # hashed as the bytes were written: not read back
                 actual = Digest(digest.algorithm, running.hexdigest())
             else:
-                handle.seek(0)
-                actual, _size = digest_file(handle, digest.algorithm)
+                actual, _size = session.digest_back(digest.algorithm)
             if actual != digest:
                 self.storage.uploads.delete(upload_id)
                 raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": str(digest), "actual": str(actual)})
-            self.storage.blobs.adopt(digest, self.storage.uploads.data_path(upload_id))
+            session.commit(digest)  # verified above: the blob never holds unverified bytes
             failpoints.hit("upload.after-adopt")
         self.blobs.link(name, digest)
         self.storage.uploads.delete(upload_id)
         return digest
 
-    def _running_hash(self, upload_id: str, size: int, algorithm: str) -> Hasher | None:
-        """A hash of the session's ``size`` bytes so far, to be fed what is appended; None: read them back.
+    @staticmethod
+    def _running_hash(session: UploadSession, algorithm: str) -> Hasher | None:
+        """A hash of the session's bytes so far, to be fed what is appended; None: read them back.
 
         An empty session starts one (resumable, so a PATCH can save it for the
         request that finishes the upload, maybe in another worker); else the
-        state a PATCH saved for exactly ``size`` bytes (save_hash) is resumed.
+        state a PATCH saved for exactly the session's size (save_hash) is resumed.
         """
+        size = session.size
         try:
             if size == 0:
                 return ResumableHash(algorithm) if algorithm in RESUMABLE else hashlib.new(algorithm)
-            saved = self.storage.uploads.saved_hash(upload_id, size)
+            saved = session.saved_hash(size)
             resumed = ResumableHash.resume(saved) if saved is not None else None
         except (Unavailable, StateMismatch):
             return hashlib.new(algorithm) if size == 0 else None
         return resumed if resumed is not None and resumed.algorithm == algorithm else None
 
-    def _save_hash(self, upload_id: str, handle: BinaryIO, size: int, hasher: ResumableHash) -> None:
+    @staticmethod
+    def _save_hash(session: UploadSession, size: int, hasher: ResumableHash) -> None:
         """Keep the running hash for the next request; the chunk is stored either way (a failure only
         means the finishing request reads the data back)."""
         try:
-            self.storage.uploads.save_hash(upload_id, handle, size, hasher.state())
-        except OSError as exc:
+            session.save_hash(size, hasher.state())
+        except (OSError, DriverError) as exc:
             log.warning("upload %s: hash state not saved (%s); the finish will read the data back",
-                        upload_id[:64], exc)
+                        session.id[:64], exc)
 
     @contextlib.contextmanager
-    def _session(self, upload_id: str) -> Iterator[BinaryIO]:
-        """The session's data file, locked. Raises: RegistryError(BLOB_UPLOAD_UNKNOWN)."""
+    def _session(self, upload_id: str) -> Iterator[UploadSession]:
+        """The session, held. Raises: RegistryError(BLOB_UPLOAD_UNKNOWN)."""
         try:
-            with self.storage.uploads.locked(upload_id) as handle:
-                yield handle
+            with self.storage.uploads.session(upload_id) as session:
+                yield session
         except UploadGone:
             raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:64]}) from None
 
     @staticmethod
-    def _write(name: str, upload_id: str, handle: BinaryIO, body: BinaryIO, start: int | None,
+    def _write(name: str, session: UploadSession, body: BinaryIO, start: int | None,
                length: int | None, hasher: Hasher | None = None) -> int:
-        """append_locked with its failures as registry errors; the new size."""
+        """session.append with its failures as registry errors; the new size."""
         try:
-            return append_locked(handle, body, start, length, hasher)
+            return session.append(body, start, length, hasher)
         except OffsetMismatch as exc:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID, {"expected_start": exc.size, "start": start},
                 status=416, message="chunk does not start at the current upload offset",
-                headers=upload_headers(name, upload_id, exc.size)) from None
+                headers=upload_headers(name, session.id, exc.size)) from None
         except LengthMismatch as exc:
             raise RegistryError(ErrorCode.SIZE_INVALID, {"reason": str(exc)}) from None
 

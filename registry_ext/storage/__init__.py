@@ -46,9 +46,9 @@ def open_storage(root: str, upload_ttl_seconds: int, upload_idle_seconds: int | 
     creates) the root before anything is written. Sessions that never received a byte expire after
     ``upload_idle_seconds`` (None: after ``upload_ttl_seconds`` like the others)."""
     layout = Layout(root)
-    return Storage(layout, BlobStore(layout), UploadStore(layout, upload_ttl_seconds, upload_idle_seconds),
-                   RepoStore(layout),
-                   Journal(layout))
+    blobs = BlobStore(layout)
+    return Storage(layout, blobs, UploadStore(layout, upload_ttl_seconds, upload_idle_seconds, blobs),
+                   RepoStore(layout), Journal(layout))
 
 
 def open_object_storage(driver: Any, scratch: str, locks: Any, upload_ttl_seconds: int,

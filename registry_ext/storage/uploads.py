@@ -22,83 +22,49 @@ hashing the client's address, then 20 random ones (80 bits). Counting the
 open sessions of the store, of a repository or of a client is one listing
 of ``uploads/`` without opening a file (``counts``), cheap enough for every
 POST, and exact across workers and processes: the folders are the truth.
+
+The upload service sees none of this: it holds a session with ``session``
+and uses the ``FileSession`` it yields (the interface in upload_session.py,
+which the object store implements too); committing one moves its data
+file into the blob store (``BlobStore.adopt``).
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
-import hashlib
 import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Iterator
 
 import orjson
 
-from registry_ext import failpoints
 from registry_ext.clock import now_ms
+from registry_ext.oci.digest import Digest, digest_file
 from registry_ext.oci.reference import is_valid_upload_id
 from registry_ext.storage.atomic import file_mode, write_all, write_atomic
+from registry_ext.storage.blobs import BlobStore
 from registry_ext.storage.layout import Layout
+from registry_ext.storage.upload_session import (BUSY_GRACE_MS, CHUNK, Hasher, LengthMismatch, OffsetMismatch,
+                                                 SessionCounts, UploadGone, UploadInfo, check_length, copy_body,
+                                                 owner_tag)
 
-CHUNK = 1 << 20
-
-
-class Hasher(Protocol):
-    """What ``append_locked`` feeds the appended bytes to (``hashlib``, ``oci.resumable.ResumableHash``)."""
-
-    def update(self, data: bytes, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
-
-
-class OffsetMismatch(Exception):
-    """A chunk did not start at the current offset."""
-
-    def __init__(self, size: int):
-        super().__init__(size)
-        self.size = size
-
-
-class LengthMismatch(Exception):
-    """The body was shorter or longer than announced."""
-
-
-class UploadGone(Exception):
-    """The session was finished, cancelled or removed (possibly while the caller waited for it)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class UploadInfo:
-    id: str
-    repo: str
-    started_at: int
-    size: int
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionCounts:
-    """Sessions on storage (expired ones not yet removed included)."""
-
-    total: int
-    repo: int
-    client: int
-
-
-BUSY_GRACE_MS = 60_000  # a folder changed this recently without info or data is being created or finished
+__all__ = ["UploadStore", "FileSession", "append_locked", "Hasher", "OffsetMismatch", "LengthMismatch",
+           "UploadGone", "UploadInfo", "SessionCounts", "BUSY_GRACE_MS", "CHUNK"]
 
 
 class UploadStore:
-    def __init__(self, layout: Layout, ttl_seconds: int, idle_seconds: int | None = None):
+    def __init__(self, layout: Layout, ttl_seconds: int, idle_seconds: int | None = None,
+                 blobs: BlobStore | None = None):
         self.layout = layout
+        self.blobs = blobs if blobs is not None else BlobStore(layout)  # where a committed session goes
         self.ttl_ms = ttl_seconds * 1000
         self.idle_ms = (ttl_seconds if idle_seconds is None else idle_seconds) * 1000
 
     def create(self, repo: str, client: str = "") -> UploadInfo:
         """Open a new, empty session for ``repo``, opened by ``client`` (its address)."""
-        upload_id = _owner_tag(repo) + _owner_tag(client) + secrets.token_hex(10)
+        upload_id = owner_tag(repo) + owner_tag(client) + secrets.token_hex(10)
         folder = self.layout.upload_dir(upload_id)
         folder.mkdir(parents=True)
         now = now_ms()
@@ -127,7 +93,7 @@ class UploadStore:
 
     def counts(self, repo: str, client: str) -> SessionCounts:
         """Open sessions in the store, of ``repo`` and of ``client``, from the folder names alone."""
-        repo_tag, client_tag = _owner_tag(repo), _owner_tag(client)
+        repo_tag, client_tag = owner_tag(repo), owner_tag(client)
         total = of_repo = of_client = 0
         with os.scandir(self.layout.uploads) as entries:
             for entry in entries:
@@ -208,6 +174,12 @@ class UploadStore:
                 raise UploadGone(upload_id)
             yield handle
 
+    @contextlib.contextmanager
+    def session(self, upload_id: str) -> Iterator[FileSession]:
+        """The session, held (its data file locked) while the block runs; raises UploadGone as ``locked``."""
+        with self.locked(upload_id) as handle:
+            yield FileSession(self, upload_id, handle)
+
     def data_path(self, upload_id: str) -> Path:
         return self.layout.upload_data(upload_id)
 
@@ -279,10 +251,6 @@ def _in_use(folder: Path) -> bool:
     return False
 
 
-def _owner_tag(owner: str) -> str:
-    """6 hex digits naming a repository or a client address in session ids."""
-    return hashlib.blake2b(owner.encode(), digest_size=3).hexdigest()
-
 
 def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length: int | None,
                   hasher: Hasher | None = None) -> int:
@@ -298,9 +266,8 @@ def append_locked(handle: BinaryIO, stream: BinaryIO, start: int | None, length:
     if start is not None and start != size:
         raise OffsetMismatch(size)
     try:
-        written = _copy(stream, handle.fileno(), length, hasher)
-        if length is not None and written != length:
-            raise LengthMismatch(f"expected {length} bytes, got {written}")
+        written = copy_body(stream, lambda chunk: write_all(handle.fileno(), chunk), length, hasher)
+        check_length(length, written)
     except BaseException:
         os.ftruncate(handle.fileno(), size)  # a full disk, a short body, a dropped client
         raise
@@ -316,21 +283,42 @@ def _same_file(path: Path, handle: BinaryIO) -> bool:
     return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _copy(stream: BinaryIO, fd: int, length: int | None, hasher: Hasher | None) -> int:
-    """Copy the stream to the file in bounded chunks (hashing them when asked); never more than length+1 bytes."""
-    written = 0
-    while True:
-        want = CHUNK if length is None else min(CHUNK, length - written + 1)
-        if want <= 0:
-            break
-        chunk = stream.read(want)
-        if not chunk:
-            break
-        write_all(fd, chunk)
-        if hasher is not None:
-            hasher.update(chunk)  # hashlib releases the GIL for pieces this large
-        if not written:
-            failpoints.hit("upload.mid-chunk")
-        written += len(chunk)
-    return written
+class FileSession:
+    """An ``UploadSession`` on the filesystem: the locked data file of ``UploadStore.session``."""
 
+    def __init__(self, store: UploadStore, upload_id: str, handle: BinaryIO):
+        self.store = store
+        self.id = upload_id
+        self.handle = handle
+        self._committed = False
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.handle.fileno()).st_size
+
+    def append(self, stream: BinaryIO, start: int | None, length: int | None,
+               hasher: Hasher | None = None) -> int:
+        self._check_open()
+        return append_locked(self.handle, stream, start, length, hasher)
+
+    def save_hash(self, size: int, state: str) -> None:
+        self.store.save_hash(self.id, self.handle, size, state)
+
+    def saved_hash(self, size: int) -> str | None:
+        return self.store.saved_hash(self.id, size)
+
+    def digest_back(self, algorithm: str) -> tuple[Digest, int]:
+        self._check_open()
+        self.handle.seek(0)
+        return digest_file(self.handle, algorithm)
+
+    def commit(self, digest: Digest) -> None:
+        """Move the data file into the blob store (``BlobStore.adopt``). The lock stays held until the
+        block ends, so a request waiting for it finds the file gone (``locked``)."""
+        self._check_open()
+        self.store.blobs.adopt(digest, self.store.data_path(self.id))
+        self._committed = True
+
+    def _check_open(self) -> None:
+        if self._committed:
+            raise UploadGone(self.id)

@@ -112,7 +112,7 @@ def test_an_idle_session_is_unknown_once_expired(capped):
 
 
 def test_a_session_in_use_is_not_swept_under_its_request(capped):
-    """A PATCH reading its first body holds the data file's lock: the session is not idle."""
+    """A PATCH reading its first body holds the session (its data file's lock): the session is not idle."""
     client = capped.test_client()
     location = opened(client, "caps/busy")
     age(capped, location, CAPS["upload_idle_seconds"] + 1)
@@ -121,7 +121,7 @@ def test_a_session_in_use_is_not_swept_under_its_request(capped):
     held, release = threading.Event(), threading.Event()
 
     def hold():
-        with uploads.locked(upload_id):
+        with uploads.session(upload_id):
             held.set()
             release.wait(10)
 

@@ -15,6 +15,7 @@ BLOBS = "blobs"
 UPLOADS = "uploads"
 REPOS = "repos"
 JOURNAL = "journal"
+CHUNK_DIGITS = 20  # any offset below 10**20 bytes
 
 
 def blob(digest: Digest) -> str:
@@ -23,6 +24,20 @@ def blob(digest: Digest) -> str:
 
 def upload_dir(upload_id: str) -> str:
     return join(UPLOADS, upload_id)
+
+
+def upload_info(upload_id: str) -> str:
+    return join(upload_dir(upload_id), "info.json")
+
+
+def upload_hash(upload_id: str) -> str:
+    return join(upload_dir(upload_id), "hash.json")
+
+
+def upload_chunk(upload_id: str, offset: int) -> str:
+    """One accepted chunk, named by its offset (zero-padded: key order is offset order). The filesystem
+    appends to one ``data`` file instead; only an object store keeps chunks apart."""
+    return join(upload_dir(upload_id), f"chunk-{offset:0{CHUNK_DIGITS}d}")
 
 
 def repo(name: str) -> str:
