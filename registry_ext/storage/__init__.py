@@ -62,7 +62,7 @@ def open_object_storage(driver: Any, scratch: str, locks: Any, upload_ttl_second
 
     layout = Layout(scratch)
     blobs = ObjectBlobStore(driver)
-    uploads = ObjectUploadStore(driver, locks, upload_ttl_seconds, upload_idle_seconds, str(layout.tmp))
+    uploads = ObjectUploadStore(driver, locks, blobs, upload_ttl_seconds, upload_idle_seconds)
     return Storage(layout, blobs, uploads, ObjectRepoStore(driver, locks), ObjectJournal(driver),  # type: ignore[arg-type]
                    driver=driver)
 
