@@ -13,6 +13,7 @@ from registry_ext.api.http import Response
 from registry_ext.api.converters import RepoNameConverter, SegmentConverter
 from registry_ext.api.slow_bodies import BodyWatch
 from registry_ext.config import Settings, load_settings
+from registry_ext.index.leases import LeaseBusy, LeaseLost
 from registry_ext.errors import ErrorCode, RegistryError, register_error_handlers, render
 from registry_ext.services import build_registry, mirror_evict
 from registry_ext.services.maintenance import Maintenance
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(redis.RedisError, _index_unavailable)
     app.register_error_handler(OSError, _storage_error)
     app.register_error_handler(DriverError, _object_store_error)
+    app.register_error_handler(LeaseBusy, _lease_error)
+    app.register_error_handler(LeaseLost, _lease_error)
     request_id.init_app(app)
     metrics.init_app(app, settings.metrics.enabled, lambda: registry.storage.uploads.counts("", "").total,
                      maintenance.housekeeping.state)
@@ -141,6 +144,18 @@ def _object_store_error(exc: DriverError):
     return render(RegistryError(ErrorCode.UNSUPPORTED, {"reason": exc.detail[:300]}, status=503,
                                 message="the object store is unavailable; retry later",
                                 headers={"Retry-After": "5"}))
+
+
+def _lease_error(exc: Exception):
+    """A repository or upload lease (storage on S3: index/leases.py) stayed taken for the whole wait,
+    or was lost before the index update: 503 with Retry-After. A lost lease leaves the write on storage
+    with its journal entry; the reconciler indexes it, and a retry of the same push is idempotent."""
+    log.warning("lease %s (request %s): %s", type(exc).__name__, request_id.current(), exc)
+    lost = isinstance(exc, LeaseLost)
+    return render(RegistryError(ErrorCode.UNSUPPORTED, status=503, headers={"Retry-After": "5"},
+                                message="the repository's lock was lost before the write finished; retry"
+                                if lost else "the repository is locked by a write that has not finished "
+                                             "(or by a host that stopped); retry"))
 
 
 def _retention(settings: Settings, registry):

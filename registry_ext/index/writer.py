@@ -20,6 +20,7 @@ import redis
 
 from registry_ext.clock import now_ms
 from registry_ext.index.keys import Keys, RepoKeys
+from registry_ext.index.leases import Lease as Fence, LeaseLost
 from registry_ext.index.pulls import manifest_field, tag_field
 from registry_ext.oci.feed_events import tag_event, transition
 from registry_ext.oci.metadata import bound_fields
@@ -41,17 +42,19 @@ class IndexWriter:
         self.client.zadd(self.keys.repos, {name: 0}, nx=True)
 
     def put_manifest(self, name: str, digest: str, entry: dict[str, Any],
-                     tags: Sequence[tuple[str, int, int]] = (), children: Sequence[str] = ()) -> int:
+                     tags: Sequence[tuple[str, int, int]] = (), children: Sequence[str] = (),
+                     fence: Fence | None = None) -> int:
         """Record a manifest (its referrer edge, and the edges to the ``children`` an index lists),
         and point ``tags`` = [(tag, created, updated)] at it.
 
         One transaction; the tags' previous digests are read under WATCH so
         the reverse sets stay right when pushes race. Returns the number of
-        feed events staged (one per tag that appeared or moved).
+        feed events staged (one per tag that appeared or moved). ``fence``: see ``_check_fence``.
         """
         rk = self.keys.repo(name)
 
         def write(pipe: redis.client.Pipeline) -> int:
+            _check_fence(pipe, fence)
             olds = pipe.hmget(rk.tags, [tag[0] for tag in tags]) if tags else []
             pipe.multi()
             _stage_manifest(pipe, rk, digest, self.stored_forms(entry), children)
@@ -63,15 +66,16 @@ class IndexWriter:
                 staged += self._event(pipe, rk, name, tag, old, digest, entry, updated_at)
             return staged
 
-        staged = self.client.transaction(write, rk.tags, value_from_callable=True)
+        staged = self.client.transaction(write, rk.tags, *_fence_keys(fence), value_from_callable=True)
         self.add_repo(name)
         return staged
 
-    def delete_tag(self, name: str, tag: str, at: int | None = None) -> int:
+    def delete_tag(self, name: str, tag: str, at: int | None = None, fence: Fence | None = None) -> int:
         """Remove a tag; returns the number of feed events staged (1 if the index had the tag)."""
         rk = self.keys.repo(name)
 
         def drop(pipe: redis.client.Pipeline) -> int:
+            _check_fence(pipe, fence)
             old = pipe.hget(rk.tags, tag)
             raw = pipe.hget(rk.manifests, old) if old is not None else None
             pipe.multi()
@@ -80,9 +84,9 @@ class IndexWriter:
             _stage_untag(pipe, rk, [tag])
             return self._event(pipe, rk, name, tag, old, None, _entry(raw), at)
 
-        return self.client.transaction(drop, rk.tags, value_from_callable=True)
+        return self.client.transaction(drop, rk.tags, *_fence_keys(fence), value_from_callable=True)
 
-    def delete_manifest(self, name: str, digest: str, at: int | None = None) -> int:
+    def delete_manifest(self, name: str, digest: str, at: int | None = None, fence: Fence | None = None) -> int:
         """Forget a manifest, its referrer edge, its edges to its children and every tag pointing at it
         (one feed event per tag).
 
@@ -92,6 +96,7 @@ class IndexWriter:
         rk = self.keys.repo(name)
 
         def drop(pipe: redis.client.Pipeline) -> int:
+            _check_fence(pipe, fence)
             raw = pipe.hget(rk.manifests, digest)
             tags = sorted(pipe.smembers(rk.digest_tags(digest)))
             children = list(pipe.smembers(rk.children(digest)))
@@ -113,7 +118,7 @@ class IndexWriter:
             return sum(self._event(pipe, rk, name, t, digest, None, entry, at) for t in tags)
 
         return self.client.transaction(drop, rk.manifests, rk.tags, rk.digest_tags(digest), rk.children(digest),
-                                       value_from_callable=True)
+                                       *_fence_keys(fence), value_from_callable=True)
 
     def replace_repo(self, name: str, manifests: list[tuple[str, dict[str, Any]]],
                      tags: list[tuple[str, str, int, int]], stale: Iterable[str] | None = None,
@@ -186,6 +191,25 @@ class IndexWriter:
                 self.client.delete(*stale)
             self.client.zrem(self.keys.repos, name)
             self.client.hdel(self.keys.feed.heads, name)
+
+
+def _fence_keys(fence: Fence | None) -> tuple[str, ...]:
+    """The lease key a fenced transaction WATCHes (so a lease lost before EXEC aborts it)."""
+    return () if fence is None else (fence.key,)
+
+
+def _check_fence(pipe, fence: Fence | None) -> None:
+    """Raise LeaseLost unless the writer still holds the lease it wrote storage under.
+
+    A host that stalled past its repository lease (index/leases.py) must not
+    land an index update after another host took the lease: its storage write
+    may be older than the new holder's. The key is WATCHed, so a lease lost
+    between this read and EXEC aborts the transaction too (it is retried, and
+    this check then raises). The write's journal entry stays; the reconciler
+    makes the index match storage (services/reconcile.py).
+    """
+    if fence is not None and pipe.get(fence.key) != fence.token:
+        raise LeaseLost(fence.key)
 
 
 def _content_keys(rk: RepoKeys, manifests, tags, children: Mapping[str, Sequence[str]]) -> list[str]:

@@ -141,7 +141,8 @@ class ManifestService:
         entry = index_entry(record, manifest, load_config(self.storage, manifest))
         failpoints.hit("manifest.before-index")
         self.index.write.put_manifest(name, str(digest), entry,
-                                      [(t.tag, t.created_at, t.updated_at) for t in moved], children_of(manifest))
+                                      [(t.tag, t.created_at, t.updated_at) for t in moved], children_of(manifest),
+                                      fence=self.storage.repos.fence(name))
         failpoints.hit("manifest.after-index")
         self.index.feed.publish(name)
 
@@ -315,7 +316,7 @@ class ManifestService:
                 failpoints.hit("delete.after-untag")
                 repos.delete_manifest(name, digest)
                 failpoints.hit("delete.before-index")
-                self.index.write.delete_manifest(name, str(digest), at)
+                self.index.write.delete_manifest(name, str(digest), at, fence=repos.fence(name))
                 failpoints.hit("delete.after-index")
                 self.index.feed.publish(name)
 
@@ -342,7 +343,7 @@ class ManifestService:
             if record is None:
                 if is_valid_tag(tag):
                     # a retry finishes a delete whose index step failed
-                    if self.index.write.delete_tag(name, tag):
+                    if self.index.write.delete_tag(name, tag, fence=repos.fence(name)):
                         self.index.feed.publish(name)
                 raise self._unknown(name, tag)
             self.check_mutable(name, tag, "deleted")
@@ -350,7 +351,7 @@ class ManifestService:
                 at = now_ms()
                 self._untag(name, tag, record.digest, at)
                 failpoints.hit("delete.before-index")
-                self.index.write.delete_tag(name, tag, at)
+                self.index.write.delete_tag(name, tag, at, fence=repos.fence(name))
                 failpoints.hit("delete.after-index")
                 self.index.feed.publish(name)
 

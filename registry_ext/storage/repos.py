@@ -81,6 +81,10 @@ class RepoStore:
                 return
             yield True
 
+    def fence(self, name: str) -> None:
+        """No fence: a ``flock`` cannot be lost while its holder lives (the object store's lease can)."""
+        return None
+
     # -- blob links ---------------------------------------------------------
     def link_blob(self, name: str, digest: Digest) -> None:
         """Write the link, or touch it when it exists: its mtime says when a client was last promised

@@ -2,7 +2,10 @@
 
 ``settings`` is the root conftest's, except ``[storage]``: driver ``s3``, a new key prefix in one bucket
 per test run, and a ``part_size`` of S3's 5 MiB minimum so that a few MiB exercise multipart uploads and
-server-side part copies. The modules here import the filesystem tests' functions unchanged.
+server-side part copies. Each module here imports one module of tests/api/ unchanged (one each: their
+fixtures share names). Only tests that look at the registry through HTTP are imported: the ones that
+open files under the storage root (test_upload_sessions.py, test_tag_history.py, ...) describe the
+filesystem store.
 """
 from __future__ import annotations
 

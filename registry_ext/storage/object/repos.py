@@ -87,6 +87,11 @@ class ObjectRepoStore:
         with self._guard:
             return self._held.get(name)
 
+    def fence(self, name: str) -> Held | None:
+        """The lease this process writes ``name`` under: index updates made under the lock check it is
+        still held (index/writer.py), so a host that stalled past its lease never lands a late one."""
+        return self.held(name)
+
     @contextlib.contextmanager
     def _holding(self, name: str, lease: Held) -> Iterator[None]:
         with self._guard:

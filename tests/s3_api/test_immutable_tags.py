@@ -1,0 +1,2 @@
+"""tests/api/test_immutable_tags.py with the registry's storage on S3 (see conftest.py)."""
+from tests.api.test_immutable_tags import *  # noqa: F401,F403
