@@ -1,9 +1,8 @@
-"""Upload sessions on an object store (storage/object/uploads.py), on the filesystem driver and on a real S3.
+"""Upload sessions on an object store (storage/object/uploads.py): appends, the running hash, commit, locking.
 
-Each test runs on FilesystemDriver and on S3Driver against Ceph RGW (the ``s3_server``
-fixture) with 5 MiB parts, so one chunk over 5 MiB is a multipart write and a server-side
-part copy at commit. The session locks are StoreLocks leases in the real redis-server of
-the run; two stores on one driver, each with its own StoreLocks, are two "workers".
+Each test runs on the filesystem driver and on S3Driver against Ceph RGW with 5 MiB parts
+(tests/support/object_uploads.py); the session locks are StoreLocks leases in the run's real
+redis-server, and two stores on one driver, each with its own StoreLocks, are two workers.
 """
 from __future__ import annotations
 
@@ -11,91 +10,47 @@ import hashlib
 import io
 import threading
 import time
-import uuid
 
 import orjson
 import pytest
-import redis
 
-from registry_ext.index.store_locks import StoreLocks
 from registry_ext.oci import resumable
 from registry_ext.oci.digest import Digest
 from registry_ext.oci.resumable import ResumableHash
-from registry_ext.storage.driver.base import PathNotFound, StorageDriver
+from registry_ext.storage.driver.base import DriverError, PathNotFound, StorageDriver
 from registry_ext.storage.driver.filesystem import FilesystemDriver
-from registry_ext.storage.driver.s3 import MIN_PART, S3Driver, S3Options
-from registry_ext.storage.object import keys, uploads as object_uploads
+from registry_ext.storage.driver.s3 import MIN_PART
+from registry_ext.storage.object import keys
 from registry_ext.storage.object.uploads import ObjectUploadStore
-from registry_ext.storage.upload_session import BUSY_GRACE_MS, LengthMismatch, OffsetMismatch, UploadGone
+from registry_ext.storage.upload_session import LengthMismatch, OffsetMismatch, UploadGone
+from tests.support.object_uploads import (DRIVERS, append, blob, chunks, decoded_redis, driver_for,
+                                          new_prefix, objects, sha256, store_for)
 
-MiB = 1024 * 1024
-TTL, IDLE = 3600, 60
 
-
-@pytest.fixture(params=["filesystem", "s3"])
+@pytest.fixture(params=DRIVERS)
 def driver(request, tmp_path) -> StorageDriver:
-    if request.param == "filesystem":
-        return FilesystemDriver(tmp_path / "root")
-    server = request.getfixturevalue("s3_server")
-    bucket = getattr(request.config, "object_uploads_bucket", None)
-    if bucket is None:
-        bucket = request.config.object_uploads_bucket = server.new_bucket("uploads")
-    options = S3Options(bucket=bucket, prefix=f"p{uuid.uuid4().hex[:10]}", endpoint_url=server.endpoint,
-                        region=server.region, path_style=True, access_key=server.access_key,
-                        secret_key=server.secret_key, part_size=MIN_PART)
-    return S3Driver(options, spool_dir=str(tmp_path))
+    return driver_for(request, tmp_path)
 
 
 @pytest.fixture
 def redis_client(redis_server):
-    """As the index connects (index/connection.py): replies decoded, which the lease tokens rely on."""
-    return redis.Redis.from_url(redis_server, decode_responses=True)
+    return decoded_redis(redis_server)
 
 
 @pytest.fixture
 def prefix() -> str:
-    return f"ou{uuid.uuid4().hex[:10]}"
+    return new_prefix()
 
 
 @pytest.fixture
 def worker(driver, redis_client, prefix):
-    """A store factory: each call is another worker (its own StoreLocks) on the same bucket and Redis."""
-    def make(blobs=None) -> ObjectUploadStore:
-        return ObjectUploadStore(driver, StoreLocks(redis_client, prefix, wait_s=10), blobs, TTL, IDLE)
-    return make
+    """A store factory: each call is another worker on the same driver and Redis."""
+    return lambda blobs=None: store_for(driver, redis_client, prefix, blobs)
 
 
 @pytest.fixture
 def store(worker) -> ObjectUploadStore:
     return worker()
-
-
-def blob(size: int, seed: int = 0) -> bytes:
-    return (bytes(range(256)) * (size // 256 + 2))[seed % 256:][:size]
-
-
-def sha256(data: bytes) -> Digest:
-    return Digest("sha256", hashlib.sha256(data).hexdigest())
-
-
-def objects(driver: StorageDriver, upload_id: str) -> dict[str, int]:
-    return {info.path.rsplit("/", 1)[1]: info.size for info in driver.walk(keys.upload_dir(upload_id))}
-
-
-def chunks(driver: StorageDriver, upload_id: str) -> dict[str, int]:
-    return {name: size for name, size in objects(driver, upload_id).items() if name.startswith("chunk-")}
-
-
-def age(driver: StorageDriver, upload_id: str, seconds: int) -> None:
-    """Move a session's start ``seconds`` into the past."""
-    info = orjson.loads(driver.get_content(keys.upload_info(upload_id)))
-    info["started_at"] -= seconds * 1000
-    driver.put_content(keys.upload_info(upload_id), orjson.dumps(info))
-
-
-def append(store: ObjectUploadStore, upload_id: str, data: bytes, start: int | None = None) -> int:
-    with store.session(upload_id) as session:
-        return session.append(io.BytesIO(data), start, len(data))
 
 
 class Dropped(io.RawIOBase):
@@ -326,80 +281,24 @@ def test_two_workers_appending_to_one_session_take_turns(driver, worker):
         assert session.digest_back("sha256") == (sha256(bodies[first] + bodies[second]), 10_000)
 
 
-def test_counts_by_repository_and_client(store):
-    for repo, client in (("caps/ids", "192.0.2.1"), ("caps/ids", "192.0.2.2"), ("caps/other", "192.0.2.1")):
-        store.create(repo, client)
-    counts = store.counts("caps/ids", "192.0.2.1")
-    assert (counts.total, counts.repo, counts.client) == (3, 2, 2)
-    assert store.counts("none", "none").total == 3
-
-
-def test_counts_of_an_empty_store(store):
-    assert (store.counts("a", "b").total, store.sweep(), store.stale(), store.purge(0)) == (0, 0, [], 0)
-
-
-def test_idle_and_old_sessions_expire_unless_in_use(driver, worker):
-    store, other = worker(), worker()
-    idle, busy, old, fresh = (store.create("a").id for _ in range(4))
-    append(store, busy, b"bytes")
-    append(store, old, b"bytes")
-    for upload_id in (idle, busy):
-        age(driver, upload_id, IDLE + 1)
-    age(driver, old, TTL + 1)
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with other.session(old):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(10)
-        assert store.stale() == [idle]
-        assert store.sweep() == 1 and store.get(old) is not None  # expired, but a request holds it
-    finally:
-        release.set()
-        thread.join()
-    assert store.stale() == [old]
-    assert store.get(old) is None and objects(driver, old) == {}  # get removes an expired session
-    assert store.get(idle) is None and store.get(busy).size == 5 and store.get(fresh).size == 0
-    with pytest.raises(UploadGone):
-        append(store, idle, b"late")
-
-
-def test_broken_sessions_are_swept_after_a_grace_period(driver, store, monkeypatch):
-    no_info, gap = store.create("a").id, store.create("a").id
-    append(store, no_info, b"abc")
-    driver.delete(keys.upload_info(no_info))  # a crash half-way through ending it
-    driver.put_content(keys.upload_chunk(gap, 10), b"not at the end")
-    assert store.get(no_info) is None and store.get(gap) is None
-    for upload_id in (no_info, gap):
-        with pytest.raises(UploadGone):
-            append(store, upload_id, b"x")
-    assert store.sweep() == 0 and store.stale() == []  # changed a moment ago: maybe being created
-    later = object_uploads.now_ms() + BUSY_GRACE_MS + 1000
-    monkeypatch.setattr(object_uploads, "now_ms", lambda: later)
-    assert store.stale() == sorted([no_info, gap])
-    assert store.sweep() == 2 and objects(driver, no_info) == objects(driver, gap) == {}
-
-
-def test_purge_removes_sessions_started_before_the_cutoff(driver, store):
-    old, new = store.create("a").id, store.create("a").id
-    for upload_id in (old, new):
-        append(store, upload_id, b"abc")
-    age(driver, old, 7200)
-    assert store.purge(3600) == 1
-    assert objects(driver, old) == {} and store.get(new) is not None
-    driver.delete(keys.upload_info(new))  # no info: judged by its objects' age
-    assert store.purge(3600) == 0 and store.purge(-1) == 1 and objects(driver, new) == {}
-
-
-def test_unknown_and_malformed_ids(store):
-    assert store.get("nope") is None and store.get("../../x") is None
-    for upload_id in ("nope", "0" * 32):
-        with pytest.raises(UploadGone):
-            with store.session(upload_id):
-                pass
-    store.delete("../../x")  # ignored
+def test_a_failed_commit_or_create_leaves_the_session_as_it_was(tmp_path, redis_client, prefix):
+    """Provoked on the filesystem driver: a file where the blob's folder must go, or ``uploads/`` itself."""
+    driver = FilesystemDriver(tmp_path / "root")
+    store = store_for(driver, redis_client, prefix)
+    upload_id, data = store.create("a").id, b"abc"
+    append(store, upload_id, data)
+    folder = keys.blob(sha256(data)).rsplit("/", 1)[0]
+    driver.put_content(folder, b"in the way")
+    before = objects(driver, upload_id)
+    with store.session(upload_id) as session, pytest.raises(DriverError):
+        session.commit(sha256(data))
+    assert objects(driver, upload_id) == before
+    driver.delete(folder)
+    with store.session(upload_id) as session:
+        session.commit(sha256(data))  # the client's retry
+    assert driver.get_content(keys.blob(sha256(data))) == data
+    driver.delete(keys.UPLOADS)
+    driver.put_content(keys.UPLOADS, b"in the way")
+    with pytest.raises(DriverError):
+        store.create("a")
+    assert store.counts("a", "b").total == 0
