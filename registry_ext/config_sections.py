@@ -131,3 +131,8 @@ def validate_storage(settings: Any, error: type[Exception]) -> None:
     if settings.gc.enabled:
         raise error("gc.enabled: garbage collection does not run on S3 yet (docs/gc.md); "
                     "leave it false with storage.driver = \"s3\"")
+    for name, upstream in settings.proxy.upstreams.items():
+        for key in ("cache_max_bytes", "cache_expire_days"):
+            if isinstance(upstream, Mapping) and upstream.get(key):
+                raise error(f"proxy.upstreams.{name}.{key}: the mirror's cache is evicted by garbage "
+                            "collection, which does not run on S3 yet; leave it 0 with storage.driver = \"s3\"")

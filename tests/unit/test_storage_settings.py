@@ -54,6 +54,10 @@ def test_features_not_on_s3_are_refused_at_start():
     with pytest.raises(ConfigError, match="server.x_accel_prefix: nginx cannot read blobs from S3"):
         load_settings(data={"storage": {"driver": "s3", "s3": GOOD}, "server": {"x_accel_prefix": "/_blobs"}},
                       environ={})
+    upstream = {"hosts": ["docker.io"], "urls": ["https://registry-1.docker.io"], "cache_max_bytes": 10 ** 9}
+    with pytest.raises(ConfigError, match="proxy.upstreams.hub.cache_max_bytes: the mirror's cache is evicted by"):
+        load_settings(data={"storage": {"driver": "s3", "s3": GOOD}, "proxy": {"upstreams": {"hub": upstream}}},
+                      environ={})
 
 
 def test_every_s3_key_is_documented():

@@ -1,0 +1,2 @@
+"""tests/proxy/test_mirror_rules.py with the registry's storage on S3 (see conftest.py)."""
+from tests.proxy.test_mirror_rules import *  # noqa: F401,F403
