@@ -9,6 +9,9 @@
 - 16 clients pulling one cold blob at once: one upstream GET of it, every client gets the right bytes;
   the same with the clients split over two hosts (two ``serve`` on one data dir and one Redis);
 - a client that gives up in the middle of a slow upstream's blob: the fill goes on and is stored.
+
+Every test runs on both storage drivers: the filesystem, and S3 (a new bucket of a real Ceph RGW; the
+second host then shares the bucket and Redis, not a folder).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from tests.support.e2e_proxy import (
 )
 from tests.support.e2e_server import RegistryServer
 from tests.support.relay import Relay
+from tests.support.s3_hosts import s3_config
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +60,8 @@ class World:
     relay: Relay
     mirror: RegistryServer
     image: Image
+    bucket: tuple | None = None  # S3: (the server, its bucket); None: the filesystem
+    toml: str = ""
 
     @property
     def big(self) -> str:
@@ -71,9 +77,14 @@ class World:
         return f"/v2/{NAME}/{kind}/{ref}"
 
     def committed(self, digest: str) -> bool:
-        """The blob is in the mirror's store (storage/layout.py: ``blobs/<alg>/<hex[:2]>/<hex>``)."""
+        """The blob is in the mirror's store (storage/layout.py: ``blobs/<alg>/<hex[:2]>/<hex>``, on S3 the
+        same key in the bucket)."""
         hexdigest = digest.split(":", 1)[1]
-        return (Path(self.mirror.data_dir) / "blobs" / "sha256" / hexdigest[:2] / hexdigest).exists()
+        key = f"blobs/sha256/{hexdigest[:2]}/{hexdigest}"
+        if self.bucket is None:
+            return (Path(self.mirror.data_dir) / key).exists()
+        server, bucket = self.bucket
+        return server.client().list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) == 1
 
     def wait_committed(self, digest: str, timeout: float = 30.0) -> bool:
         """The fill commits after its last byte went out (fsync, rename): wait for it."""
@@ -83,16 +94,20 @@ class World:
         return self.committed(digest)
 
 
-@pytest.fixture
-def world(tmp_path, redis_server):
+@pytest.fixture(params=["filesystem", "s3"])
+def world(request, tmp_path, redis_server):
     upstream = Upstream(tmp_path, "hub").start()
     relay = Relay(upstream.url).start()
-    mirror = None
+    mirror, bucket, toml = None, None, config(relay.url)
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = (server, server.new_bucket("faults"))
+        toml = s3_config(tmp_path / "s3.toml", server, bucket[1]).read_text() + toml
     try:
         image = make_image("hub", (BIG,))
         push_image(upstream.url, NAME, "1", image)
-        mirror = start_mirror(tmp_path / "mirror", redis_server, config(relay.url), workers=2)
-        yield World(upstream, relay, mirror, image)
+        mirror = start_mirror(tmp_path / "mirror", redis_server, toml, workers=2)
+        yield World(upstream, relay, mirror, image, bucket, toml)
     finally:
         if mirror is not None:
             mirror.close()
@@ -197,11 +212,11 @@ def test_sixteen_clients_one_upstream_fetch(world):
 
 
 def test_two_hosts_one_upstream_fetch(world, tmp_path, redis_server):
-    """A second host of the same registry (same data dir, same Redis) fills the same blob: 8 clients on
-    each host, one upstream GET."""
+    """A second host of the same registry (same data dir, or on S3 the same bucket, and the same Redis)
+    fills the same blob: 8 clients on each host, one upstream GET."""
     world.relay.rate = 32 << 20
-    second = start_mirror(tmp_path / "second", redis_server, config(world.relay.url),
-                          share_with=world.mirror)
+    second = start_mirror(tmp_path / "second", redis_server, world.toml, share_with=world.mirror,
+                          share_data_dir=world.bucket is None)
     try:
         urls = [world.blob_url(world.big), world.blob_url(world.big).replace(world.mirror.url, second.url)]
         barrier = threading.Barrier(16)

@@ -127,9 +127,10 @@ def mirror_toml(upstreams: dict[str, dict], **proxy) -> str:
 
 
 def start_mirror(workdir: Path, redis_url: str, toml: str, *, workers: int = 2,
-                 share_with: RegistryServer | None = None) -> RegistryServer:
+                 share_with: RegistryServer | None = None, share_data_dir: bool = True) -> RegistryServer:
     """``registry-ext serve`` with ``toml`` as its configuration file (started; ``close()`` it).
-    ``share_with``: another host of the same registry (its data dir and Redis keys)."""
+    ``share_with``: another host of the same registry (its Redis keys, and its data dir unless
+    ``share_data_dir`` is false: hosts of an S3 registry share the bucket, not a folder)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "registry.toml"
@@ -137,7 +138,7 @@ def start_mirror(workdir: Path, redis_url: str, toml: str, *, workers: int = 2,
     prefix = share_with.key_prefix if share_with is not None else f"px{uuid.uuid4().hex[:10]}"
     server = RegistryServer(workdir, redis_url=redis_url, key_prefix=prefix,
                             workers=workers, env={"REGISTRY_EXT_CONFIG": str(config)})
-    if share_with is not None:
+    if share_with is not None and share_data_dir:
         server.data_dir = share_with.data_dir
     server.start()
     return server
