@@ -19,6 +19,7 @@ from oras.client import OrasClient
 from tests.support.e2e_clients import Containerd
 from tests.support.e2e_oci import read_layout
 from tests.support.e2e_proxy import Upstream, make_image, mirror_toml, push_image, start_mirror
+from tests.support.s3_hosts import s3_config
 from tests.support.e2e_skopeo import Skopeo
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +28,11 @@ HOSTS = {"a": "registry-a.example", "b": "registry-b.example"}
 NAME = "library/app"
 
 
-@pytest.fixture
-def world(tmp_path, redis_server):
-    """Both upstreams, each with its own ``library/app:1``, and the mirror in front of them. The
-    upstream ``a`` keeps tags fresh for a minute; ``b`` asks upstream on every by-tag pull (TTL 0)."""
+@pytest.fixture(params=["filesystem", "s3"])
+def world(request, tmp_path, redis_server):
+    """Both upstreams, each with its own ``library/app:1``, and the mirror in front of them (its storage
+    on the filesystem, or in a new bucket of a real S3 server). The upstream ``a`` keeps tags fresh for a
+    minute; ``b`` asks upstream on every by-tag pull (TTL 0)."""
     upstreams = {name: Upstream(tmp_path, name).start() for name in HOSTS}
     images = {name: make_image(f"image-from-{name}", tar_layers=2) for name in HOSTS}
     mirror = None
@@ -40,6 +42,9 @@ def world(tmp_path, redis_server):
         toml = mirror_toml({name: {"hosts": [host], "urls": [upstreams[name].url],
                                    "manifest_ttl": 60 if name == "a" else 0}
                             for name, host in HOSTS.items()})
+        if request.param == "s3":
+            server = request.getfixturevalue("s3_server")
+            toml = s3_config(tmp_path / "s3.toml", server, server.new_bucket("clients")).read_text() + toml
         mirror = start_mirror(tmp_path / "mirror", redis_server, toml)
         yield mirror, upstreams, images
     finally:
