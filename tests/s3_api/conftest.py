@@ -4,8 +4,9 @@
 per test run, and a ``part_size`` of S3's 5 MiB minimum so that a few MiB exercise multipart uploads and
 server-side part copies. Each module here imports one module of tests/api/ unchanged (one each: their
 fixtures share names). Only tests that look at the registry through HTTP are imported: the ones that
-open files under the storage root (test_upload_sessions.py, test_tag_history.py, ...) describe the
-filesystem store.
+open files under the storage root or hook the filesystem store (test_upload_sessions.py,
+test_tag_history.py, test_upload_races.py, ...) describe the filesystem store; the object stores' own
+races and expiry are in tests/storage_object/.
 """
 from __future__ import annotations
 
