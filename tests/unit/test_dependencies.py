@@ -51,3 +51,12 @@ def test_every_imported_distribution_is_declared():
 def test_the_check_sees_what_it_must():
     # The walk finds the imports the round-1 crash was about, so an empty answer above means something.
     assert {"requests", "flask", "redis", "orjson"} <= _imported_top_level()
+
+
+def test_every_folder_of_python_modules_is_a_package_that_gets_installed():
+    """setup.cfg's ``packages = find:`` installs only folders with an ``__init__.py``: without one, the
+    editable install of the tests still imports the folder (a namespace package) while ``pip install .``
+    (the README's run command) leaves it out, and the server dies on its first import of it."""
+    missing = sorted(str(folder.relative_to(REPOSITORY)) for folder in (REPOSITORY / "registry_ext").rglob("*")
+                     if folder.is_dir() and any(folder.glob("*.py")) and not (folder / "__init__.py").exists())
+    assert missing == []

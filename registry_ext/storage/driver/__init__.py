@@ -1,0 +1,1 @@
+"""The storage driver seam (base.py) and its drivers: the filesystem and S3."""
