@@ -6,8 +6,9 @@ radosgw's beast frontend logs one line a request at debug level 1 (``DIR/log/cli
     200 331 - "Boto3/1.44.18 ..." - latency=0.004000000s
 
 A step is a (bucket, start, end) window of wall-clock time; a request belongs to it when it names that
-bucket and began inside the window. Each side has its own bucket, so the sides never mix; ours'
-background work (each worker's maintenance tick lists ``journal/``) is counted where it falls.
+bucket and began inside the window (or up to ``SLACK`` before it: RGW's clock is coarse). Each side has its
+own bucket, so the sides never mix; ours' background work (each worker's maintenance tick lists
+``journal/``) is counted where it falls.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ LINE = re.compile(r'\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d+) [+-]\d{4}\] "(\w+) 
                   r'.*latency=([\d.]+)s')
 HEXISH = re.compile(r"[0-9a-f]{12,}|[0-9A-Za-z_~.-]{20,}")
 TAG = re.compile(r"\d+\.\d+\.\d+")
+SLACK = 0.010  # seconds: radosgw stamps a request up to ~5 ms early (a coarse clock: latencies come in 4 ms steps)
 LIST_ARGS = ("list-type", "prefix", "delimiter", "encoding-type", "max-keys", "marker", "continuation-token")
 
 
@@ -51,6 +53,18 @@ def parse(path: str):
                    int(m.group(4)), float(m.group(5)))
 
 
+def nearest(steps, ts: float) -> dict | None:
+    """The step whose window holds ``ts``, else one starting at most ``SLACK`` after it (RGW's clock is
+    coarse and stamps a request a few ms early; never late, so nothing is stretched past a step's end)."""
+    for step in steps:
+        if step["t0"] <= ts <= step["t1"]:
+            return step
+    for step in steps:
+        if 0 < step["t0"] - ts <= SLACK:
+            return step
+    return None
+
+
 def attribute(log_path: str, steps: list[dict]) -> None:
     """Add ``s3_requests``, ``s3_latency_s`` and ``s3_kinds`` (the 16 commonest: kind, count, latency s) to each
     step dict in place; a step carries ``bucket``, ``t0``, ``t1`` (unix seconds)."""
@@ -61,13 +75,12 @@ def attribute(log_path: str, steps: list[dict]) -> None:
         step["s3_requests"], step["s3_latency_s"] = 0, 0.0
     for ts, method, target, _status, latency in parse(log_path):
         bucket = urlsplit(target).path.split("/")[1] if target.startswith("/") else ""
-        for step in by_bucket.get(bucket, ()):
-            if step["t0"] <= ts <= step["t1"]:
-                step["s3_requests"] += 1
-                step["s3_latency_s"] += latency
-                step["_kinds"][kind(method, target)] += 1
-                step["_lat"][kind(method, target)] += latency
-                break
+        step = nearest(by_bucket.get(bucket, ()), ts)
+        if step is not None:
+            step["s3_requests"] += 1
+            step["s3_latency_s"] += latency
+            step["_kinds"][kind(method, target)] += 1
+            step["_lat"][kind(method, target)] += latency
     for step in steps:
         lat = step.pop("_lat")
         step["s3_kinds"] = [(k, n, round(lat[k], 4)) for k, n in step.pop("_kinds").most_common(16)]
