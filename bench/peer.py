@@ -190,8 +190,9 @@ def start_peer(port: int | None = None, data_dir: str | None = None, log_level: 
 
 def start_ours(port: int | None = None, data_dir: str | None = None, workers: int = 2,
                redis_url: str | None = None, binary: str = OURS_BINARY, timeout: float = 60.0,
-               extra_args: list[str] | None = None) -> Server:
-    """Start ``registry-ext serve`` (gunicorn; embedded redis unless ``redis_url`` is given)."""
+               extra_args: list[str] | None = None, env: dict | None = None) -> Server:
+    """Start ``registry-ext serve`` (gunicorn; embedded redis unless ``redis_url`` is given; ``env``: its whole
+    environment, default ours)."""
     port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="bench-ours-")
     if data_dir is None:
@@ -202,7 +203,7 @@ def start_ours(port: int | None = None, data_dir: str | None = None, workers: in
     if redis_url:
         argv += ["--redis-url", redis_url]
     argv += list(extra_args or [])
-    server = _spawn_registry("ours", argv, port, data_dir, workdir)
+    server = _spawn_registry("ours", argv, port, data_dir, workdir, env)
     wait_ready(server, timeout)
     return server
 
