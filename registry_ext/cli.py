@@ -166,13 +166,28 @@ def check_config(config, data_dir, redis_url, key_prefix) -> None:
     """Validate the configuration and print it (remote passwords and the S3 secret key masked)."""
     import dataclasses
 
-    shown = dataclasses.asdict(cli_settings(config, data_dir, redis_url, key_prefix))
+    settings = cli_settings(config, data_dir, redis_url, key_prefix)
+    if settings.storage.driver == "s3":  # a missing bucket or refused credentials now, not at the first push
+        _check_bucket(settings)
+    shown = dataclasses.asdict(settings)
     for remote in shown["mirror"]["remotes"].values():  # printed configs end up in tickets and logs
         if remote.get("password"):
             remote["password"] = "********"
     if shown["storage"]["s3"].get("secret_key"):
         shown["storage"]["s3"]["secret_key"] = "********"
     click.echo(json.dumps(shown, indent=2))
+
+
+def _check_bucket(settings) -> None:
+    from registry_ext.config import ConfigError
+    from registry_ext.storage.driver.base import DriverError
+    from registry_ext.storage.driver.s3 import S3Driver
+    from registry_ext.storage.driver.s3_settings import s3_options
+
+    try:
+        S3Driver(s3_options(settings.storage.s3, ConfigError)).check()
+    except DriverError as exc:
+        raise CliError(f"storage.s3: {exc.detail}") from None
 
 
 @main.command("purge-uploads")

@@ -252,7 +252,19 @@ class S3Driver(StorageDriver):
             raise translate(exc, path) from None
 
     def check(self) -> None:
-        self._call("", "head_bucket")
+        """The bucket exists and takes our credentials (one HEAD); else DriverError saying which."""
+        bucket = self.options.bucket
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except Exception as exc:  # noqa: BLE001 - botocore raises many types; all are translated
+            error = translate(exc, "")
+            if isinstance(error, PathNotFound):
+                raise DriverError(NAME, f"bucket {bucket!r} does not exist (the registry never creates "
+                                        "buckets: create it first)") from None
+            if "(403)" in error.detail or "(AccessDenied)" in error.detail:
+                raise DriverError(NAME, f"access to bucket {bucket!r} was refused (403): check "
+                                        "storage.s3.access_key/secret_key or the AWS_* credentials") from None
+            raise error from None
 
     def spool(self) -> BinaryIO:
         """A temp file on local disk for part data."""
