@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from typing import Callable
 
@@ -46,6 +47,7 @@ from registry_ext.storage.atomic import is_storage_full
 
 log = logging.getLogger(__name__)
 
+JOURNAL_EVERY_S3 = 5.0  # seconds between looks at the journal on object storage (see _journal_due)
 LOCK_TTL_MS = 30_000  # a rebuilder that died frees the lock this long after its last repository
 
 
@@ -59,6 +61,7 @@ class Maintenance:
         self.reg = reg
         self.interval = interval_ms / 1000
         self.reconciler = Reconciler(reg.storage, reg.index)
+        self._journal_at = float("-inf")
         self.feed_builder = FeedBuilder(reg.storage, reg.index, reg.feed, webhooks)
         gc = gc or GcSettings()
         self.housekeeping = Housekeeping(reg.storage, GcState(reg.index.client, reg.index.keys,
@@ -116,8 +119,21 @@ class Maintenance:
         elif status.built_on != status.run_id:
             self._exclusive(self._verify, status.run_id)
         if not self.reg.index.state.rebuilding:
-            self.reconciler.sweep()
+            if self._journal_due():
+                self.reconciler.sweep()
             self.feed_builder.run()
+
+    def _journal_due(self) -> bool:
+        """Every tick on a filesystem (a folder listing); on S3 at most every JOURNAL_EVERY_S3 seconds
+        per process: each look is a LIST request, which object stores bill, for entries that exist only
+        after a crash, a Redis fault or a lost lease (the index then catches up a few seconds later)."""
+        if not self.reg.storage.on_objects:
+            return True
+        now = time.monotonic()
+        if now - self._journal_at < JOURNAL_EVERY_S3:
+            return False
+        self._journal_at = now
+        return True
 
     def observe(self):
         """Set this process's index state from the marker; mark an index of empty storage complete."""
