@@ -1,8 +1,8 @@
 """Several registry hosts on one S3 bucket (Ceph RGW) and one Redis: what a client sees is one registry.
 
 Each host is a real ``registry-ext serve`` with its own gunicorn master and local scratch folder. Real
-clients (skopeo) push through one host and pull through the other; an upload session started on one
-host is continued and finished on another; a host SIGKILLed in the middle of writes leaves nothing lost
+clients (skopeo) push and pull through the shipped multi-host nginx site, and through one host then the
+other; an upload's chunks alternate between the hosts; a host SIGKILLed in the middle of writes leaves nothing lost
 and nothing half-visible, and the survivor serves everything that was acknowledged.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import requests
 from tests.support.e2e_oci import (MANIFEST_V1, OciLayout, digest_of, expect, fresh, push_blob, random_bytes,
                                    read_layout)
 from tests.support.e2e_skopeo import Skopeo
-from tests.support.s3_hosts import s3_hosts
+from tests.support.s3_hosts import Front, s3_hosts
 
 pytestmark = pytest.mark.e2e
 
@@ -49,6 +49,27 @@ def push_manifest(url: str, repo: str, ref: str, layer: bytes, note: str = "") -
     return digest_of(manifest), manifest
 
 
+def test_skopeo_through_the_shipped_nginx_site_in_front_of_both_hosts(hosts, tmp_path):
+    """deploy/multi-host/nginx.conf (real nginx) balancing over both hosts: skopeo pushes and pulls an
+    image through it; the requests land on both hosts."""
+    front = Front(tmp_path / "nginx", hosts)
+    try:
+        src, dst = tmp_path / "src", tmp_path / "dst"
+        layout = OciLayout(src)
+        image = layout.add_image(arch="arm64", labels={"suite": "s3-front"}, layers=[
+            {"bin/tool": random_bytes(6_000_000, seed=5)}, {"etc/issue": b"behind nginx\n"}])
+        layout.tag(image["descriptor"], "v2")
+        skopeo = Skopeo(tmp_path / "home", front)
+        skopeo.run("copy", "--preserve-digests", "--dest-tls-verify=false", f"oci:{src}:v2",
+                   f"docker://{front.host}/s3/front:v2")
+        skopeo.run("copy", "--src-tls-verify=false", f"docker://{front.host}/s3/front:v2", f"oci:{dst}:v2")
+    finally:
+        front.close()
+    assert read_layout(dst, "v2")["digest"] == image["descriptor"]["digest"]
+    served = [len([e for e in host.access_entries() if "/s3/front/" in e.path]) for host in hosts]
+    assert all(served), served  # nginx spread the requests over both hosts
+
+
 def test_skopeo_pushes_through_one_host_and_pulls_through_the_other(hosts, tmp_path):
     a, b = hosts
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -69,20 +90,26 @@ def test_skopeo_pushes_through_one_host_and_pulls_through_the_other(hosts, tmp_p
     assert "s3/app" in expect(fresh("GET", f"{a.url}/v2/_catalog"), 200).json()["repositories"]
 
 
-def test_an_upload_started_on_one_host_finishes_on_another(hosts):
+def test_an_upload_whose_chunks_alternate_between_hosts(hosts):
+    """Chunks of one session sent to A, B, A, then finished on B: the session lives in the bucket, its
+    lock in Redis, its running hash in hash.json."""
     a, b = hosts
-    first, second = os.urandom(6 * 1024 * 1024), os.urandom(300_000)
+    chunks = [os.urandom(6 * 1024 * 1024), os.urandom(1_000_000), os.urandom(5 * 1024 * 1024)]
+    last = os.urandom(300_000)
     resp = requests.post(f"{a.url}/v2/s3/chunks/blobs/uploads/", timeout=30)
     assert resp.status_code == 202, resp.text
-    path = resp.headers["Location"]
-    resp = requests.patch(f"{a.url}{path}", data=first, timeout=60,
-                          headers={"Content-Range": f"0-{len(first) - 1}", "Content-Type": "application/octet-stream"})
-    assert resp.status_code == 202, resp.text
-    status = requests.get(f"{b.url}{path}", timeout=30)
-    assert status.status_code == 204 and status.headers["Range"] == f"0-{len(first) - 1}"
-    whole = first + second
-    resp = requests.put(f"{b.url}{path}?digest={digest_of(whole)}", data=second, timeout=60,
-                        headers={"Content-Range": f"{len(first)}-{len(whole) - 1}",
+    path, offset = resp.headers["Location"], 0
+    for n, chunk in enumerate(chunks):
+        host = (a, b)[n % 2]
+        resp = requests.patch(f"{host.url}{path}", data=chunk, timeout=60, headers={
+            "Content-Range": f"{offset}-{offset + len(chunk) - 1}", "Content-Type": "application/octet-stream"})
+        assert resp.status_code == 202, resp.text
+        offset += len(chunk)
+        status = requests.get(f"{(b, a)[n % 2].url}{path}", timeout=30)  # the other host sees it at once
+        assert status.status_code == 204 and status.headers["Range"] == f"0-{offset - 1}"
+    whole = b"".join(chunks) + last
+    resp = requests.put(f"{b.url}{path}?digest={digest_of(whole)}", data=last, timeout=60,
+                        headers={"Content-Range": f"{offset}-{len(whole) - 1}",
                                  "Content-Type": "application/octet-stream"})
     assert resp.status_code == 201, resp.text
     got = requests.get(f"{a.url}/v2/s3/chunks/blobs/{digest_of(whole)}", timeout=60)
