@@ -229,7 +229,7 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
         state = GcState(reg.index.client, reg.index.keys, settings.gc.lock_ttl_seconds * 1000)
         try:
             found = run_gc(reg.storage, state, grace, wait_s=settings.gc.lock_ttl_seconds + 5,
-                           before=mirror_evict.scheduled(reg, rules, evicting))
+                           before=mirror_evict.scheduled(reg, rules, evicting), index=reg.index)
         except LeaseLost:
             raise CliError("the gc lock expired half-way (this process stalled?); run gc again") from None
         if found is None:
