@@ -226,9 +226,6 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
     from registry_ext.tag_rules import parse_retention
 
     settings = cli_settings(config, data_dir, redis_url, key_prefix)
-    if settings.storage.driver != "filesystem":
-        raise CliError("gc does not run on S3 yet: deleting on object storage needs a safety argument of its "
-                       "own (docs/gc.md); tags and manifests can be deleted, their blobs stay", USAGE)
     if not settings.redis.url:
         raise CliError("gc needs --redis-url (or redis.url) for its lock; for the embedded Redis "
                        "of a running serve give unix:///ABSOLUTE/DATA-DIR/redis/redis.sock", USAGE)
@@ -247,7 +244,7 @@ def gc(config, data_dir, redis_url, key_prefix, dry_run, grace_period) -> None:
         state = GcState(reg.index.client, reg.index.keys, settings.gc.lock_ttl_seconds * 1000)
         try:
             found = run_gc(reg.storage, state, grace, wait_s=settings.gc.lock_ttl_seconds + 5,
-                           before=mirror_evict.scheduled(reg, rules, evicting))
+                           before=mirror_evict.scheduled(reg, rules, evicting), index=reg.index)
         except LeaseLost:
             raise CliError("the gc lock expired half-way (this process stalled?); run gc again") from None
         if found is None:

@@ -114,7 +114,7 @@ STORAGE_DRIVERS = ("filesystem", "s3")
 
 
 def validate_storage(settings: Any, error: type[Exception]) -> None:
-    """``storage.driver`` and ``[storage.s3]``; features not yet on object storage are refused here."""
+    """``storage.driver`` and ``[storage.s3]``; what cannot work on object storage is refused here."""
     storage = settings.storage
     if storage.driver not in STORAGE_DRIVERS:
         raise error(f"storage.driver: must be one of {', '.join(STORAGE_DRIVERS)}")
@@ -128,11 +128,3 @@ def validate_storage(settings: Any, error: type[Exception]) -> None:
     if settings.server.x_accel_prefix:
         raise error("server.x_accel_prefix: nginx cannot read blobs from S3; leave it empty "
                     "(storage.s3.redirect = true sends clients to the bucket instead)")
-    if settings.gc.enabled:
-        raise error("gc.enabled: garbage collection does not run on S3 yet (docs/gc.md); "
-                    "leave it false with storage.driver = \"s3\"")
-    for name, upstream in settings.proxy.upstreams.items():
-        for key in ("cache_max_bytes", "cache_expire_days"):
-            if isinstance(upstream, Mapping) and upstream.get(key):
-                raise error(f"proxy.upstreams.{name}.{key}: the mirror's cache is evicted by garbage "
-                            "collection, which does not run on S3 yet; leave it 0 with storage.driver = \"s3\"")

@@ -35,6 +35,7 @@ POINTS = frozenset({
     "delete.before-index",       # a tag or manifest delete changed storage, not the index
     "delete.after-index",        # a delete's index update (feed events staged) done, not copied to the feed
     "gc.after-take",             # gc renamed a blob or link under gc/, not yet deleted or put back
+    "gc.before-delete",          # on S3: gc decided to delete a blob or link (holding its lease), not yet deleted
 })
 ACTIONS = frozenset({"kill", "kill-group", "error"})
 

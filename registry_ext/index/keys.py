@@ -72,6 +72,13 @@ The pull-through blob fill (index/fills.py) has one slot per digest, ``{<digest>
     <p>:fill:{<digest>}:state                HASH  token, status, size, written, error, reason of that fill
                                                    (what followers may read of its temp file)
 
+Garbage collection on S3 (index/blob_guard.py) has the same slot per digest::
+
+    <p>:blob:{<digest>}:lease                STRING token of the one writer relying on the blob, or of gc
+                                                   deciding on it (PX 30 s, refreshed while held)
+    <p>:blob:{<digest>}:touched              STRING ms a writer last relied on the blob (EX max(7 days,
+                                                   2 x gc.grace_period_seconds))
+
 The pull-through mirror's upstream status (index/upstream_status.py), one slot per upstream::
 
     <p>:upstream:{<upstream>}:sync           STRING lease token of the one sync of the upstream running
@@ -121,6 +128,12 @@ class Keys:
 
     def fill_state(self, digest: str) -> str:
         return f"{self.prefix}:fill:{{{digest}}}:state"
+
+    def blob_lease(self, digest: str) -> str:
+        return f"{self.prefix}:blob:{{{digest}}}:lease"
+
+    def blob_touched(self, digest: str) -> str:
+        return f"{self.prefix}:blob:{{{digest}}}:touched"
 
     def upstream_status(self, upstream: str) -> str:
         return f"{self.prefix}:upstream:{{{upstream}}}:status"

@@ -8,11 +8,16 @@ of the repository references and that nobody touched within the grace
 period. Then every blob that no link of any repository and no manifest
 names, and that nobody touched within the grace period.
 
-Online: removals go through ``take`` (storage/quarantine.py), which keeps
-whatever a writer touched after the run's cutoff; uploads and mounts touch
-the blob and its link, a manifest push re-checks its blobs under the
-repository lock. Only storage methods and index/ functions are called, so
-this ports to another storage driver with them.
+Online: removals go through ``take`` (storage/quarantine.py on a
+filesystem, a lease per blob on S3: docs/gc.md#on-s3), which keeps whatever
+a writer touched after the run's cutoff; uploads and mounts touch the blob
+and its link, a manifest push re-checks its blobs under the repository
+lock. Only storage methods and index/ functions are called, so this ports
+to another storage driver with them.
+
+On object storage a repository whose last record goes is gone (S3 has no
+empty folders), so a run that removes a repository's last blob links also
+drops its catalog entry, as ``check --repair`` would (``index`` given).
 """
 from __future__ import annotations
 
@@ -22,7 +27,10 @@ import sys
 import time
 from typing import Any, Callable
 
+import redis
+
 from registry_ext.errors import RegistryError
+from registry_ext.index import Index
 from registry_ext.oci.digest import Digest
 from registry_ext.oci.manifest import parse_manifest
 from registry_ext.storage import Storage
@@ -80,9 +88,10 @@ class GcReport:
 
 
 class GarbageCollector:
-    def __init__(self, storage: Storage, grace_period_seconds: int):
+    def __init__(self, storage: Storage, grace_period_seconds: int, index: Index | None = None):
         self.storage = storage
         self.grace = grace_period_seconds
+        self.index = index  # the catalog a repository this run empties is dropped from (None: left as it is)
         self._refs: dict[str, Refs | None] = {}
 
     def collect(self, dry_run: bool = False, progress: Callable[[], None] | None = None) -> GcReport:
@@ -140,6 +149,21 @@ class GarbageCollector:
                     keep.add(str(digest))
                 else:
                     self._unlinked(name, digest, report, first_unlinked)
+            if report.repo(name).links_removed and not repos.exists(name):
+                self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """Drop the catalog entry of a repository this run emptied (on object storage, where it is then
+        gone), under its lock. Dropped first, then looked at again: a blob linked meanwhile (a link is
+        written before its catalog entry, outside the lock) puts it back."""
+        if self.index is None:
+            return
+        try:
+            self.index.write.drop_repos([name])
+            if self.storage.repos.exists(name):
+                self.index.write.add_repo(name)
+        except redis.RedisError as exc:  # `check --repair` drops it later (an index-orphan meanwhile)
+            log.warning("gc emptied %s; its catalog entry stays for now: %s", name, exc)
 
     def _unlinked(self, name: str, digest: Digest, report: GcReport, first_unlinked: dict[str, str]) -> None:
         report.repo(name).links_removed += 1

@@ -21,6 +21,7 @@ import redis
 
 from registry_ext.clock import now_ms
 from registry_ext.config import GcSettings
+from registry_ext.index import Index
 from registry_ext.index.fills import FillIndex
 from registry_ext.index.gc_state import GcState
 from registry_ext.proxy import fill_writer
@@ -37,10 +38,11 @@ class LeaseLost(Exception):
 
 
 def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: float = 0.0,
-           before: Callable[[], object] | None = None) -> GcReport | None:
+           before: Callable[[], object] | None = None, index: Index | None = None) -> GcReport | None:
     """One collection holding the gc lease (waiting up to ``wait_s`` for it), recorded in Redis;
     None when another run holds the lease. ``before`` (retention rules, services/retention.scheduled)
-    runs first under the same lease, so what it deletes is collected in the same run.
+    runs first under the same lease, so what it deletes is collected in the same run. ``index``: the
+    catalog, for the repositories a run empties on object storage (services/gc.py).
 
     Raises:
         LeaseLost: the lease was lost half-way (what was removed stays removed; nothing is half done).
@@ -56,7 +58,7 @@ def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: 
         if before is not None:
             before()
             progress()
-        report = GarbageCollector(storage, grace_period_seconds).collect(progress=progress)
+        report = GarbageCollector(storage, grace_period_seconds, index).collect(progress=progress)
         state.record(now_ms(), int(report.duration_seconds * 1000), report.bytes_freed, report.blobs_deleted,
                      report.links_removed)
         return report
@@ -64,8 +66,10 @@ def run_gc(storage: Storage, state: GcState, grace_period_seconds: int, wait_s: 
 
 class Housekeeping:
     def __init__(self, storage: Storage, state: GcState, settings: GcSettings,
-                 before_gc: Callable[[], object] | None = None, fills: FillIndex | None = None):
+                 before_gc: Callable[[], object] | None = None, fills: FillIndex | None = None,
+                 index: Index | None = None):
         self.storage = storage
+        self.index = index  # the catalog, for repositories a run empties (services/gc.py)
         self.fills = fills  # the pull-through fill leases: temp files of dead fills are swept
         self.before_gc = before_gc  # retention rules, run first under the gc lease
         self.state = state
@@ -115,6 +119,7 @@ class Housekeeping:
                 if restored:
                     log.warning("put back %d files a killed gc run left under gc/", restored)
                 return
-        report = run_gc(self.storage, self.state, self.settings.grace_period_seconds, before=self.before_gc)
+        report = run_gc(self.storage, self.state, self.settings.grace_period_seconds, before=self.before_gc,
+                        index=self.index)
         if report is not None:
             log.warning("gc: %s", {k: v for k, v in report.to_json().items() if k != "repositories"})

@@ -66,7 +66,7 @@ class Maintenance:
         gc = gc or GcSettings()
         self.housekeeping = Housekeeping(reg.storage, GcState(reg.index.client, reg.index.keys,
                                                               gc.lock_ttl_seconds * 1000), gc, before_gc,
-                                         FillIndex(reg.index.client, reg.index.keys))
+                                         FillIndex(reg.index.client, reg.index.keys), reg.index)
         self.token = uuid.uuid4().hex
         self.steps: list[Callable[[], None]] = []  # more work each tick (the mirror's sync: proxy/sync.py)
         self._stop = threading.Event()

@@ -16,12 +16,14 @@ from registry_ext.storage.layout import Layout
 
 def open_configured_storage(settings: Settings, index: Index | None) -> Storage:
     """The storage ``settings`` name. On S3 the index (its Redis) is required: it holds the
-    repository and upload leases every host shares (index/store_locks.py)."""
+    repository and upload leases every host shares (index/store_locks.py), and gc's lease and
+    touch time per blob (index/blob_guard.py)."""
     s, limits = settings.storage, settings.limits
     if s.driver == "filesystem":
         return open_storage(s.root, limits.upload_ttl_seconds, limits.upload_idle_seconds)
     if index is None:
         raise ConfigError("storage.driver = \"s3\" needs redis.url: the hosts share their locks there")
+    from registry_ext.index.blob_guard import BlobGuard, touch_ttl
     from registry_ext.index.store_locks import StoreLocks
     from registry_ext.storage.driver.s3 import S3Driver
     from registry_ext.storage.driver.s3_settings import s3_options
@@ -30,7 +32,10 @@ def open_configured_storage(settings: Settings, index: Index | None) -> Storage:
     os.makedirs(scratch, exist_ok=True)
     driver = S3Driver(s3_options(s.s3, ConfigError), spool_dir=scratch)
     locks = StoreLocks(index.client, settings.redis.key_prefix)
-    return open_object_storage(driver, s.root, locks, limits.upload_ttl_seconds, limits.upload_idle_seconds)
+    guard = BlobGuard(index.client, settings.redis.key_prefix,
+                      touch_ttl_s=touch_ttl(settings.gc.grace_period_seconds))
+    return open_object_storage(driver, s.root, locks, limits.upload_ttl_seconds, limits.upload_idle_seconds,
+                               guard)
 
 
 def configured_identity(settings: Settings, create: bool = False) -> Identity:

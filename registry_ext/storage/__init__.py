@@ -52,19 +52,19 @@ def open_storage(root: str, upload_ttl_seconds: int, upload_idle_seconds: int | 
 
 
 def open_object_storage(driver: Any, scratch: str, locks: Any, upload_ttl_seconds: int,
-                        upload_idle_seconds: int | None = None) -> Storage:
-    """The object stores on ``driver`` (storage/object/), with local scratch space under ``scratch``
-    and cross-host ``locks`` (storage/locks.py)."""
+                        upload_idle_seconds: int | None = None, guard: Any = None) -> Storage:
+    """The object stores on ``driver`` (storage/object/), with local scratch space under ``scratch``,
+    cross-host ``locks`` and gc's per-blob ``guard`` (storage/locks.py; without one, gc is refused)."""
     from registry_ext.storage.object.blobs import ObjectBlobStore
     from registry_ext.storage.object.journal import ObjectJournal
     from registry_ext.storage.object.repos import ObjectRepoStore
     from registry_ext.storage.object.uploads import ObjectUploadStore
 
     layout = Layout(scratch)
-    blobs = ObjectBlobStore(driver)
+    blobs = ObjectBlobStore(driver, guard)
     uploads = ObjectUploadStore(driver, locks, blobs, upload_ttl_seconds, upload_idle_seconds)
-    return Storage(layout, blobs, uploads, ObjectRepoStore(driver, locks), ObjectJournal(driver),  # type: ignore[arg-type]
-                   driver=driver)
+    return Storage(layout, blobs, uploads, ObjectRepoStore(driver, locks, guard),  # type: ignore[arg-type]
+                   ObjectJournal(driver), driver=driver)
 
 
 __all__ = ["Storage", "open_storage", "open_object_storage", "Intent", "Journal", "HistoryEvent", "ManifestRecord",

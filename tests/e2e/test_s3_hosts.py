@@ -2,8 +2,9 @@
 
 Each host is a real ``registry-ext serve`` with its own gunicorn master and local scratch folder. Real
 clients (skopeo) push and pull through the shipped multi-host nginx site, and through one host then the
-other; an upload's chunks alternate between the hosts; a host SIGKILLed in the middle of writes leaves nothing lost
-and nothing half-visible, and the survivor serves everything that was acknowledged.
+other; an upload's chunks alternate between the hosts; a host SIGKILLed in the middle of writes leaves
+nothing lost and nothing half-visible, and the survivor serves everything that was acknowledged; garbage
+collection running while both hosts write loses nothing acknowledged.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import concurrent.futures
 import json
 import os
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -190,3 +193,113 @@ def assert_check_clean(host, timeout: float = 60.0) -> None:
         time.sleep(2)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert json.loads(proc.stdout)["findings"] == []
+
+
+# -- garbage collection while both hosts write ----------------------------------------------------------
+
+BASE = b"a base layer every image shares; gc keeps deleting it while nothing references it\n" * 500
+
+
+def upload(url: str, repo: str, data: bytes, source: str | None = None) -> int:
+    """A mount from ``source`` (201, or 202 when the blob cannot be mounted: then uploaded in the session)
+    or a monolithic upload; the status of the request that finished it."""
+    digest = digest_of(data)
+    if source is not None:
+        resp = requests.post(f"{url}/v2/{repo}/blobs/uploads/?mount={digest}&from={source}", timeout=60)
+        if resp.status_code != 202:
+            return resp.status_code
+        resp = requests.put(f"{url}{resp.headers['Location']}", params={"digest": digest}, data=data, timeout=60,
+                            headers={"Content-Type": "application/octet-stream"})
+        return resp.status_code
+    resp = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest}", data=data, timeout=60,
+                         headers={"Content-Type": "application/octet-stream"})
+    return resp.status_code
+
+
+def test_gc_running_while_both_hosts_push_mount_and_delete_loses_nothing_acknowledged(tmp_path, s3_server,
+                                                                                     redis_server):
+    """`registry-ext gc --grace-period 0` runs again and again (on S3: docs/gc.md#on-s3) while clients of
+    both hosts push images sharing a base layer (uploaded again, or mounted from another repository:
+    bytes gc may be deleting at that moment) and delete half of them. A push may be refused
+    (MANIFEST_BLOB_UNKNOWN: gc took a blob it had uploaded, not referenced yet), a mount may answer 202;
+    but every manifest acknowledged and not deleted is served whole by both hosts, after the last run
+    too, and `check` finds nothing."""
+    a, b = servers = s3_hosts(tmp_path, s3_server, redis_server)
+    for server in servers:
+        server.start()
+    try:
+        kept: dict[str, tuple[bytes, list[str]]] = {}  # repo@digest -> body, blob digests
+        outcomes: dict[str, int] = {}
+        done = threading.Event()
+
+        def client(n: int) -> None:
+            url, repo = (a, b)[n % 2].url, f"gc/app{n % 3}"
+            for rnd in range(8):
+                own = os.urandom(30_000)
+                config = json.dumps({"architecture": "amd64", "os": "linux", "note": f"{n}-{rnd}"}).encode()
+                source = f"gc/app{(n + 1) % 3}" if rnd % 2 else None
+                statuses = [upload(url, repo, BASE, source), upload(url, repo, own), upload(url, repo, config)]
+                assert statuses == [201, 201, 201], statuses
+                body = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_V1, "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest_of(config),
+                    "size": len(config)}, "layers": [
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest_of(d), "size": len(d)}
+                    for d in (BASE, own)]}).encode()
+                resp = requests.put(f"{url}/v2/{repo}/manifests/{digest_of(body)}", data=body, timeout=60,
+                                    headers={"Content-Type": MANIFEST_V1})
+                key = "refused" if resp.status_code == 400 else str(resp.status_code)
+                outcomes[key] = outcomes.get(key, 0) + 1
+                if resp.status_code == 400:
+                    assert resp.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN", resp.text
+                    continue
+                assert resp.status_code == 201, resp.text
+                if rnd % 2:
+                    kept[f"{repo}@{digest_of(body)}"] = (body, [digest_of(d) for d in (config, BASE, own)])
+                else:
+                    assert requests.delete(f"{url}/v2/{repo}/manifests/{digest_of(body)}",
+                                           timeout=60).status_code == 202
+
+        config = tmp_path / "registry.toml"
+        command = [sys.executable, "-m", "registry_ext.cli", "gc", "--config", str(config), "--redis-url",
+                   redis_server, "--key-prefix", a.key_prefix, "--grace-period", "0"]
+        reports: list[dict] = []
+
+        def collect() -> None:
+            while not done.is_set():
+                run = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                assert run.returncode == 0, run.stderr
+                reports.append(json.loads(run.stdout))
+
+        collector = threading.Thread(target=collect)
+        collector.start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                for future in [pool.submit(client, n) for n in range(6)]:
+                    future.result()
+        finally:
+            done.set()
+            collector.join(300)
+
+        def assert_kept_whole() -> None:
+            for ref, (body, blobs) in kept.items():
+                repo, digest = ref.split("@")
+                for host in servers:
+                    resp = requests.get(f"{host.url}/v2/{repo}/manifests/{digest}", headers={"Accept": MANIFEST_V1},
+                                        timeout=30)
+                    assert resp.status_code == 200 and resp.content == body, ref
+                    for blob in blobs:
+                        got = requests.get(f"{host.url}/v2/{repo}/blobs/{blob}", timeout=60)
+                        assert got.status_code == 200 and digest_of(got.content) == blob, (ref, blob)
+
+        assert len(reports) >= 2 and sum(r["blobs_deleted"] for r in reports) > 0, reports  # gc did delete
+        assert outcomes.get("201", 0) >= 12 and kept, outcomes
+        assert_kept_whole()
+        last = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert last.returncode == 0, last.stderr
+        assert_kept_whole()
+        checked = subprocess.run([*command[:3], "check", *command[4:10]], capture_output=True, text=True,
+                                 timeout=120, cwd=tmp_path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        for server in servers:
+            server.close()

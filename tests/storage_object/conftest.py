@@ -9,6 +9,7 @@ import uuid
 import pytest
 import redis
 
+from registry_ext.index.blob_guard import BlobGuard
 from registry_ext.index.store_locks import StoreLocks
 from registry_ext.storage.driver.base import StorageDriver
 from registry_ext.storage.driver.filesystem import FilesystemDriver
@@ -45,6 +46,16 @@ def store_locks(redis_server: str, prefix: str, wait_s: float = 10.0) -> StoreLo
 @pytest.fixture
 def locks(redis_server, lock_prefix) -> StoreLocks:
     return store_locks(redis_server, lock_prefix)
+
+
+def blob_guard(redis_server: str, prefix: str, wait_s: float = 10.0) -> BlobGuard:
+    """gc's per-blob guard of one host (its own Leases), on the shared Redis."""
+    return BlobGuard(redis.Redis.from_url(redis_server, decode_responses=True), prefix, ttl_ms=3000, wait_s=wait_s)
+
+
+@pytest.fixture
+def guard(redis_server, lock_prefix) -> BlobGuard:
+    return blob_guard(redis_server, lock_prefix)
 
 
 @pytest.fixture

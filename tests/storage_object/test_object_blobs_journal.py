@@ -104,7 +104,7 @@ def test_redirect_url_is_the_drivers(blobs, tmp_path):
         assert requests.get(url, timeout=10).content == data
 
 
-def test_gc_is_refused_with_a_clear_error(blobs):
+def test_without_a_guard_gc_is_refused_with_a_clear_error(blobs):
     data = b"kept"
     blobs.put_bytes(digest_bytes(data), data)
     with pytest.raises(NotSupportedOnObjectStorage, match="not supported on object storage"):

@@ -112,7 +112,7 @@ def test_tags_pointing_at_reads_every_tag_file(repos, layout):
     assert repos.tags_pointing_at("one", target) == ["only"]
 
 
-def test_gc_of_links_is_refused(repos):
+def test_without_a_guard_gc_of_links_is_refused(repos):
     repos.link_blob("app", D[0])
     with pytest.raises(NotSupportedOnObjectStorage):
         repos.take_blob_link("app", D[0], time.time())

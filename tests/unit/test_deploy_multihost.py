@@ -76,7 +76,7 @@ def test_every_host_loads_the_one_configuration():
     target = connection.parse(s.redis.url)
     assert target.kind == "sentinel" and target.master == "registry-ext"
     assert target.hosts == tuple((name, 26379) for name in SENTINELS)
-    # what S3 refuses at start stays off
+    # what S3 refuses at start stays off; gc is off unless its commented block is uncommented
     assert s.server.x_accel_prefix == "" and s.gc.enabled is False
     assert (s.server.host, s.server.port, s.server.trusted_proxies) == ("0.0.0.0", 5000, 1)
     assert s.feed.wait_offload == "/_regext_wait" and s.feed.waiter_listen == "0.0.0.0:5001"
@@ -93,6 +93,15 @@ def test_the_commented_auth_block_loads_with_files_shared_by_every_host(tmp_path
     assert auth.signing_key.startswith(secrets) and auth.htpasswd.startswith(secrets)
     for host in HOSTS:  # the mount that gives every host those same files, ready to uncomment
         assert f"# - ./secrets:{secrets.rstrip('/')}:ro" in compose_services()[host]
+
+
+def test_the_commented_gc_block_loads_on_s3(tmp_path):
+    head, rest = (MULTI / "registry.toml").read_text().split("# [gc]\n")
+    block, tail = rest.split("\n\n", 1)
+    uncommented = "[gc]\n" + "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    (tmp_path / "registry.toml").write_text(head + uncommented + "\n\n" + tail)
+    s = load_settings(tmp_path / "registry.toml", environ={})
+    assert s.storage.driver == "s3" and s.gc.enabled and s.gc.grace_period_seconds == 86_400
 
 
 # -- nginx.conf ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 class NotSupportedOnObjectStorage(Exception):
-    """An operation the object stores do not offer yet (garbage collection's take and recover)."""
+    """An operation the object stores cannot do as built (garbage collection's take without a guard)."""
 
     def __init__(self, operation: str):
         super().__init__(f"{operation} is not supported on object storage")

@@ -10,20 +10,26 @@ Differences a caller may notice: S3 has no empty folders, so a repository
 whose last tag, manifest and blob link were deleted no longer ``exists``
 (on a filesystem its empty ``_tags`` folder keeps it); and a link's "mtime"
 is the time of its last write (``link_blob`` rewrites it: S3 cannot touch).
+
+Garbage collection (docs/gc.md#on-s3): ``link_blob`` writes and
+``take_blob_link`` reads the link's time and deletes it under the blob's
+lease (a ``Guard``, storage/locks.py), so a link written while gc decides
+is either seen (kept) or written after the delete (there again).
 """
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
 import threading
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import orjson
 
+from registry_ext import failpoints
 from registry_ext.oci.digest import ALGORITHMS, Digest
 from registry_ext.storage.driver.base import PathNotFound, StorageDriver, join
 from registry_ext.storage.history import HistoryEvent, TagHistory
-from registry_ext.storage.locks import Held, Locks
+from registry_ext.storage.locks import Guard, Held, Locks
 from registry_ext.storage.object import NotSupportedOnObjectStorage, keys
 from registry_ext.storage.object.history import ObjectSegments
 from registry_ext.storage.repos import ManifestRecord, TagRecord
@@ -33,9 +39,10 @@ READERS = 8  # concurrent GETs when reading every tag file of a repository
 
 
 class ObjectRepoStore:
-    def __init__(self, driver: StorageDriver, locks: Locks):
+    def __init__(self, driver: StorageDriver, locks: Locks, guard: Guard | None = None):
         self.driver = driver
         self.locks = locks
+        self.guard = guard  # gc's lease per blob; None: take_blob_link is refused
         self._held: dict[str, Held] = {}
         self._guard = threading.Lock()
 
@@ -105,8 +112,10 @@ class ObjectRepoStore:
 
     # -- blob links ---------------------------------------------------------
     def link_blob(self, name: str, digest: Digest) -> None:
-        """Write the link (again: its time says when a client was last promised the blob here)."""
-        self.driver.put_content(keys.blob_link(name, digest), b"")
+        """Write the link (again: its time says when a client was last promised the blob here), under
+        the blob's lease: a take of the link in progress ends first."""
+        with self._guarded(digest):
+            self.driver.put_content(keys.blob_link(name, digest), b"")
 
     def blob_links(self, name: str) -> Iterator[tuple[Digest, float]]:
         """Every blob link of ``name`` with its time (epoch seconds)."""
@@ -115,7 +124,23 @@ class ObjectRepoStore:
                 yield Digest(algorithm, info.path.rpartition("/")[2]), info.modified_ms / 1000
 
     def take_blob_link(self, name: str, digest: Digest, cutoff: float) -> bool:
-        raise NotSupportedOnObjectStorage("garbage collection (take_blob_link)")
+        """Remove the link unless written after ``cutoff``; True when removed. Decided and deleted under
+        the blob's lease, which ``link_blob`` holds while it writes (docs/gc.md#on-s3)."""
+        if self.guard is None:
+            raise NotSupportedOnObjectStorage("garbage collection (take_blob_link)")
+        key = keys.blob_link(name, digest)
+        with self.guard.hold(str(digest)) as lease:
+            try:
+                info = self.driver.stat(key)
+            except PathNotFound:
+                return False
+            if info.modified_ms / 1000 > cutoff:
+                return False
+            failpoints.hit("gc.before-delete")
+            return self.guard.still_held(lease) and self.driver.delete(key)
+
+    def _guarded(self, digest: Digest) -> ContextManager[Held | None]:
+        return self.guard.hold(str(digest)) if self.guard is not None else contextlib.nullcontext()
 
     def has_blob(self, name: str, digest: Digest) -> bool:
         return self._exists(keys.blob_link(name, digest))

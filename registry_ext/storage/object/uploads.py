@@ -28,8 +28,9 @@ lease's expiry gives up instead of writing over its successor).
 
 Committing composes the chunks into the blob key (``driver.compose``:
 server-side part copies for chunks of 5 MiB or more) unless the blob is
-stored already (content-addressed: the same bytes), then deletes the
-session. The service verifies the digest before it commits (the running
+stored already (content-addressed: the same bytes; the blob store's
+``touch`` then marks it relied on, under gc's lease: docs/gc.md#on-s3),
+then deletes the session. The service verifies the digest before it commits (the running
 hash, or ``digest_back``), so a blob key never holds unverified bytes.
 Expiry, sweeping, ``stale`` and ``purge`` judge sessions as the filesystem
 store does; a session is in use while its lease is held (``try_hold``).
