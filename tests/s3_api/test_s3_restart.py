@@ -62,8 +62,9 @@ def private_s3(tmp_path):
     try:
         yield server, gateway
     finally:
-        if gateway.proc is not None and gateway.proc.poll() is None:
+        if gateway.proc is not None:
             gateway.proc.kill()
+            gateway.proc.wait(10)
         s3server.stop(tmp_path / "rgw")
 
 
