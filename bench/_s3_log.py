@@ -20,21 +20,22 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 LINE = re.compile(r'\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d+) [+-]\d{4}\] "(\w+) (\S+) HTTP/[\d.]+" (\d{3}) '
                   r'.*latency=([\d.]+)s')
 HEXISH = re.compile(r"[0-9a-f]{12,}|[0-9A-Za-z_~.-]{20,}")
-TAG = re.compile(r"\d+\.\d+\.\d+")
+TAG = re.compile(r"\d+\.\d+\.\d+(?:-alpine)?")
+NUMBERED = re.compile(r"(?<=/)([a-z0-9]*[a-z])\d+(?=/_)")  # a repository named <word><n>: s3push3, hread0, spread7
 SLACK = 0.010  # seconds: radosgw stamps a request up to ~5 ms early (a coarse clock: latencies come in 4 ms steps)
 LIST_ARGS = ("list-type", "prefix", "delimiter", "encoding-type", "max-keys", "marker", "continuation-token")
 
 
 def kind(method: str, target: str) -> str:
-    """``METHOD key-shape?query-names``: digests and ids as ``*``, tags as ``<tag>``; a listing as
-    ``LIST <prefix shape>``."""
+    """``METHOD key-shape?query-names``: digests and ids as ``*``, tags as ``<tag>``, numbered
+    repositories as ``<word>N``; a listing as ``LIST <prefix shape>``."""
     parts = urlsplit(target)
     key = unquote(parts.path).split("/", 2)[2] if parts.path.count("/") > 1 else ""
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     if "prefix" in query or "list-type" in query or "max-keys" in query:
         key, method = query.get("prefix", ""), "LIST"
     shape = TAG.sub("<tag>", HEXISH.sub("*", key))
-    shape = re.sub(r"/[0-9a-f]{2}/", "/xx/", re.sub(r"s3push\d+", "s3pushN", shape))
+    shape = re.sub(r"/[0-9a-f]{2}/", "/xx/", NUMBERED.sub(r"\1N", shape))
     names = sorted(k for k in query if k not in LIST_ARGS and not k.startswith("X-Amz-"))
     return f"{method} {shape}" + (f"?{'&'.join(names)}" if names else "")
 

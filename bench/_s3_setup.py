@@ -21,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.peer import OURS_BINARY, PEER_BINARY, _spawn_registry, start_ours, wait_ready
@@ -91,11 +94,11 @@ def start_peer_s3(s3, bucket: str, redirect: bool, timeout: float = 30.0):
     return server
 
 
-def ours_toml(path: str, s3, bucket: str, redirect: bool) -> str:
+def ours_toml(path: str, s3, bucket: str, redirect: bool, prefix: str = "") -> str:
     """Write ours' config (docs/configuration.md ``[storage.s3]``); return its path."""
-    values = {"bucket": bucket, "endpoint_url": s3.endpoint, "region": s3.region, "path_style": True,
-              "access_key": s3.access_key, "secret_key": s3.secret_key, "part_size": PART_SIZE,
-              "redirect": redirect}
+    values = {"bucket": bucket, "prefix": prefix, "endpoint_url": s3.endpoint, "region": s3.region,
+              "path_style": True, "access_key": s3.access_key, "secret_key": s3.secret_key,
+              "part_size": PART_SIZE, "redirect": redirect}
     lines = ["[storage]", 'driver = "s3"', "", "[storage.s3]"]
     for key, value in values.items():
         lines.append(f"{key} = " + (str(value).lower() if isinstance(value, bool) else
@@ -105,11 +108,13 @@ def ours_toml(path: str, s3, bucket: str, redirect: bool) -> str:
     return path
 
 
-def start_ours_s3(s3, bucket: str, redirect: bool, workers: int, binary: str, redis_url: str | None = None):
-    """``registry-ext serve --config`` on ``bucket``; its embedded Redis unless ``redis_url``."""
+def start_ours_s3(s3, bucket: str, redirect: bool, workers: int, binary: str, redis_url: str | None = None,
+                  prefix: str = ""):
+    """``registry-ext serve --config`` on ``bucket`` (under ``prefix``); its embedded Redis unless
+    ``redis_url``."""
     fd, config = tempfile.mkstemp(prefix="bench-s3ours-", suffix=".toml")
     os.close(fd)
-    ours_toml(config, s3, bucket, redirect)
+    ours_toml(config, s3, bucket, redirect, prefix)
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     server = start_ours(workers=workers, binary=binary, redis_url=redis_url, env=env,
                         extra_args=["--config", config])
@@ -156,13 +161,49 @@ def pids_cpu_seconds(pids: list[int]) -> float | None:
 
 
 @contextlib.contextmanager
-def s3_stack(workers: int, binary: str, store_gb: int, keep: bool = False):
-    """Start RGW, then both sides; yield (s3 server, {"ours": Side, "peer": Side}); stop all of it."""
+def rgw(store_gb: int, keep: bool = False):
+    """Start a Ceph RGW under a new temp dir; yield its ``S3Server``; stop it and remove the dir unless
+    ``keep``."""
     from tests.support import s3server
 
     top = tempfile.mkdtemp(prefix="bench-s3-")
     os.environ.setdefault("S3_STORE_SIZE_GB", str(store_gb))
-    s3 = s3server.start(Path(top) / "rgw")
+    try:
+        yield s3server.start(Path(top) / "rgw")
+    finally:
+        if not keep:
+            s3server.stop(Path(top) / "rgw")
+            shutil.rmtree(top, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_redis(workdir: str):
+    """A throwaway ``redis-server`` on a unix socket under ``workdir`` (no persistence); yield
+    (``unix://`` URL, its Popen)."""
+    sock = os.path.join(os.path.abspath(workdir), "redis.sock")
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"unix://{sock}", proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def s3_stack(workers: int, binary: str, store_gb: int, keep: bool = False):
+    """Start RGW, then both sides; yield (s3 server, {"ours": Side, "peer": Side}); stop all of it."""
+    with rgw(store_gb, keep) as s3, _sides(s3, workers, binary) as sides:
+        yield s3, sides
+
+
+@contextlib.contextmanager
+def _sides(s3, workers: int, binary: str):
     started = []
     try:
         peer_bucket, ours_bucket = s3.new_bucket("peer"), s3.new_bucket("ours")
@@ -172,14 +213,15 @@ def s3_stack(workers: int, binary: str, store_gb: int, keep: bool = False):
         started.append(ours)
         sock = os.path.join(os.path.abspath(ours.data_dir), "redis", "redis.sock")
         started.append(start_ours_s3(s3, ours_bucket, True, workers, binary, redis_url=f"unix://{sock}"))
-        yield s3, {"peer": Side("peer", peer_bucket, started[0], started[1]),
-                   "ours": Side("ours", ours_bucket, started[2], started[3])}
+        yield {"peer": Side("peer", peer_bucket, started[0], started[1]),
+               "ours": Side("ours", ours_bucket, started[2], started[3])}
     finally:
         for server in reversed(started):
-            server.stop()
-            with contextlib.suppress(AttributeError, OSError):
-                os.unlink(server.config_path)
-        if not keep:
-            s3server.stop(Path(top) / "rgw")
-            import shutil
-            shutil.rmtree(top, ignore_errors=True)
+            stop_ours(server)
+
+
+def stop_ours(server) -> None:
+    """Stop a server from ``start_ours_s3`` (or the peer's) and remove its config file."""
+    server.stop()
+    with contextlib.suppress(AttributeError, OSError):
+        os.unlink(server.config_path)
