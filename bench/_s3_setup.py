@@ -109,15 +109,15 @@ def ours_toml(path: str, s3, bucket: str, redirect: bool, prefix: str = "") -> s
 
 
 def start_ours_s3(s3, bucket: str, redirect: bool, workers: int, binary: str, redis_url: str | None = None,
-                  prefix: str = ""):
+                  prefix: str = "", key_prefix: str | None = None):
     """``registry-ext serve --config`` on ``bucket`` (under ``prefix``); its embedded Redis unless
-    ``redis_url``."""
+    ``redis_url`` (under ``key_prefix`` if given)."""
     fd, config = tempfile.mkstemp(prefix="bench-s3ours-", suffix=".toml")
     os.close(fd)
     ours_toml(config, s3, bucket, redirect, prefix)
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     server = start_ours(workers=workers, binary=binary, redis_url=redis_url, env=env,
-                        extra_args=["--config", config])
+                        extra_args=["--config", config] + (["--key-prefix", key_prefix] if key_prefix else []))
     server.config_path = config
     return server
 

@@ -1,36 +1,41 @@
 """Two hosts against one on the same S3 bucket (Ceph RGW) under the same mixed load: what cross-host
 coordination costs in CPU per request (the issue's bar: at most 10% more).
 
-Both configurations are ``registry-ext serve`` on one bucket and one shared ``redis-server`` (as
-docs/deployment.md's several hosts), with the same number of processes on the same 2 cores:
+Every configuration is ``registry-ext serve`` processes on the same 2 cores, as many in each, with one
+``redis-server`` (as docs/deployment.md's several hosts):
 
 - ``1host``: one ``serve --workers 2``;
-- ``2hosts``: two ``serve --workers 1`` (each its own gunicorn master and data dir), the client
-  alternating between them request by request.
+- ``2hosts``: two ``serve --workers 1`` (each its own gunicorn master and data dir) on one bucket and one
+  key prefix: one registry, the client alternating between the hosts request by request;
+- ``2regs``, the control: the same two processes as two registries apart (a bucket and a key prefix
+  each), the client alternating alike. gunicorn lets one worker of a host take nearly all keep-alive
+  connections (docs/benchmarks.md "Connection split between workers"), so ``1host`` runs its load in one
+  busy process where the others run it in two; ``2hosts`` against ``2regs`` is the sharing alone.
 
-Content, pushed once over HTTP before the rounds: ``--read-repos`` (4) repositories of ``--read-tags``
-(25) tags, and the config and layer blobs in each of the ``--push-repos`` (4) repositories pushes go to.
-Each round starts each configuration afresh (order alternating: 1host, 2hosts, 2hosts, 1host, ...), runs
-the load for ``--warmup`` (3) s unmeasured, then ``--seconds`` (25) s measured. The load: ``--clients``
-(8) threads, keep-alive connections (``http.client``), each cycling through the same 40-request mix: 16
-manifest ``GET`` and 10 ``HEAD`` by tag, 6 ``tags/list``, 7 blob ``HEAD``, 1 manifest ``PUT`` of a new
-tag (into the push repositories in turn). After each measured window every tag pushed in it is read back
-from every host of the configuration (``GET`` by tag: the digest must match) and must be in each host's
-``tags/list``.
+Content, pushed over HTTP before the rounds into both buckets: ``--read-repos`` (4) repositories of
+``--read-tags`` (25) tags, and the config and layer blobs in each of the ``--push-repos`` (4) repositories
+pushes go to. Each of ``--rounds`` (3) rounds starts each configuration afresh (order rotating and
+alternating), runs the load for ``--warmup`` (3) s unmeasured, then ``--seconds`` (20) s measured. The
+load: ``--clients`` (8) threads, keep-alive connections (``http.client``) to each host, each thread cycling
+through the same 40-request mix: 16 manifest ``GET`` and 10 ``HEAD`` by tag, 6 ``tags/list``, 7 blob
+``HEAD``, 1 manifest ``PUT`` of a new tag (into the push repositories in turn). After each measured window
+every tag pushed in it is read back from every host of its registry (``HEAD`` by tag: the digest must
+match) and must be in each one's ``tags/list``.
 
-Figures per configuration: requests/s, CPU ms per request of the serve process trees (utime+stime from
-/proc, before/after the window), of the shared redis-server and of the Ceph daemons, and S3 requests per
-request (RGW's access log, bench/_s3_log.py). The difference of the serve CPU per request is the cost of
-coordination.
+Figures per configuration (medians over the rounds): requests/s; CPU ms per request of the serve process
+trees (utime+stime from /proc, before/after the window), of the redis-server and of the Ceph daemons; S3
+requests per request (RGW's access log, bench/_s3_log.py); the busiest serve process's share of the
+serve CPU; and the CPU per request of each configuration against the others, per round.
 
-    .venv/bin/python -m bench.hosts_s3                          # 3 rounds of 25 s: ~4-5 minutes
-    .venv/bin/python -m bench.hosts_s3 --rounds 1 --seconds 10  # quick
+    .venv/bin/python -m bench.hosts_s3                          # 3 rounds x 3 configurations: ~5-6 minutes
+    .venv/bin/python -m bench.hosts_s3 --rounds 1 --seconds 8   # quick
 
 JSON: ``bench/results/hosts_s3-<commit>-<time>.json``. Figures: docs/benchmarks.md.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import json
 import os
@@ -48,7 +53,8 @@ from bench._s3_setup import (default_ours_binary, pids_cpu_seconds, private_redi
 from bench.manifest_push import push_all
 from bench.populate import OCI_MANIFEST, base_blobs, generated_tags, manifest_for, push_blob, sha256
 
-CONFIGS = {"1host": [2], "2hosts": [1, 1]}    # workers of each host
+# workers of each host, and whether the hosts share one registry (bucket and Redis keys) or are two apart
+CONFIGS = {"1host": ([2], True), "2hosts": ([1, 1], True), "2regs": ([1, 1], False)}
 MIX = ["get"] * 16 + ["head"] * 10 + ["list"] * 6 + ["blob"] * 7 + ["put"]
 
 
@@ -80,7 +86,7 @@ class Load:
         self.content, self.urls, self.label = content, urls, label
         self.counts: dict[str, int] = dict.fromkeys(set(MIX), 0)
         self.errors: list[str] = []
-        self.pushed: list[tuple[str, str, str]] = []     # (repo, tag, digest)
+        self.pushed: list[tuple[int, str, str, str]] = []     # (host, repo, tag, digest)
         self.lock = threading.Lock()
         self.stop_at = 0.0
         self.measuring = False
@@ -114,8 +120,8 @@ class Load:
                 if time.monotonic() > self.stop_at:
                     break
                 op = MIX[(i * 7 + k) % len(MIX)]
-                host = clients_by_host[(i + k + i // len(MIX)) % len(self.urls)]   # every op on every host
-                ok = self.one(host, op, k, i)
+                host = (i + k + i // len(MIX)) % len(self.urls)          # every op on every host
+                ok = self.one(clients_by_host[host], op, k, i, host)
                 with self.lock:
                     if self.measuring:
                         self.counts[op] += 1
@@ -125,7 +131,7 @@ class Load:
             for client in clients_by_host:
                 client.close()
 
-    def one(self, client: FastClient, op: str, k: int, i: int) -> bool:
+    def one(self, client: FastClient, op: str, k: int, i: int, host: int) -> bool:
         c = self.content
         repo, tag = c.reads[(i * 13 + k * 101) % len(c.reads)]
         if op in ("get", "head"):
@@ -141,21 +147,23 @@ class Load:
         status, _b, _h = client.request("PUT", f"/v2/{repo}/manifests/{tag}", {"Content-Type": OCI_MANIFEST}, body)
         if status == 201:
             with self.lock:
-                self.pushed.append((repo, tag, sha256(body)))
+                self.pushed.append((host, repo, tag, sha256(body)))
         return status == 201
 
 
-def verify(urls: list[str], pushed: list[tuple[str, str, str]]) -> dict:
-    """Every pushed tag from every host: GET by tag gives its digest, and tags/list holds it."""
+def verify(urls: list[str], pushed: list[tuple[int, str, str, str]], shared: bool) -> dict:
+    """Every pushed tag from every host (``shared``; else from the one it was pushed to): HEAD by tag
+    gives its digest, and tags/list holds it."""
     lost = []
-    for url in urls:
+    for h, url in enumerate(urls):
         client = FastClient(url)
+        mine = [p[1:] for p in pushed if shared or p[0] == h]
         try:
             listed = {}
-            for repo in sorted({p[0] for p in pushed}):
+            for repo in sorted({p[0] for p in mine}):
                 status, body, _h = client.request("GET", f"/v2/{repo}/tags/list")
                 listed[repo] = set(json.loads(body).get("tags") or []) if status == 200 else set()
-            for repo, tag, digest in pushed:
+            for repo, tag, digest in mine:
                 status, _b, headers = client.request("HEAD", f"/v2/{repo}/manifests/{tag}",
                                                      {"Accept": MANIFEST_ACCEPT})
                 if status != 200 or headers.get("Docker-Content-Digest") != digest or tag not in listed[repo]:
@@ -180,14 +188,19 @@ def pids_cpu(hosts) -> dict[int, float]:
     return out
 
 
-def one_config(name: str, r: int, s3, bucket: str, redis_url: str, redis_pid: int, content: Content,
+def one_config(name: str, r: int, s3, buckets: list[str], redis_url: str, redis_pid: int, content: Content,
                args) -> dict:
-    """Start ``name``'s hosts, run the load, read back the pushes, stop them; the figures."""
+    """Start ``name``'s hosts, run the load, read back the pushes, stop them; the figures. Hosts of one
+    registry share ``buckets[0]`` and the default key prefix; apart, the second has ``buckets[1]``."""
     hosts = []
+    workers_each, shared = CONFIGS[name]
     try:
-        for workers in CONFIGS[name]:
-            hosts.append(start_ours_s3(s3, bucket, False, workers, args.ours_binary, redis_url=redis_url))
-        load = Load(content, [h.url for h in hosts], str(100 + 2 * r + list(CONFIGS).index(name)))  # unique tags
+        for h, workers in enumerate(workers_each):
+            apart = not shared and h > 0
+            hosts.append(start_ours_s3(s3, buckets[apart], False, workers, args.ours_binary, redis_url=redis_url,
+                                       key_prefix="other" if apart else None))
+        label = str(100 + len(CONFIGS) * r + list(CONFIGS).index(name))     # tags unique across the runs
+        load = Load(content, [h.url for h in hosts], label)
         rgw = rgw_pids(s3)
         marks: dict = {}
 
@@ -203,7 +216,7 @@ def one_config(name: str, r: int, s3, bucket: str, redis_url: str, redis_pid: in
             return finish
 
         elapsed, counts = load.run(args.clients, args.warmup, args.seconds, on_measure)
-        checked = verify([h.url for h in hosts], load.pushed)
+        checked = verify([h.url for h in hosts], load.pushed, shared)
     finally:
         for host in hosts:
             stop_ours(host)
@@ -214,7 +227,20 @@ def one_config(name: str, r: int, s3, bucket: str, redis_url: str, redis_pid: in
             "srv_ms": srv * 1000 / n, "redis_ms": red * 1000 / n, "rgw_ms": rgw_cpu * 1000 / n,
             "busiest_share": per_pid[0] / srv if srv else 0.0, "process_cpu_s": per_pid,
             "errors": len(load.errors), "error_kinds": sorted(set(load.errors)), "verify": checked,
-            "bucket": bucket, "t0": marks["t0"], "t1": marks["t1"], "count": n}
+            "bucket": buckets[0], "t0": marks["t0"], "t1": marks["t1"], "count": n,
+            "apart": None if shared else {"bucket": buckets[1], "t0": marks["t0"], "t1": marks["t1"]}}
+
+
+def count_s3(log_path: str, rows: list[dict]) -> None:
+    """S3 requests of each row's window (bench/_s3_log.py), on both buckets when the hosts are apart."""
+    aparts = [row["apart"] for row in rows if row["apart"]]
+    attribute(log_path, rows + aparts)
+    for row in rows:
+        if row["apart"]:
+            kinds = collections.Counter({k: n for k, n, _l in row["s3_kinds"]})
+            kinds.update({k: n for k, n, _l in row["apart"]["s3_kinds"]})
+            row["s3_requests"] += row["apart"]["s3_requests"]
+            row["s3_kinds"] = [(k, n, 0.0) for k, n in kinds.most_common(16)]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -227,12 +253,12 @@ def summarize(rows: list[dict]) -> dict:
         out[name]["errors"] = sum(r["errors"] for r in mine)
         out[name]["pushed"] = sum(r["verify"]["pushed"] for r in mine)
         out[name]["lost"] = sum(r["verify"]["lost"] for r in mine)
-    one, two = out["1host"], out["2hosts"]
-    per_round = sorted(b["srv_ms"] / a["srv_ms"] - 1 for a, b in zip(*(
-        [r for r in rows if r["config"] == name] for name in CONFIGS)))
-    out["cpu_per_request_delta"] = two["srv_ms"] / one["srv_ms"] - 1
-    out["cpu_per_request_delta_rounds"] = per_round
-    out["rate_ratio"] = two["rate"] / one["rate"]
+    by_round = {(r["config"], r["round"]): r for r in rows}
+    rounds = sorted({r["round"] for r in rows})
+    for a, b in (("1host", "2hosts"), ("2regs", "2hosts"), ("1host", "2regs")):
+        out[f"{b}_vs_{a}"] = {
+            "cpu_per_request": out[b]["srv_ms"] / out[a]["srv_ms"] - 1, "rate": out[b]["rate"] / out[a]["rate"],
+            "cpu_rounds": [by_round[(b, r)]["srv_ms"] / by_round[(a, r)]["srv_ms"] - 1 for r in rounds]}
     return out
 
 
@@ -244,9 +270,11 @@ def print_report(summary: dict, rows: list[dict]) -> None:
         s = summary[name]
         print(f"| {name} | {s['rate']:.0f} | {s['srv_ms']:.2f} | {s['redis_ms']:.2f} | {s['rgw_ms']:.2f} |"
               f" {s['s3_per_request']:.2f} | {s['busiest_share']:.0%} | {s['pushed']} ({s['lost']}) | {s['errors']} |")
-    rounds = ", ".join(f"{d:+.1%}" for d in summary["cpu_per_request_delta_rounds"])
-    print(f"2 hosts against 1: serve CPU per request {summary['cpu_per_request_delta']:+.1%} (rounds: {rounds}),"
-          f" requests/s x{summary['rate_ratio']:.2f}")
+    for key in ("2hosts_vs_1host", "2hosts_vs_2regs", "2regs_vs_1host"):
+        d = summary[key]
+        rounds = ", ".join(f"{x:+.1%}" for x in d["cpu_rounds"])
+        print(f"{key}: serve CPU per request {d['cpu_per_request']:+.1%} (rounds: {rounds}), requests/s"
+              f" x{d['rate']:.2f}")
     for row in rows:
         kinds = "; ".join(f"{n / row['requests']:.2f} {k}" for k, n, _l in row.get("s3_kinds", [])[:8])
         procs = "/".join(f"{c:.1f}" for c in row["process_cpu_s"])
@@ -256,8 +284,8 @@ def print_report(summary: dict, rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=4, help="rounds, each running both configurations (default 4)")
-    ap.add_argument("--seconds", type=float, default=25.0, help="measured seconds per configuration (default 25)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds, each running every configuration (default 3)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per configuration (default 20)")
     ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds of load first (default 3)")
     ap.add_argument("--clients", type=int, default=8, help="client threads (default 8)")
     ap.add_argument("--read-repos", type=int, default=4)
@@ -272,22 +300,24 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-hosts-") as work, rgw(10, args.keep_s3) as s3, \
             private_redis(work) as (redis_url, redis_proc):
-        bucket = s3.new_bucket("hosts")
-        seeder = start_ours_s3(s3, bucket, False, 2, args.ours_binary, redis_url=redis_url)
-        try:
-            content.seed(seeder.url, 8)
-        finally:
-            stop_ours(seeder)
+        buckets = [s3.new_bucket("hosts"), s3.new_bucket("apart")]
+        for bucket, key_prefix in zip(buckets, (None, "other")):
+            seeder = start_ours_s3(s3, bucket, False, 2, args.ours_binary, redis_url=redis_url, key_prefix=key_prefix)
+            try:
+                content.seed(seeder.url, 8)
+            finally:
+                stop_ours(seeder)
         quiet = wait_for_quiet(15)
         print(f"RGW {s3.endpoint}; seeded {len(content.reads)} tags; machine quiet: {quiet}", flush=True)
         for r in range(args.rounds):
-            for name in (list(CONFIGS) if r % 2 == 0 else list(reversed(CONFIGS))):
-                row = one_config(name, r, s3, bucket, redis_url, redis_proc.pid, content, args)
+            order = list(CONFIGS)[r % len(CONFIGS):] + list(CONFIGS)[:r % len(CONFIGS)]
+            for name in (order if r % 2 == 0 else order[::-1]):
+                row = one_config(name, r, s3, buckets, redis_url, redis_proc.pid, content, args)
                 rows.append(row)
                 print(f"round {r} {name}: {row['rate']:.0f} req/s, serve {row['srv_ms']:.2f} ms/req, "
                       f"pushes {row['verify']}, errors {row['errors']}", flush=True)
         time.sleep(1.0)                                         # RGW writes its log asynchronously
-        attribute(rgw_log(s3), rows)
+        count_s3(rgw_log(s3), rows)
     summary = summarize(rows)
     print_report(summary, rows)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",

@@ -4,20 +4,22 @@ The content is written straight into storage with the registry's own stores, not
 on S3 go at ~8 manifests/s): ``open_storage`` on a filesystem root, ``open_object_storage`` on an
 ``S3Driver`` (bucket ``reindex``, one prefix per layout). ``--manifests`` (100) image manifests sharing one
 config and one layer blob (``blobs.put_bytes``, ``repos.link_blob``, ``repos.put_manifest``), and
-``--tags`` (10,000) tags over them (``repos.put_tag`` and a ``created`` event by ``repos.record_history``),
-by ``--threads`` (24) threads, plus the root's marker. Two layouts: ``one`` (every tag in one repository)
-and ``spread`` (``--spread`` (10) repositories of ``--tags``/``--spread`` tags, each with all manifests;
-``--spread 0`` skips it).
+``--tags`` (10,000) tags over them (``repos.put_tag`` and a ``created`` history event: ``first_event``),
+by ``--threads`` (24) threads, plus the root's marker; both stores get the same records (checked). The
+layout ``one`` holds every tag in one repository; with ``--spread N`` a second layout ``spread`` holds
+them in N repositories (``--tags``/N each, every repository with all the manifests).
 
 Each run is ``registry-ext reindex --config <toml> --redis-url <private redis-server> --key-prefix
-<fresh>`` in a subprocess, timed (a fresh prefix: Redis holds nothing, so the update feed is rebuilt from
-the tag history too, as after a lost Redis). Its JSON must count every tag. ``--runs`` (3) runs each,
-alternating filesystem / S3. On S3 the run's requests are read from RGW's access log (bench/_s3_log.py):
-count, kinds with their summed latency, and the split between the index rebuild and the feed build (the
-first request under ``_history/`` starts the latter).
+<fresh>`` in a subprocess, timed with its CPU (a fresh prefix: Redis holds nothing, so the update feed is
+rebuilt from the tag history too, as after a lost Redis). Its JSON must count every tag. ``--runs`` (3)
+runs per layout on the filesystem, ``--s3-runs`` (1) on S3 (about 3 minutes each), alternating. On S3 the
+run's requests are read from RGW's access log (bench/_s3_log.py): count, kinds with their summed latency,
+and the split between the index rebuild and the feed build (the first request under ``_history/`` starts
+the latter).
 
-    .venv/bin/python -m bench.reindex_s3                    # 10,000 tags, both layouts, 3 runs: ~5-6 min
-    .venv/bin/python -m bench.reindex_s3 --spread 0 --runs 1 --tags 2000      # quick
+    .venv/bin/python -m bench.reindex_s3                          # 10,000 tags, 1 repository: ~5 min
+    .venv/bin/python -m bench.reindex_s3 --spread 10 --s3-runs 3  # both layouts, 3 runs each: ~25 min
+    .venv/bin/python -m bench.reindex_s3 --runs 1 --tags 2000     # quick
 
 JSON: ``bench/results/reindex_s3-<commit>-<time>.json``. Figures: docs/benchmarks.md.
 """
