@@ -15,6 +15,7 @@ from registry_ext.storage.driver.base import StorageDriver
 from registry_ext.storage.driver.filesystem import FilesystemDriver
 from registry_ext.storage.driver.s3 import MIN_PART, S3Driver, S3Options
 from registry_ext.storage.layout import Layout
+from tests.support.object_uploads import store_for
 
 _prefixes = itertools.count()
 
@@ -56,6 +57,23 @@ def blob_guard(redis_server: str, prefix: str, wait_s: float = 10.0) -> BlobGuar
 @pytest.fixture
 def guard(redis_server, lock_prefix) -> BlobGuard:
     return blob_guard(redis_server, lock_prefix)
+
+
+@pytest.fixture
+def upload_redis(redis_server) -> redis.Redis:
+    return redis.Redis.from_url(redis_server, decode_responses=True)
+
+
+@pytest.fixture
+def worker(driver, upload_redis, lock_prefix):
+    """An upload store factory (tests/support/object_uploads.py): each call is another worker on the same
+    driver and Redis."""
+    return lambda blobs=None: store_for(driver, upload_redis, lock_prefix, blobs)
+
+
+@pytest.fixture
+def store(worker):
+    return worker()
 
 
 @pytest.fixture

@@ -10,38 +10,9 @@ import threading
 
 import pytest
 
-from registry_ext.storage.driver.base import StorageDriver
 from registry_ext.storage.object import keys, uploads as object_uploads
-from registry_ext.storage.object.uploads import ObjectUploadStore
 from registry_ext.storage.upload_session import BUSY_GRACE_MS, UploadGone
-from tests.support.object_uploads import (DRIVERS, IDLE, TTL, age, append, decoded_redis, driver_for,
-                                          new_prefix, objects, store_for)
-
-
-@pytest.fixture(params=DRIVERS)
-def driver(request, tmp_path) -> StorageDriver:
-    return driver_for(request, tmp_path)
-
-
-@pytest.fixture
-def redis_client(redis_server):
-    return decoded_redis(redis_server)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return new_prefix()
-
-
-@pytest.fixture
-def worker(driver, redis_client, prefix):
-    """A store factory: each call is another worker on the same driver and Redis."""
-    return lambda blobs=None: store_for(driver, redis_client, prefix, blobs)
-
-
-@pytest.fixture
-def store(worker) -> ObjectUploadStore:
-    return worker()
+from tests.support.object_uploads import IDLE, TTL, age, append, objects
 
 
 def test_counts_by_repository_and_client(store):

@@ -21,36 +21,8 @@ from registry_ext.storage.driver.base import DriverError, PathNotFound, StorageD
 from registry_ext.storage.driver.filesystem import FilesystemDriver
 from registry_ext.storage.driver.s3 import MIN_PART
 from registry_ext.storage.object import keys
-from registry_ext.storage.object.uploads import ObjectUploadStore
 from registry_ext.storage.upload_session import LengthMismatch, OffsetMismatch, UploadGone
-from tests.support.object_uploads import (DRIVERS, append, blob, chunks, decoded_redis, driver_for,
-                                          new_prefix, objects, sha256, store_for)
-
-
-@pytest.fixture(params=DRIVERS)
-def driver(request, tmp_path) -> StorageDriver:
-    return driver_for(request, tmp_path)
-
-
-@pytest.fixture
-def redis_client(redis_server):
-    return decoded_redis(redis_server)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return new_prefix()
-
-
-@pytest.fixture
-def worker(driver, redis_client, prefix):
-    """A store factory: each call is another worker on the same driver and Redis."""
-    return lambda blobs=None: store_for(driver, redis_client, prefix, blobs)
-
-
-@pytest.fixture
-def store(worker) -> ObjectUploadStore:
-    return worker()
+from tests.support.object_uploads import append, blob, chunks, objects, sha256, store_for
 
 
 class Dropped(io.RawIOBase):
@@ -227,12 +199,12 @@ def test_a_patch_after_or_during_a_commit_finds_the_session_gone(driver, worker)
     assert driver.get_content(keys.blob(sha256(data))) == data
 
 
-def test_a_holder_that_lost_its_lease_writes_nothing(driver, store, redis_client, prefix):
+def test_a_holder_that_lost_its_lease_writes_nothing(driver, store, upload_redis, lock_prefix):
     upload_id = store.create("a").id
     append(store, upload_id, b"abc")
     before = objects(driver, upload_id)
     with store.session(upload_id) as session:
-        redis_client.delete(f"{prefix}:upload:{{{upload_id}}}:lease")  # expired while the holder stalled
+        upload_redis.delete(f"{lock_prefix}:upload:{{{upload_id}}}:lease")  # expired while the holder stalled
         with pytest.raises(UploadGone):
             session.append(io.BytesIO(b"def"), 3, 3)
         with pytest.raises(UploadGone):
@@ -281,10 +253,10 @@ def test_two_workers_appending_to_one_session_take_turns(driver, worker):
         assert session.digest_back("sha256") == (sha256(bodies[first] + bodies[second]), 10_000)
 
 
-def test_a_failed_commit_or_create_leaves_the_session_as_it_was(tmp_path, redis_client, prefix):
+def test_a_failed_commit_or_create_leaves_the_session_as_it_was(tmp_path, upload_redis, lock_prefix):
     """Provoked on the filesystem driver: a file where the blob's folder must go, or ``uploads/`` itself."""
     driver = FilesystemDriver(tmp_path / "root")
-    store = store_for(driver, redis_client, prefix)
+    store = store_for(driver, upload_redis, lock_prefix)
     upload_id, data = store.create("a").id, b"abc"
     append(store, upload_id, data)
     folder = keys.blob(sha256(data)).rsplit("/", 1)[0]

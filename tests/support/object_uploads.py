@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import uuid
 
 import orjson
 import redis
@@ -17,36 +16,10 @@ import redis
 from registry_ext.index.store_locks import StoreLocks
 from registry_ext.oci.digest import Digest
 from registry_ext.storage.driver.base import StorageDriver
-from registry_ext.storage.driver.filesystem import FilesystemDriver
-from registry_ext.storage.driver.s3 import MIN_PART, S3Driver, S3Options
 from registry_ext.storage.object import keys
 from registry_ext.storage.object.uploads import ObjectUploadStore, Touching
 
 TTL, IDLE = 3600, 60
-DRIVERS = ["filesystem", "s3"]
-
-
-def driver_for(request, tmp_path) -> StorageDriver:
-    """The driver ``request.param`` names; S3 ones share a bucket per run, each under its own prefix."""
-    if request.param == "filesystem":
-        return FilesystemDriver(tmp_path / "root")
-    server = request.getfixturevalue("s3_server")
-    bucket = getattr(request.config, "object_uploads_bucket", None)
-    if bucket is None:
-        bucket = request.config.object_uploads_bucket = server.new_bucket("uploads")
-    options = S3Options(bucket=bucket, prefix=f"p{uuid.uuid4().hex[:10]}", endpoint_url=server.endpoint,
-                        region=server.region, path_style=True, access_key=server.access_key,
-                        secret_key=server.secret_key, part_size=MIN_PART)
-    return S3Driver(options, spool_dir=str(tmp_path))
-
-
-def decoded_redis(url: str) -> redis.Redis:
-    """A client as the index makes them (index/connection.py): replies decoded, as lease tokens need."""
-    return redis.Redis.from_url(url, decode_responses=True)
-
-
-def new_prefix() -> str:
-    return f"ou{uuid.uuid4().hex[:10]}"
 
 
 def store_for(driver: StorageDriver, client: redis.Redis, prefix: str,
